@@ -1,0 +1,32 @@
+"""``manage.py tick [--now ISO8601]``: one scheduler tick, in process, with a JSON summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from campaigns.engine import tick
+
+
+def parse_instant(value: str) -> dt.datetime:
+    try:
+        instant = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--now: {value!r} is not an ISO 8601 date and time.") from None
+    if timezone.is_naive(instant):
+        raise CommandError("--now: give an offset, for example 2026-03-08T10:00:00-05:00.")
+    return instant
+
+
+class Command(BaseCommand):
+    help = "Run one scheduler tick in process and print its JSON summary."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--now", help="The instant to run at (ISO 8601 with offset).")
+
+    def handle(self, *args, now: str | None = None, **options):
+        instant = parse_instant(now) if now else timezone.now()
+        self.stdout.write(json.dumps(tick(now=instant)))

@@ -1,0 +1,14 @@
+"""The Report tab (every role may view it). The numbers arrive with the reports issue."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+
+from trackstat.models import Role
+from trackstat.pages import not_yet_built
+from trackstat.tenancy import PracticeRequest, role_required
+
+
+@role_required(Role.USER)
+def index(request: PracticeRequest) -> HttpResponse:
+    return not_yet_built(request, title="Reports", issue="reports")

@@ -1,0 +1,21 @@
+"""Test configuration: the real settings plus test-speed overrides.
+
+The database and broker come from the environment as usual: SQLite and the filesystem broker
+with nothing set, Postgres and Redis in CI (``.ci/run`` sets DATABASE_URL and
+CELERY_BROKER_URL).
+"""
+
+from trackstat.settings import *  # noqa: F403
+from trackstat.settings import DATABASES, VAR_DIR
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+PUBLIC_BASE_URL = "https://trackstat.test"
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that a real Celery worker process can open the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TrackstatConfig(AppConfig):
+    name = "trackstat"
+    verbose_name = "TrackStat tenancy"

@@ -1,0 +1,91 @@
+"""Forms of the tenancy core: sign-in, invitations, roles, practice settings, API keys."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+
+from trackstat.models import Practice, Role
+from trackstat.phones import phone_to_e164
+from trackstat.services import PRACTICE_SETTINGS_FIELDS
+from trackstat.throttle import login_failure_record, login_is_locked, login_success_record
+
+
+def client_address(request) -> str:
+    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Sign in by email; repeated failures lock the email (and the address) for a while."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "throttled": (
+            "Too many failed sign-in attempts. Wait %(minutes)d minutes, or reset your password."
+        ),
+    }
+
+    def clean(self):
+        email = self.cleaned_data.get("username") or ""
+        address = client_address(self.request)
+        if login_is_locked(email=email, address=address):
+            self.throttled = True
+            raise forms.ValidationError(
+                self.error_messages["throttled"],
+                code="throttled",
+                params={"minutes": settings.LOGIN_FAILURE_WINDOW_SECONDS // 60},
+            )
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            login_failure_record(email=email, address=address)
+            raise
+        login_success_record(email=email, address=address)
+        return cleaned
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.TypedChoiceField(choices=Role.choices, coerce=int, initial=Role.USER)
+
+
+class RoleForm(forms.Form):
+    role = forms.TypedChoiceField(choices=Role.choices, coerce=int)
+
+
+class PracticeSettingsForm(forms.ModelForm):
+    """Validation of practice settings; saving goes through ``practice_settings_update``."""
+
+    class Meta:
+        model = Practice
+        fields = PRACTICE_SETTINGS_FIELDS
+        widgets = {
+            "sending_window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "sending_window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
+        help_texts = {
+            "time_zone": "IANA name, e.g. America/Chicago. All campaign times are in this zone.",
+            "sending_window_start": "No SMS before this local time (08:00 at the earliest).",
+            "sending_window_end": "No SMS after this local time (21:00 at the latest).",
+            "sms_from": "The number patients receive texts from, e.g. (312) 555-0199.",
+        }
+
+    def _clean_phone(self, field: str) -> str:
+        value = self.cleaned_data.get(field, "").strip()
+        if not value:
+            return ""
+        try:
+            return phone_to_e164(value)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_phone(self) -> str:
+        return self._clean_phone("phone")
+
+    def clean_sms_from(self) -> str:
+        return self._clean_phone("sms_from")
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Which EMR connector uses this key.")

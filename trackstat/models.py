@@ -1,0 +1,185 @@
+"""The tenancy core: users, practices, memberships with roles, API keys and the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+E164_VALIDATOR = RegexValidator(r"^\+[1-9]\d{6,14}$", "Enter a phone number in E.164 form.")
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not an IANA time zone (for example America/Chicago).")
+
+
+class EmailUserManager(UserManager):
+    """Users sign in with their email address; ``username`` is kept equal to it."""
+
+    def _create_user(self, username, email, password, **extra_fields):
+        email = self.normalize_email(email or username).lower()
+        return super()._create_user(email, email, password, **extra_fields)
+
+    def get_by_natural_key(self, username):
+        return self.get(email__iexact=username)
+
+    def create_user(self, email=None, password=None, **extra_fields):
+        return super().create_user(email, email, password, **extra_fields)
+
+    def create_superuser(self, email=None, password=None, **extra_fields):
+        return super().create_superuser(email, email, password, **extra_fields)
+
+
+class User(AbstractUser):
+    email = models.EmailField("email address", unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = EmailUserManager()
+
+    def save(self, *args, **kwargs):
+        self.email = self.email.lower()
+        self.username = self.email
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.email
+
+
+class Role(models.IntegerChoices):
+    """Staff roles, weakest first; each includes everything the weaker ones may do."""
+
+    USER = 10, "User"
+    USER_PLUS = 20, "User Plus"
+    MANAGER = 30, "Manager"
+    ADMINISTRATOR = 40, "Administrator"
+
+
+class Practice(models.Model):
+    """A tenant: one chiropractic or wellness office."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    time_zone = models.CharField(
+        max_length=64, default="America/New_York", validators=[validate_time_zone]
+    )
+    phone = models.CharField(max_length=16, blank=True, validators=[E164_VALIDATOR])
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=50, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    # The SMS sending window (local time). DESIGN §5.6: default 08:00-21:00, a practice may
+    # only narrow it.
+    sending_window_start = models.TimeField(default=dt.time(8, 0))
+    sending_window_end = models.TimeField(default=dt.time(21, 0))
+    sms_from = models.CharField(
+        "sender phone number", max_length=16, blank=True, validators=[E164_VALIDATOR]
+    )
+    email_from = models.EmailField("sender email address", blank=True)
+    email_from_name = models.CharField("sender email name", max_length=200, blank=True)
+    online_scheduling_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(sending_window_start__gte=dt.time(8, 0))
+                & models.Q(sending_window_end__lte=dt.time(21, 0))
+                & models.Q(sending_window_start__lt=models.F("sending_window_end")),
+                name="practice_sending_window_within_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    def clean(self) -> None:
+        if self.sending_window_start and self.sending_window_end:
+            errors = {}
+            if self.sending_window_start < dt.time(8, 0):
+                errors["sending_window_start"] = "The sending window cannot start before 08:00."
+            if self.sending_window_end > dt.time(21, 0):
+                errors["sending_window_end"] = "The sending window cannot end after 21:00."
+            if self.sending_window_start >= self.sending_window_end:
+                errors["sending_window_end"] = "The sending window must end after it starts."
+            if errors:
+                raise ValidationError(errors)
+
+
+class Membership(models.Model):
+    """One user's role in one practice."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.PositiveSmallIntegerField(choices=Role.choices, default=Role.USER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["practice__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "user"], name="membership_once_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.practice} ({self.get_role_display()})"
+
+    def has_role(self, role: Role) -> bool:
+        return self.role >= role
+
+
+class ApiKey(models.Model):
+    """A practice's key for its EMR connector. Only a SHA-256 digest of the secret is stored."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditEvent(models.Model):
+    """Who changed what, when, with the values before and after."""
+
+    practice = models.ForeignKey(
+        Practice, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events"
+    )
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
+    actor_label = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=100)
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=64, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["practice", "-at"], name="audit_practice_at")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"

@@ -1,0 +1,298 @@
+"""Services for the tenancy core: practices, members and roles, API keys, practice settings."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.text import slugify
+
+from trackstat.audit import audit_record, snapshot
+from trackstat.models import ApiKey, Membership, Practice, Role, User
+
+API_KEY_PREFIX = "ts"
+
+PRACTICE_SETTINGS_FIELDS = [
+    "name",
+    "time_zone",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "sending_window_start",
+    "sending_window_end",
+    "sms_from",
+    "email_from",
+    "email_from_name",
+    "online_scheduling_url",
+]
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    secret: str  # the full key, shown once and never stored
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:70] or "practice"
+    slug, n = base, 1
+    while Practice.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def api_key_digest(secret: str) -> str:
+    # Keys carry 256 random bits, so a fast digest is safe here (as for GitHub tokens); a slow
+    # password hash would add nothing but latency to every API call.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def practice_create(
+    *,
+    name: str,
+    time_zone: str,
+    sms_from: str = "",
+    email_from: str = "",
+    actor=None,
+) -> tuple[Practice, IssuedApiKey]:
+    """Create a practice with its sender identity and a first API key."""
+    practice = Practice(
+        name=name.strip(),
+        slug=_unique_slug(name),
+        time_zone=time_zone,
+        sms_from=sms_from,
+        email_from=email_from,
+    )
+    practice.full_clean()
+    practice.save()
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action="practice.create",
+        target=practice,
+        after=snapshot(practice, PRACTICE_SETTINGS_FIELDS),
+    )
+    issued = api_key_create(practice=practice, name="Default", actor=actor)
+    return practice, issued
+
+
+@transaction.atomic
+def practice_settings_update(*, practice: Practice, actor: User, **changes) -> Practice:
+    """Change practice settings (Administrators); validates the whole row before saving."""
+    unknown = set(changes) - set(PRACTICE_SETTINGS_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Not a practice setting." for name in sorted(unknown)})
+    practice = Practice.objects.select_for_update().get(pk=practice.pk)
+    before = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
+    for name, value in changes.items():
+        setattr(practice, name, value)
+    practice.full_clean()
+    practice.save()
+    after = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
+    changed = [name for name in PRACTICE_SETTINGS_FIELDS if before[name] != after[name]]
+    if changed:
+        audit_record(
+            practice=practice,
+            actor=actor,
+            action="practice.settings_update",
+            target=practice,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    return practice
+
+
+@transaction.atomic
+def api_key_create(*, practice: Practice, name: str, actor=None) -> IssuedApiKey:
+    """Issue a new API key. The secret is returned once; only its digest is kept."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the key a name, such as the EMR it is for."})
+    prefix = secrets.token_hex(4)
+    secret = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        practice=practice,
+        name=name[:100],
+        prefix=prefix,
+        digest=api_key_digest(secret),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action="api_key.create",
+        target=api_key,
+        after={"name": api_key.name, "prefix": prefix},
+    )
+    return IssuedApiKey(api_key=api_key, secret=secret)
+
+
+@transaction.atomic
+def api_key_revoke(*, practice: Practice, api_key_id: int, actor: User) -> ApiKey:
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key_id, practice=practice)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            practice=practice,
+            actor=actor,
+            action="api_key.revoke",
+            target=api_key,
+            before={"revoked_at": None},
+            after={"revoked_at": api_key.revoked_at.isoformat()},
+        )
+    return api_key
+
+
+def api_key_authenticate(secret: str) -> ApiKey | None:
+    """The active key matching ``secret``, or None. Compares digests in constant time."""
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        return None
+    api_key = (
+        ApiKey.objects.filter(prefix=parts[1], revoked_at__isnull=True)
+        .select_related("practice")
+        .first()
+    )
+    if api_key is None or not hmac.compare_digest(api_key.digest, api_key_digest(secret)):
+        return None
+    now = timezone.now()
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key
+
+
+def _role_snapshot(membership: Membership) -> dict:
+    return {"user": membership.user.email, "role": Role(membership.role).label}
+
+
+def _ensure_another_administrator(practice: Practice, leaving: Membership) -> None:
+    # Lock the practice's administrator rows so two concurrent demotions cannot both pass.
+    administrators = list(
+        Membership.objects.select_for_update()
+        .filter(practice=practice, role=Role.ADMINISTRATOR)
+        .values_list("pk", flat=True)
+    )
+    if leaving.role == Role.ADMINISTRATOR and administrators == [leaving.pk]:
+        raise ValidationError(
+            {"role": "A practice needs at least one Administrator: appoint another one first."}
+        )
+
+
+@transaction.atomic
+def membership_invite(
+    *, practice: Practice, email: str, role: Role, actor: User
+) -> tuple[Membership, bool]:
+    """Add a user (new or existing) to the practice with ``role``.
+
+    Returns the membership and whether the user account is new (and so needs a set-password
+    link). Inviting someone who is already a member is an error naming ``email``.
+    """
+    email = User.objects.normalize_email(email).strip().lower()
+    if not email:
+        raise ValidationError({"email": "Enter an email address."})
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose a role."})
+    user, created = User.objects.get_or_create(email=email, defaults={"username": email})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(practice=practice, user=user, role=role)
+    except IntegrityError:
+        raise ValidationError({"email": f"{email} is already a member of this practice."}) from None
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action="membership.invite",
+        target=membership,
+        after=_role_snapshot(membership),
+    )
+    return membership, created
+
+
+@transaction.atomic
+def membership_change_role(
+    *, practice: Practice, membership_id: int, role: Role, actor: User
+) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose a role."})
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user")
+        .get(pk=membership_id, practice=practice)
+    )
+    if membership.role == role:
+        return membership
+    if role != Role.ADMINISTRATOR:
+        _ensure_another_administrator(practice, membership)
+    before = _role_snapshot(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action="membership.change_role",
+        target=membership,
+        before=before,
+        after=_role_snapshot(membership),
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, practice: Practice, membership_id: int, actor: User) -> None:
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user")
+        .get(pk=membership_id, practice=practice)
+    )
+    _ensure_another_administrator(practice, membership)
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action="membership.remove",
+        target=membership,
+        before=_role_snapshot(membership),
+    )
+    membership.delete()
+
+
+def invitation_send(*, membership: Membership, new_account: bool) -> None:
+    """Email the invited user: a set-password link for a new account, a notice otherwise."""
+    user, practice = membership.user, membership.practice
+    if new_account:
+        path = reverse(
+            "password_reset_confirm",
+            kwargs={
+                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                "token": default_token_generator.make_token(user),
+            },
+        )
+        action = "Choose your password here (the link works for three days):"
+    else:
+        path = reverse("login")
+        action = f"Sign in as usual and pick {practice.name} in the practice switcher:"
+    body = (
+        f"You have been added to {practice.name} on TrackStat as "
+        f"{Role(membership.role).label}.\n\n{action}\n\n{settings.PUBLIC_BASE_URL}{path}\n"
+    )
+    subject = f"You're invited to {practice.name} on TrackStat"
+    transaction.on_commit(lambda: send_mail(subject, body, None, [user.email]))

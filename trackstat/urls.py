@@ -1,0 +1,63 @@
+"""Root URLs."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from trackstat import apis, views
+
+account_urls = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+]
+
+settings_urls = [
+    path("users/", views.settings_users, name="settings_users"),
+    path("users/<int:membership_id>/role/", views.member_role, name="settings_member_role"),
+    path("users/<int:membership_id>/remove/", views.member_remove, name="settings_member_remove"),
+    path("practice/", views.settings_practice, name="settings_practice"),
+    path("api-keys/", views.settings_api_keys, name="settings_api_keys"),
+    path(
+        "api-keys/<int:api_key_id>/revoke/",
+        views.api_key_revoke_view,
+        name="settings_api_key_revoke",
+    ),
+]
+
+api_urls = [
+    path("practice", apis.practice_detail_api, name="api_practice"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include(account_urls)),
+    path("practice/switch/", views.practice_switch_view, name="practice_switch"),
+    path("settings/", include(settings_urls)),
+    path("campaigns/", include("campaigns.urls")),
+    path("patients/", include("patients.urls")),
+    path("inbox/", include("messaging.urls")),
+    path("reports/", include("reports.urls")),
+    path("api/v1/", include(api_urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+]

@@ -1,0 +1,218 @@
+"""Pages of the tenancy core: sign-in, the practice switcher, Settings for Administrators."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from campaigns.models import SchedulerHeartbeat
+from trackstat.forms import (
+    ApiKeyForm,
+    InviteForm,
+    PracticeSettingsForm,
+    RoleForm,
+    ThrottledAuthenticationForm,
+)
+from trackstat.models import ApiKey, Membership, Role
+from trackstat.services import (
+    PRACTICE_SETTINGS_FIELDS,
+    api_key_create,
+    api_key_revoke,
+    invitation_send,
+    membership_change_role,
+    membership_invite,
+    membership_remove,
+    practice_settings_update,
+)
+from trackstat.tenancy import PracticeRequest, practice_switch, role_required
+
+
+class LoginView(auth_views.LoginView):
+    form_class = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if getattr(form, "throttled", False):
+            response.status_code = 429
+        return response
+
+
+@login_required
+def home(request: PracticeRequest) -> HttpResponse:
+    return render(request, "trackstat/home.html")
+
+
+@require_POST
+@login_required
+def practice_switch_view(request: PracticeRequest) -> HttpResponse:
+    try:
+        practice_id = int(request.POST.get("practice", ""))
+    except ValueError:
+        raise Http404 from None
+    if not practice_switch(request, practice_id):
+        raise Http404
+    return redirect("home")
+
+
+def _members_context(request: PracticeRequest, **extra) -> dict:
+    memberships = (
+        Membership.objects.filter(practice=request.practice)
+        .select_related("user")
+        .order_by("-role", "user__email")
+    )
+    return {
+        "memberships": memberships,
+        "roles": Role.choices,
+        "invite_form": extra.pop("invite_form", None) or InviteForm(),
+        **extra,
+    }
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_users(request: PracticeRequest) -> HttpResponse:
+    """Users and roles: invite by email, change a role, remove a member."""
+    if request.method == "POST":
+        form = InviteForm(request.POST)
+        if form.is_valid():
+            try:
+                membership, new_account = membership_invite(
+                    practice=request.practice,
+                    email=form.cleaned_data["email"],
+                    role=Role(form.cleaned_data["role"]),
+                    actor=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                invitation_send(membership=membership, new_account=new_account)
+                messages.success(request, f"Invited {membership.user.email}.")
+                return redirect("settings_users")
+        return render(
+            request,
+            "trackstat/settings_users.html",
+            _members_context(request, invite_form=form),
+            status=400,
+        )
+    return render(request, "trackstat/settings_users.html", _members_context(request))
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def member_role(request: PracticeRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=membership_id, practice=request.practice)
+    form = RoleForm(request.POST)
+    error = None
+    if form.is_valid():
+        try:
+            membership = membership_change_role(
+                practice=request.practice,
+                membership_id=membership.pk,
+                role=Role(form.cleaned_data["role"]),
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    else:
+        error = "Choose a role."
+    if request.htmx:
+        membership.refresh_from_db()
+        return render(
+            request,
+            "trackstat/settings_users.html#member-row",
+            {"membership": membership, "roles": Role.choices, "row_error": error},
+            status=400 if error else 200,
+        )
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(
+            request, f"{membership.user.email} is now {membership.get_role_display()}."
+        )
+    return redirect("settings_users")
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def member_remove(request: PracticeRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=membership_id, practice=request.practice)
+    try:
+        membership_remove(
+            practice=request.practice, membership_id=membership.pk, actor=request.user
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Removed {membership.user.email}.")
+    return redirect("settings_users")
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_practice(request: PracticeRequest) -> HttpResponse:
+    """Practice settings: time zone, sending window, sender phone and email."""
+    form = PracticeSettingsForm(request.POST or None, instance=request.practice)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                practice_settings_update(
+                    practice=request.practice,
+                    actor=request.user,
+                    **{name: form.cleaned_data[name] for name in PRACTICE_SETTINGS_FIELDS},
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, "Practice settings saved.")
+                return redirect("settings_practice")
+        return render(request, "trackstat/settings_practice.html", {"form": form}, status=400)
+    return render(request, "trackstat/settings_practice.html", {"form": form})
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_api_keys(request: PracticeRequest) -> HttpResponse:
+    """API keys: created and shown once, stored hashed, revocable."""
+    form = ApiKeyForm(request.POST or None)
+    issued = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            issued = api_key_create(
+                practice=request.practice, name=form.cleaned_data["name"], actor=request.user
+            )
+            form = ApiKeyForm()
+        else:
+            status = 400
+    keys = ApiKey.objects.filter(practice=request.practice).select_related("created_by")
+    return render(
+        request,
+        "trackstat/settings_api_keys.html",
+        {"form": form, "issued": issued, "api_keys": keys},
+        status=status,
+    )
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def api_key_revoke_view(request: PracticeRequest, api_key_id: int) -> HttpResponse:
+    api_key = get_object_or_404(ApiKey, pk=api_key_id, practice=request.practice)
+    api_key_revoke(practice=request.practice, api_key_id=api_key.pk, actor=request.user)
+    messages.success(request, f"Revoked {api_key.name}.")
+    return redirect(reverse("settings_api_keys"))
+
+
+@require_GET
+def healthz(request) -> JsonResponse:
+    """For load balancers and compose health checks: the database answers; the last tick."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    heartbeat = SchedulerHeartbeat.objects.filter(name="tick").first()
+    return JsonResponse(
+        {"status": "ok", "last_tick": heartbeat.ticked_at.isoformat() if heartbeat else None}
+    )
