@@ -59,5 +59,4 @@ urlpatterns = [
     path("api/v1/", include(api_urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("admin/", admin.site.urls),
-    path("healthz", views.healthz, name="healthz"),
 ]

@@ -6,13 +6,11 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
-from campaigns.models import SchedulerHeartbeat
 from trackstat.forms import (
     ApiKeyForm,
     InviteForm,
@@ -205,14 +203,3 @@ def api_key_revoke_view(request: PracticeRequest, api_key_id: int) -> HttpRespon
     api_key_revoke(practice=request.practice, api_key_id=api_key.pk, actor=request.user)
     messages.success(request, f"Revoked {api_key.name}.")
     return redirect(reverse("settings_api_keys"))
-
-
-@require_GET
-def healthz(request) -> JsonResponse:
-    """For load balancers and compose health checks: the database answers; the last tick."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    heartbeat = SchedulerHeartbeat.objects.filter(name="tick").first()
-    return JsonResponse(
-        {"status": "ok", "last_tick": heartbeat.ticked_at.isoformat() if heartbeat else None}
-    )

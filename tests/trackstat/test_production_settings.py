@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from tests.settings_variables import settings_variables
 from trackstat.settings import DEVELOPMENT_SECRET_KEY, check_production_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +86,13 @@ def test_production_settings_turn_on_secure_cookies_and_hsts():
         timeout=60,
     )
     assert result.stdout.split() == ["True", "True", "True"], result.stderr
+
+
+def test_env_example_and_readme_document_every_variable():
+    documented = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    variables = settings_variables()
+    assert {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "PUBLIC_BASE_URL"} <= variables
+    for name in variables:
+        assert f"# {name}=" in documented, f".env.example does not document {name}"
+        assert f"`{name}`" in readme, f"README's configuration table lacks {name}"
