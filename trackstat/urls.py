@@ -57,6 +57,7 @@ urlpatterns = [
     path("inbox/", include("messaging.urls")),
     path("reports/", include("reports.urls")),
     path("api/v1/", include(api_urls)),
+    path("api/v1/", include("patients.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,308 @@
+"""REST API v1 for the EMR sync (DESIGN §4.1): thin views over the sync services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from patients import selectors, services
+from patients.serializers import (
+    AppointmentOutputSerializer,
+    CaseOutputSerializer,
+    PatientOutputSerializer,
+)
+from patients.sync.csv import CsvFormatError, patients_csv_import
+from patients.sync.records import (
+    MAX_BULK_RECORDS,
+    AppointmentRecordSerializer,
+    CaseRecordSerializer,
+    PatientRecordSerializer,
+    validate_records,
+)
+from trackstat.models import ApiKey, Role
+
+BulkResultSerializer = inline_serializer(
+    "BulkResult",
+    {
+        "created": serializers.IntegerField(),
+        "updated": serializers.IntegerField(),
+        "unchanged": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+CsvImportResultSerializer = inline_serializer(
+    "CsvImportResult",
+    {
+        "rows": serializers.IntegerField(),
+        "created": serializers.IntegerField(),
+        "updated": serializers.IntegerField(),
+        "unchanged": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class CsvUploadParser(BaseParser):
+    """A raw ``text/csv`` body, handed on as bytes."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read()
+
+
+def show_financial(request: Request) -> bool:
+    """Paid totals are for EMR connectors and Managers and above (DESIGN §3)."""
+    if isinstance(request.auth, ApiKey):
+        return True
+    return request.membership is not None and request.membership.has_role(Role.MANAGER)
+
+
+def actor_of(request: Request):
+    return request.user if not isinstance(request.auth, ApiKey) else str(request.user)
+
+
+def upsert_one(
+    request: Request,
+    external_id: str,
+    *,
+    record_serializer: type[serializers.Serializer],
+    upsert: Callable,
+    read: Callable,
+) -> Response:
+    """PUT one record: validate it, upsert it, answer 201 (created) or 200 with its state."""
+    if not isinstance(request.data, dict):
+        raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+    body_id = request.data.get("external_id")
+    if body_id not in (None, external_id):
+        raise ValidationError({"external_id": ["Does not match the external_id in the URL."]})
+    records, errors = validate_records(
+        record_serializer, [{**request.data, "external_id": external_id}]
+    )
+    if errors:
+        raise ValidationError(errors[0]["errors"])
+    result = upsert(records)
+    if result.errors:
+        raise ValidationError(result.errors[0]["errors"])
+    created = result.outcomes[0] == "created"
+    return Response(read(), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def upsert_bulk(request: Request, key: str, record_serializer, upsert) -> Response:
+    items = request.data.get(key) if isinstance(request.data, dict) else None
+    if not isinstance(items, list):
+        raise ValidationError({key: [f'Send {{"{key}": [...]}}, a list of records.']})
+    if len(items) > MAX_BULK_RECORDS:
+        raise ValidationError({key: [f"At most {MAX_BULK_RECORDS} records per request."]})
+    records, errors = validate_records(record_serializer, items)
+    result = upsert(records)
+    result.errors += errors
+    return Response(result.as_response())
+
+
+class PatientListApi(ListAPIView):
+    serializer_class = PatientOutputSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Name, phone, email or external id"),
+            OpenApiParameter("status", str, enum=["active", "inactive", "deceased", "discharged"]),
+            OpenApiParameter("tag", str),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.patient_list(
+            practice=self.request.practice,
+            query=params.get("q", ""),
+            status=params.get("status", ""),
+            tag=params.get("tag", ""),
+        )
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "show_financial": show_financial(self.request)}
+
+
+class PatientDetailApi(APIView):
+    def _read(self, request, external_id):
+        patient = get_object_or_404(
+            selectors.patient_queryset(practice=request.practice), external_id=external_id
+        )
+        return PatientOutputSerializer(
+            patient, context={"show_financial": show_financial(request)}
+        ).data
+
+    @extend_schema(responses=PatientOutputSerializer)
+    def get(self, request, external_id: str):
+        return Response(self._read(request, external_id))
+
+    @extend_schema(
+        request=PatientRecordSerializer,
+        responses={200: PatientOutputSerializer, 201: PatientOutputSerializer},
+    )
+    def put(self, request, external_id: str):
+        return upsert_one(
+            request,
+            external_id,
+            record_serializer=PatientRecordSerializer,
+            upsert=lambda records: services.patients_upsert(
+                practice=request.practice, records=records, actor=actor_of(request)
+            ),
+            read=lambda: self._read(request, external_id),
+        )
+
+
+class PatientBulkApi(APIView):
+    @extend_schema(
+        request=inline_serializer("PatientBulk", {"patients": PatientRecordSerializer(many=True)}),
+        responses=BulkResultSerializer,
+    )
+    def post(self, request):
+        return upsert_bulk(
+            request,
+            "patients",
+            PatientRecordSerializer,
+            lambda records: services.patients_upsert(
+                practice=request.practice, records=records, actor=actor_of(request)
+            ),
+        )
+
+
+class CaseListApi(ListAPIView):
+    serializer_class = CaseOutputSerializer
+
+    def get_queryset(self):
+        cases = selectors.case_queryset(practice=self.request.practice)
+        patient = self.request.query_params.get("patient")
+        return cases.filter(patient__external_id=patient) if patient else cases
+
+
+class CaseDetailApi(APIView):
+    def _read(self, request, external_id):
+        case = get_object_or_404(
+            selectors.case_queryset(practice=request.practice), external_id=external_id
+        )
+        return CaseOutputSerializer(case).data
+
+    @extend_schema(responses=CaseOutputSerializer)
+    def get(self, request, external_id: str):
+        return Response(self._read(request, external_id))
+
+    @extend_schema(
+        request=CaseRecordSerializer,
+        responses={200: CaseOutputSerializer, 201: CaseOutputSerializer},
+    )
+    def put(self, request, external_id: str):
+        return upsert_one(
+            request,
+            external_id,
+            record_serializer=CaseRecordSerializer,
+            upsert=lambda records: services.cases_upsert(
+                practice=request.practice, records=records
+            ),
+            read=lambda: self._read(request, external_id),
+        )
+
+
+class AppointmentListApi(ListAPIView):
+    serializer_class = AppointmentOutputSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("patient", str, description="external id")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        appointments = selectors.appointment_queryset(practice=self.request.practice)
+        patient = self.request.query_params.get("patient")
+        if patient:
+            appointments = appointments.filter(patient__external_id=patient)
+        return appointments.order_by("-start", "-id")
+
+
+class AppointmentDetailApi(APIView):
+    def _read(self, request, external_id):
+        appointment = get_object_or_404(
+            selectors.appointment_queryset(practice=request.practice), external_id=external_id
+        )
+        return AppointmentOutputSerializer(appointment).data
+
+    @extend_schema(responses=AppointmentOutputSerializer)
+    def get(self, request, external_id: str):
+        return Response(self._read(request, external_id))
+
+    @extend_schema(
+        request=AppointmentRecordSerializer,
+        responses={200: AppointmentOutputSerializer, 201: AppointmentOutputSerializer},
+    )
+    def put(self, request, external_id: str):
+        return upsert_one(
+            request,
+            external_id,
+            record_serializer=AppointmentRecordSerializer,
+            upsert=lambda records: services.appointments_upsert(
+                practice=request.practice, records=records
+            ),
+            read=lambda: self._read(request, external_id),
+        )
+
+
+class AppointmentBulkApi(APIView):
+    @extend_schema(
+        request=inline_serializer(
+            "AppointmentBulk", {"appointments": AppointmentRecordSerializer(many=True)}
+        ),
+        responses=BulkResultSerializer,
+    )
+    def post(self, request):
+        return upsert_bulk(
+            request,
+            "appointments",
+            AppointmentRecordSerializer,
+            lambda records: services.appointments_upsert(
+                practice=request.practice, records=records
+            ),
+        )
+
+
+class PatientCsvImportApi(APIView):
+    """``POST /api/v1/imports/patients.csv``: a CSV file (multipart ``file``) or a text/csv body."""
+
+    parser_classes = [MultiPartParser, FormParser, CsvUploadParser]
+
+    @extend_schema(
+        request={
+            "text/csv": {"type": "string", "format": "binary"},
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            },
+        },
+        responses=CsvImportResultSerializer,
+    )
+    def post(self, request):
+        if "file" in request.FILES:
+            content = request.FILES["file"].read()
+        elif isinstance(request.data, bytes):
+            content = request.data
+        else:
+            raise ValidationError({"file": ["Upload a CSV file as 'file' or send text/csv."]})
+        try:
+            outcome = patients_csv_import(
+                practice=request.practice, content=content, actor=actor_of(request)
+            )
+        except CsvFormatError as error:
+            raise ValidationError({error.field: [error.message]}) from None
+        return Response(outcome)

@@ -1,0 +1,114 @@
+"""Output shapes of patients, cases and appointments in the REST API (DESIGN §4.1)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from patients.models import Appointment, Case, Patient
+from patients.selectors import PATIENT_LOOKUP_FIELDS
+
+
+class PatientOutputSerializer(serializers.ModelSerializer):
+    address = serializers.SerializerMethodField()
+    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+
+    class Meta:
+        model = Patient
+        fields = [
+            "external_id",
+            "first_name",
+            "last_name",
+            "birth_date",
+            "sex",
+            "phone",
+            "email",
+            "address",
+            "status",
+            "first_visit_date",
+            *PATIENT_LOOKUP_FIELDS,
+            "paid_total",
+            "tags",
+            "sms_opt_out",
+            "sms_opt_out_at",
+            "sms_opt_out_source",
+            "email_opt_out",
+            "email_opt_out_at",
+            "email_opt_out_source",
+            "visit_count",
+            "last_visit_checked_in",
+            "last_visit_scheduled",
+            "created_at",
+            "updated_at",
+        ]
+        extra_kwargs = {name: {"read_only": True} for name in fields}
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for name in PATIENT_LOOKUP_FIELDS:
+            fields[name] = serializers.SlugRelatedField(read_only=True, slug_field="name")
+        if not self.context.get("show_financial", True):
+            fields.pop("paid_total")
+        return fields
+
+    def get_address(self, patient: Patient) -> dict:
+        return {
+            "line1": patient.address_line1,
+            "line2": patient.address_line2,
+            "city": patient.city,
+            "state": patient.state,
+            "postal_code": patient.postal_code,
+        }
+
+
+class CaseOutputSerializer(serializers.ModelSerializer):
+    patient_external_id = serializers.CharField(source="patient.external_id", read_only=True)
+    case_type = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    attorney = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    insurance_company = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    diagnoses = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+
+    class Meta:
+        model = Case
+        fields = [
+            "external_id",
+            "patient_external_id",
+            "case_type",
+            "diagnoses",
+            "attorney",
+            "insurance_company",
+            "status",
+            "visit_count",
+            "first_visit_date",
+            "last_visit_checked_in",
+            "last_visit_scheduled",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class AppointmentOutputSerializer(serializers.ModelSerializer):
+    patient_external_id = serializers.CharField(source="patient.external_id", read_only=True)
+    case_external_id = serializers.CharField(
+        source="case.external_id", read_only=True, allow_null=True, default=None
+    )
+    purpose = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    provider = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    services = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+
+    class Meta:
+        model = Appointment
+        fields = [
+            "external_id",
+            "patient_external_id",
+            "case_external_id",
+            "start",
+            "duration_minutes",
+            "status",
+            "checked_in_at",
+            "booked_at",
+            "purpose",
+            "provider",
+            "services",
+            "created_at",
+            "updated_at",
+        ]
