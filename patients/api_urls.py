@@ -3,6 +3,7 @@
 from django.urls import path
 
 from patients import apis
+from patients.fhir_api import FhirBundleApi
 
 urlpatterns = [
     path("patients", apis.PatientListApi.as_view(), name="api_patients"),
@@ -13,6 +14,7 @@ urlpatterns = [
     path("appointments", apis.AppointmentListApi.as_view(), name="api_appointments"),
     path("appointments:bulk", apis.AppointmentBulkApi.as_view(), name="api_appointments_bulk"),
     path("imports/patients.csv", apis.PatientCsvImportApi.as_view(), name="api_patients_csv"),
+    path("fhir", FhirBundleApi.as_view(), name="api_fhir"),
     path(
         "appointments/<str:external_id>",
         apis.AppointmentDetailApi.as_view(),

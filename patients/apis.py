@@ -61,6 +61,13 @@ class CsvUploadParser(BaseParser):
         return stream.read()
 
 
+class SyncApiView(APIView):
+    """EMR sync endpoints: any member reads; writing from a browser session needs a Manager
+    (an API key may always write)."""
+
+    write_role = Role.MANAGER
+
+
 def show_financial(request: Request) -> bool:
     """Paid totals are for EMR connectors and Managers and above (DESIGN §3)."""
     if isinstance(request.auth, ApiKey):
@@ -136,7 +143,7 @@ class PatientListApi(ListAPIView):
         return {**super().get_serializer_context(), "show_financial": show_financial(self.request)}
 
 
-class PatientDetailApi(APIView):
+class PatientDetailApi(SyncApiView):
     def _read(self, request, external_id):
         patient = get_object_or_404(
             selectors.patient_queryset(practice=request.practice), external_id=external_id
@@ -165,7 +172,7 @@ class PatientDetailApi(APIView):
         )
 
 
-class PatientBulkApi(APIView):
+class PatientBulkApi(SyncApiView):
     @extend_schema(
         request=inline_serializer("PatientBulk", {"patients": PatientRecordSerializer(many=True)}),
         responses=BulkResultSerializer,
@@ -190,7 +197,7 @@ class CaseListApi(ListAPIView):
         return cases.filter(patient__external_id=patient) if patient else cases
 
 
-class CaseDetailApi(APIView):
+class CaseDetailApi(SyncApiView):
     def _read(self, request, external_id):
         case = get_object_or_404(
             selectors.case_queryset(practice=request.practice), external_id=external_id
@@ -232,7 +239,7 @@ class AppointmentListApi(ListAPIView):
         return appointments.order_by("-start", "-id")
 
 
-class AppointmentDetailApi(APIView):
+class AppointmentDetailApi(SyncApiView):
     def _read(self, request, external_id):
         appointment = get_object_or_404(
             selectors.appointment_queryset(practice=request.practice), external_id=external_id
@@ -259,7 +266,7 @@ class AppointmentDetailApi(APIView):
         )
 
 
-class AppointmentBulkApi(APIView):
+class AppointmentBulkApi(SyncApiView):
     @extend_schema(
         request=inline_serializer(
             "AppointmentBulk", {"appointments": AppointmentRecordSerializer(many=True)}
@@ -277,7 +284,7 @@ class AppointmentBulkApi(APIView):
         )
 
 
-class PatientCsvImportApi(APIView):
+class PatientCsvImportApi(SyncApiView):
     """``POST /api/v1/imports/patients.csv``: a CSV file (multipart ``file``) or a text/csv body."""
 
     parser_classes = [MultiPartParser, FormParser, CsvUploadParser]

@@ -133,6 +133,24 @@ def _set_changed(instance: models.Model, values: dict, changed: set[str]) -> Non
             changed.add(name)
 
 
+def _bulk_update(rows: list[models.Model], fields: set[str]) -> None:
+    """Write ``fields`` of already-stored rows in one statement per batch.
+
+    An insert that conflicts on the row's (practice, external_id) and updates those fields:
+    Django's bulk_update builds a CASE expression per field and row, several times slower on
+    5,000 rows. The rows are locked (select_for_update) and hold their current values in every
+    other field, so nothing else changes.
+    """
+    model = type(rows[0])
+    model.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["practice", "external_id"],
+        update_fields=[*sorted(fields), "updated_at"],
+        batch_size=1000,
+    )
+
+
 def _dedupe(records: list[dict], result: UpsertResult) -> list[dict]:
     """A batch may name each external_id once: later repeats are errors, not silent merges."""
     seen: set[str] = set()
@@ -252,7 +270,7 @@ def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> U
 
     Patient.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
-        Patient.objects.bulk_update(to_update, [*update_fields, "updated_at"], batch_size=500)
+        _bulk_update(to_update, update_fields)
 
     patients = {p.external_id: p for p in [*to_create, *existing.values()]}
     tags_changed = _replace_links(
@@ -399,7 +417,7 @@ def cases_upsert(*, practice: Practice, records: list[dict]) -> UpsertResult:
         outcomes[case.external_id] = [record["_index"], "updated" if changed else "unchanged"]
     Case.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
-        Case.objects.bulk_update(to_update, [*update_fields, "updated_at"], batch_size=500)
+        _bulk_update(to_update, update_fields)
     cases = {c.external_id: c for c in [*to_create, *existing.values()]}
     changed_cases = _replace_links(
         model=CaseDiagnosis,
@@ -541,7 +559,7 @@ def appointments_upsert(*, practice: Practice, records: list[dict]) -> UpsertRes
 
     Appointment.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
-        Appointment.objects.bulk_update(to_update, [*update_fields, "updated_at"], batch_size=500)
+        _bulk_update(to_update, update_fields)
     appointments = {a.external_id: a for a in [*to_create, *existing.values()]}
     changed_services = _replace_links(
         model=AppointmentService,

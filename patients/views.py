@@ -1,14 +1,320 @@
-"""Patients pages. The list and detail arrive with the patients issue."""
+"""Patients pages: search and list, detail (tags and opt-outs in place), bulk tagging, CSV import.
+
+Views parse input, call one selector or service and render. The parts htmx swaps are
+``{% partialdef %}`` blocks of the page template, rendered alone when ``request.htmx``; every
+form also works as a plain POST (redirect back) without JavaScript.
+"""
 
 from __future__ import annotations
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 
+from patients import selectors, services
+from patients.forms import (
+    BulkTagForm,
+    OptOutForm,
+    PatientImportForm,
+    PatientSearchForm,
+    TagAddForm,
+)
+from patients.models import OptOutSource, Patient, Tag
+from patients.sync.csv import COLUMNS as CSV_COLUMNS
+from patients.sync.csv import CsvFormatError, patients_csv_import
 from trackstat.models import Role
-from trackstat.pages import not_yet_built
-from trackstat.tenancy import PracticeRequest, role_required
+from trackstat.tenancy import PracticeRequest, has_role, role_required
+
+PATIENTS_PER_PAGE = 50
+APPOINTMENTS_SHOWN = 100
+UNKNOWN_IDS_SHOWN = 1000
+
+
+def _wants_partial(request: PracticeRequest) -> bool:
+    # A history restore (back button after the cache expired) needs the whole page.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _practice_tag_names(request: PracticeRequest) -> list[str]:
+    return list(request.practice.tags.order_by("name").values_list("name", flat=True))
 
 
 @role_required(Role.USER)
+@vary_on_headers("HX-Request")
 def patient_list(request: PracticeRequest) -> HttpResponse:
-    return not_yet_built(request, title="Patients", issue="patients and EMR sync")
+    """Search by name, phone, email or external id; filter by tag and status; 50 a page."""
+    form = PatientSearchForm(request.GET, tag_names=_practice_tag_names(request))
+    status = 200
+    if form.is_valid():
+        patients = selectors.patient_list(
+            practice=request.practice,
+            query=form.cleaned_data["q"],
+            status=form.cleaned_data["status"],
+            tag=form.cleaned_data["tag"],
+        )
+    else:
+        patients = Patient.objects.none()
+        status = 400
+    page = Paginator(patients, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "is_manager": has_role(request, Role.MANAGER),
+    }
+    template = "patients/list.html#results" if _wants_partial(request) else "patients/list.html"
+    return render(request, template, context, status=status)
+
+
+def _patient_or_404(request: PracticeRequest, pk: int) -> Patient:
+    return get_object_or_404(selectors.patient_queryset(practice=request.practice), pk=pk)
+
+
+def _opt_out_rows(patient: Patient) -> list[dict]:
+    return [
+        {
+            "channel": "sms",
+            "label": "Disable Text",
+            "noun": "text message",
+            "on": patient.sms_opt_out,
+            "at": patient.sms_opt_out_at,
+            "source": patient.get_sms_opt_out_source_display(),
+            "address": patient.phone,
+        },
+        {
+            "channel": "email",
+            "label": "Disable Email",
+            "noun": "email",
+            "on": patient.email_opt_out,
+            "at": patient.email_opt_out_at,
+            "source": patient.get_email_opt_out_source_display(),
+            "address": patient.email,
+        },
+    ]
+
+
+def _tags_context(request: PracticeRequest, patient: Patient, tag_form=None) -> dict:
+    return {
+        "patient": patient,
+        "tag_form": tag_form or TagAddForm(),
+        "practice_tag_names": _practice_tag_names(request),
+    }
+
+
+def _opt_outs_context(request: PracticeRequest, patient: Patient, opt_out_form=None) -> dict:
+    return {
+        "patient": patient,
+        "opt_outs": _opt_out_rows(patient),
+        "opt_out_form": opt_out_form,
+        "tz": request.practice.tz,
+    }
+
+
+def _detail_context(
+    request: PracticeRequest, patient: Patient, *, tag_form=None, opt_out_form=None
+) -> dict:
+    practice = request.practice
+    appointments = selectors.appointment_queryset(practice=practice).filter(patient=patient)
+    return {
+        **_tags_context(request, patient, tag_form),
+        **_opt_outs_context(request, patient, opt_out_form),
+        "cases": selectors.case_queryset(practice=practice).filter(patient=patient),
+        "appointments": appointments.order_by("-start", "-id")[:APPOINTMENTS_SHOWN],
+        "appointment_count": appointments.count(),
+        "appointments_shown": APPOINTMENTS_SHOWN,
+        "can_see_financials": has_role(request, Role.MANAGER),
+    }
+
+
+@role_required(Role.USER)
+def patient_detail(request: PracticeRequest, pk: int) -> HttpResponse:
+    patient = _patient_or_404(request, pk)
+    return render(request, "patients/detail.html", _detail_context(request, patient))
+
+
+def _detail_url(patient: Patient, section: str) -> str:
+    return f"{reverse('patients:detail', args=[patient.pk])}#{section}"
+
+
+def _tags_response(request: PracticeRequest, pk: int, form: TagAddForm | None) -> HttpResponse:
+    """After a tag change: the tags partial for htmx, else the page (400 on bad input)."""
+    patient = _patient_or_404(request, pk)  # fetched again: its tags have changed
+    failed = form is not None and form.errors
+    if _wants_partial(request):
+        return render(
+            request,
+            "patients/detail.html#tags",
+            _tags_context(request, patient, form if failed else None),
+            status=400 if failed else 200,
+        )
+    if failed:
+        return render(
+            request,
+            "patients/detail.html",
+            _detail_context(request, patient, tag_form=form),
+            status=400,
+        )
+    return redirect(_detail_url(patient, "tags"))
+
+
+@require_POST
+@role_required(Role.USER)
+def patient_tag_add(request: PracticeRequest, pk: int) -> HttpResponse:
+    patient = _patient_or_404(request, pk)
+    form = TagAddForm(request.POST)
+    if form.is_valid():
+        try:
+            tag = services.patient_tag_add(
+                practice=request.practice,
+                patient=patient,
+                name=form.cleaned_data["name"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            if not _wants_partial(request):
+                messages.success(request, f"Tagged {patient} “{tag.name}”.")
+    return _tags_response(request, pk, form)
+
+
+@require_POST
+@role_required(Role.USER)
+def patient_tag_remove(request: PracticeRequest, pk: int, tag_id: int) -> HttpResponse:
+    patient = _patient_or_404(request, pk)
+    tag = get_object_or_404(Tag, pk=tag_id, practice=request.practice)
+    services.patient_tag_remove(
+        practice=request.practice, patient=patient, tag_id=tag.pk, actor=request.user
+    )
+    if not _wants_partial(request):
+        messages.success(request, f"Removed the tag “{tag.name}” from {patient}.")
+    return _tags_response(request, pk, None)
+
+
+@require_POST
+@role_required(Role.USER)
+def patient_opt_out(request: PracticeRequest, pk: int) -> HttpResponse:
+    """The Disable Text / Disable Email switches (audited by the service)."""
+    patient = _patient_or_404(request, pk)
+    form = OptOutForm(request.POST)
+    if form.is_valid():
+        channel, opted_out = form.cleaned_data["channel"], form.cleaned_data["opted_out"]
+        patient = services.patient_opt_out_set(
+            practice=request.practice,
+            patient=patient,
+            channel=channel,
+            opted_out=opted_out,
+            source=OptOutSource.STAFF,
+            actor=request.user,
+        )
+        if _wants_partial(request):
+            return render(
+                request, "patients/detail.html#opt-outs", _opt_outs_context(request, patient)
+            )
+        noun = "Text messages" if channel == "sms" else "Emails"
+        state = "disabled" if opted_out else "enabled again"
+        messages.success(request, f"{noun} to {patient} are {state}.")
+        return redirect(_detail_url(patient, "opt-outs"))
+    if _wants_partial(request):
+        return render(
+            request,
+            "patients/detail.html#opt-outs",
+            _opt_outs_context(request, patient, form),
+            status=400,
+        )
+    return render(
+        request,
+        "patients/detail.html",
+        _detail_context(request, patient, opt_out_form=form),
+        status=400,
+    )
+
+
+@role_required(Role.MANAGER)
+def patients_bulk_tag(request: PracticeRequest) -> HttpResponse:
+    """Tag many patients at once by external id, pasted or from a CSV's column."""
+    result = None
+    status = 200
+    if request.method == "POST":
+        form = BulkTagForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                result = services.patients_tag_bulk(
+                    practice=request.practice,
+                    name=form.cleaned_data["name"],
+                    external_ids=form.cleaned_data["ids"],
+                    actor=request.user,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+        if form.errors:
+            status = 400
+    else:
+        form = BulkTagForm()
+    context = {
+        "form": form,
+        "result": result,
+        "unknown_shown": result.unknown[:UNKNOWN_IDS_SHOWN] if result else [],
+        "unknown_hidden": max(len(result.unknown) - UNKNOWN_IDS_SHOWN, 0) if result else 0,
+    }
+    return render(request, "patients/bulk_tag.html", context, status=status)
+
+
+def _flatten_errors(errors, field: str = "") -> list[tuple[str, str]]:
+    """(field, message) pairs of a serializer's error structure; nested address errors are
+    named by their CSV column (``postal_code``), list items by their field."""
+    if isinstance(errors, dict):
+        pairs = []
+        for key, value in errors.items():
+            name = str(key) if field in ("", "address") else field
+            pairs += _flatten_errors(value, name)
+        return pairs
+    if isinstance(errors, list | tuple):
+        return [pair for item in errors for pair in _flatten_errors(item, field)]
+    return [(field if field not in ("", "non_field_errors") else "row", str(errors))]
+
+
+def _import_error_rows(result: dict) -> list[dict]:
+    return [
+        {
+            "row": error["row"],
+            "external_id": error.get("external_id") or "",
+            "field": field,
+            "message": message,
+        }
+        for error in result["errors"]
+        for field, message in _flatten_errors(error["errors"])
+    ]
+
+
+@role_required(Role.MANAGER)
+def patients_import(request: PracticeRequest) -> HttpResponse:
+    """Upload a patients CSV (header row of the patient field names); report errors by row."""
+    result = None
+    status = 200
+    if request.method == "POST":
+        form = PatientImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                result = patients_csv_import(
+                    practice=request.practice,
+                    content=form.cleaned_data["file"],
+                    actor=request.user,
+                )
+            except CsvFormatError as error:
+                form.add_error("file", error.message)
+        if form.errors:
+            status = 400
+    else:
+        form = PatientImportForm()
+    context = {
+        "form": form,
+        "result": result,
+        "error_rows": _import_error_rows(result) if result else [],
+        "columns": sorted(CSV_COLUMNS),
+    }
+    return render(request, "patients/import.html", context, status=status)

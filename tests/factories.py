@@ -44,3 +44,47 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     practice = factory.SubFactory(PracticeFactory)
     user = factory.SubFactory(UserFactory)
     role = Role.USER
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "patients.Patient"
+
+    practice = factory.SubFactory(PracticeFactory)
+    external_id = factory.Sequence(lambda n: f"P{n:05d}")
+    first_name = "Pat"
+    last_name = factory.Sequence(lambda n: f"Patient{n}")
+    phone = factory.Sequence(lambda n: f"+1312556{n % 10000:04d}")
+    email = factory.Sequence(lambda n: f"patient{n}@example.test")
+
+
+class CaseFactory(factory.django.DjangoModelFactory):
+    """Pass ``patient=`` (or ``patient__practice=``); the practice follows the patient's."""
+
+    class Meta:
+        model = "patients.Case"
+
+    patient = factory.SubFactory(PatientFactory)
+    practice = factory.SelfAttribute("patient.practice")
+    external_id = factory.Sequence(lambda n: f"C{n:05d}")
+
+
+class AppointmentFactory(factory.django.DjangoModelFactory):
+    """An appointment written directly: it does not refresh the patient's visit facts (use
+    ``patients.services.appointments_upsert`` when a test needs them)."""
+
+    class Meta:
+        model = "patients.Appointment"
+
+    patient = factory.SubFactory(PatientFactory)
+    practice = factory.SelfAttribute("patient.practice")
+    external_id = factory.Sequence(lambda n: f"A{n:05d}")
+    start = factory.LazyFunction(_now)
+    local_date = factory.LazyAttribute(lambda o: o.start.astimezone(o.practice.tz).date())
+    booked_at = factory.LazyAttribute(lambda o: o.start)

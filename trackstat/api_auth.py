@@ -61,7 +61,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 
 class IsPracticeMember(permissions.BasePermission):
-    """An API key, or a signed-in member whose role is at least the view's ``required_role``."""
+    """An API key, or a signed-in member whose role is high enough for the method.
+
+    Views set ``required_role`` (reads, default User) and ``write_role`` (unsafe methods,
+    default ``required_role``).
+    """
 
     message = "You do not have the role this endpoint needs in the current practice."
 
@@ -72,6 +76,8 @@ class IsPracticeMember(permissions.BasePermission):
             return False
         membership = getattr(request._request, "membership", None)
         required = getattr(view, "required_role", Role.USER)
+        if request.method not in permissions.SAFE_METHODS:
+            required = getattr(view, "write_role", required)
         return membership is not None and membership.has_role(required)
 
 

@@ -1,21 +1,33 @@
 """The EMR record format (DESIGN §4.1): validation of one patient, case or appointment.
 
 The REST API, CSV import and FHIR import all turn their input into these JSON-shaped records
-and validate them here, so every path accepts and rejects the same things. Every field is
-optional on update: a field that is present is set (``null`` or ``""`` clears it), a field that
-is absent is left as it is.
+and validate them here, so every path accepts and rejects the same things. Every field but
+``external_id`` is optional: a field that is present is set (``null`` or ``""`` clears it where
+that makes sense), a field that is absent is left as it is.
+
+Validation is plain functions over a field spec rather than DRF serializers: a bulk request
+carries 5,000 records, and DRF's per-field machinery cost more than the rest of the import.
+The ``*RecordSerializer`` classes below describe the same fields for the OpenAPI schema, and a
+test keeps the two in step.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from rest_framework import serializers
 
 from patients.models import AppointmentStatus, PatientStatus, Sex
 from trackstat.phones import phone_to_e164
 
 MAX_BULK_RECORDS = 5000
+OLDEST_BIRTH_DATE = dt.date(1890, 1, 1)
 
 # EMR spellings of patient statuses (ChiroTouch, ClinicMind, …) → ours; compared in lower case.
 PATIENT_STATUS_ALIASES = {
@@ -45,72 +57,263 @@ APPOINTMENT_STATUS_ALIASES = {
     "noshow": AppointmentStatus.NO_SHOW,
     "canceled": AppointmentStatus.CANCELLED,
 }
+TRUE_WORDS = {"true", "yes", "y", "1", "on"}
+FALSE_WORDS = {"false", "no", "n", "0", "off", ""}
 
 
-class AliasChoiceField(serializers.Field):
-    """A choice given in any of the EMRs' spellings, case-insensitively."""
+class FieldError(ValueError):
+    """One field's value is not acceptable; the message never repeats the value."""
 
-    def __init__(self, aliases: dict[str, str], **kwargs):
-        self.aliases = aliases
-        super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
-        if not isinstance(data, str) or data.strip().lower() not in self.aliases:
-            allowed = ", ".join(sorted({str(v) for v in self.aliases.values()}))
-            raise serializers.ValidationError(f"Not a valid choice; use one of: {allowed}.")
-        return str(self.aliases[data.strip().lower()])
+# --- field parsers: value in, clean value out (or FieldError) -------------------------------
 
-    def to_representation(self, value):
+
+def text(max_length: int, *, null_as_blank: bool = True) -> Callable[[Any], str]:
+    def parse(value):
+        if value is None and null_as_blank:
+            return ""
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise FieldError("Not a valid string.")
+        value = str(value).strip()
+        if len(value) > max_length:
+            raise FieldError(f"Ensure this field has no more than {max_length} characters.")
         return value
 
+    return parse
 
-class PhoneField(serializers.CharField):
-    def __init__(self, **kwargs):
-        super().__init__(allow_blank=True, allow_null=True, max_length=40, **kwargs)
 
-    def to_internal_value(self, data):
-        value = (super().to_internal_value(data) or "").strip()
-        if not value:
-            return ""
+def external_id(value) -> str:
+    if value is None:
+        raise FieldError("This field may not be null.")
+    value = text(64, null_as_blank=False)(value)
+    if not value:
+        raise FieldError("This field may not be blank.")
+    return value
+
+
+def date_value(*, earliest: dt.date | None = None) -> Callable[[Any], dt.date | None]:
+    def parse(value):
+        if value is None or value == "":
+            return None
         try:
-            return phone_to_e164(value)
-        except ValueError as error:
-            raise serializers.ValidationError(str(error)) from None
+            parsed = dt.date.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or len(value) != 10:
+            raise FieldError("Date has wrong format. Use YYYY-MM-DD.")
+        if earliest and not earliest <= parsed <= dt.date.today():  # noqa: DTZ011
+            raise FieldError(f"Must be between {earliest.isoformat()} and today.")
+        return parsed
+
+    return parse
 
 
-class NameField(serializers.CharField):
-    """A lookup value by name (provider, purpose, …); blank or null clears it."""
+def aware_datetime(*, null_ok: bool) -> Callable[[Any], dt.datetime | None]:
+    def parse(value):
+        if value is None and null_ok:
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise FieldError("Datetime has wrong format. Use ISO 8601 with an offset.")
+        if parsed.tzinfo is None:
+            raise FieldError("Give an offset, for example 2026-03-09T09:30:00-05:00.")
+        return parsed
 
-    def __init__(self, **kwargs):
-        super().__init__(allow_blank=True, allow_null=True, max_length=200, **kwargs)
-
-    def to_internal_value(self, data):
-        return (super().to_internal_value(data) or "").strip()
-
-
-def name_list(**kwargs) -> serializers.ListField:
-    return serializers.ListField(
-        child=serializers.CharField(max_length=200, trim_whitespace=True),
-        allow_empty=True,
-        max_length=200,
-        **kwargs,
-    )
+    return parse
 
 
-class AwareDateTimeField(serializers.DateTimeField):
-    """ISO 8601 with an offset: a naive time would be ambiguous across time zones."""
+def choice(aliases: dict[str, str]) -> Callable[[Any], str]:
+    allowed = ", ".join(sorted({str(v) for v in aliases.values()}))
 
-    def to_internal_value(self, value):
-        if isinstance(value, str):
-            try:
-                parsed = dt.datetime.fromisoformat(value.strip())
-            except ValueError:
-                parsed = None
-            if parsed is not None and parsed.tzinfo is None:
-                raise serializers.ValidationError(
-                    "Give an offset, for example 2026-03-09T09:30:00-05:00."
-                )
-        return super().to_internal_value(value)
+    def parse(value):
+        key = value.strip().lower() if isinstance(value, str) else None
+        if key not in aliases:
+            raise FieldError(f"Not a valid choice; use one of: {allowed}.")
+        return str(aliases[key])
+
+    return parse
+
+
+def sex(value) -> str:
+    return Sex.UNKNOWN if value is None else choice(SEX_ALIASES)(value)
+
+
+def phone(value) -> str:
+    value = text(40)(value)
+    if not value:
+        return ""
+    try:
+        return phone_to_e164(value)
+    except ValueError as error:
+        raise FieldError(str(error)) from None
+
+
+def email(value) -> str:
+    value = text(254)(value)
+    if value:
+        try:
+            validate_email(value)
+        except DjangoValidationError:
+            raise FieldError("Enter a valid email address.") from None
+    return value
+
+
+def money(value) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise FieldError("A valid number is required.")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise FieldError("A valid number is required.") from None
+    if not amount.is_finite():
+        raise FieldError("A valid number is required.")
+    if amount < 0:
+        raise FieldError("Ensure this value is greater than or equal to 0.")
+    if amount.as_tuple().exponent < -2:
+        raise FieldError("Ensure that there are no more than 2 decimal places.")
+    if amount >= Decimal("1e10"):
+        raise FieldError("Ensure that there are no more than 12 digits in total.")
+    return amount.quantize(Decimal("0.01"))
+
+
+def boolean(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str | int) else None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise FieldError("Must be a valid boolean.")
+
+
+def integer(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def parse(value):
+        if isinstance(value, bool):
+            raise FieldError("A valid integer is required.")
+        try:
+            number = int(value) if isinstance(value, int | str) else None
+        except ValueError:
+            number = None
+        if number is None:
+            raise FieldError("A valid integer is required.")
+        if not minimum <= number <= maximum:
+            raise FieldError(f"Ensure this value is between {minimum} and {maximum}.")
+        return number
+
+    return parse
+
+
+def names(value) -> list[str]:
+    """A list of names (tags, CPT or ICD-10 codes); blanks dropped, order kept."""
+    if not isinstance(value, list):
+        raise FieldError(f'Expected a list of items but got type "{type(value).__name__}".')
+    if len(value) > 200:
+        raise FieldError("Ensure this field has no more than 200 elements.")
+    item = text(200)
+    return list(dict.fromkeys(name for name in map(item, value) if name))
+
+
+def nested(spec: dict[str, Field]) -> Callable[[Any], dict]:
+    def parse(value):
+        if not isinstance(value, dict):
+            raise FieldError("Expected an object.")
+        return _validate(spec, value)
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Field:
+    parse: Callable[[Any], Any]
+    required: bool = False
+
+
+class RecordErrors(Exception):
+    def __init__(self, errors: dict):
+        super().__init__("invalid record")
+        self.errors = errors
+
+
+def _validate(spec: dict[str, Field], item: dict) -> dict:
+    record, errors = {}, {}
+    for name, field in spec.items():
+        if name not in item:
+            if field.required:
+                errors[name] = ["This field is required."]
+            continue
+        try:
+            record[name] = field.parse(item[name])
+        except FieldError as error:
+            errors[name] = [str(error)]
+        except RecordErrors as error:
+            errors[name] = error.errors
+    if errors:
+        raise RecordErrors(errors)
+    return record
+
+
+ADDRESS_SPEC = {
+    "line1": Field(text(200)),
+    "line2": Field(text(200)),
+    "city": Field(text(100)),
+    "state": Field(text(50)),
+    "postal_code": Field(text(20)),
+}
+PATIENT_SPEC = {
+    "external_id": Field(external_id, required=True),
+    "first_name": Field(text(100)),
+    "last_name": Field(text(100)),
+    "birth_date": Field(date_value(earliest=OLDEST_BIRTH_DATE)),
+    "sex": Field(sex),
+    "phone": Field(phone),
+    "email": Field(email),
+    "address": Field(nested(ADDRESS_SPEC)),
+    "status": Field(choice(PATIENT_STATUS_ALIASES)),
+    "first_visit_date": Field(date_value()),
+    "primary_provider": Field(text(200)),
+    "referral_source": Field(text(200)),
+    "attorney": Field(text(200)),
+    "care_package": Field(text(200)),
+    "fee_schedule": Field(text(200)),
+    "insurance_company": Field(text(200)),
+    "paid_total": Field(money),
+    "tags": Field(names),
+    "sms_opt_out": Field(boolean),
+    "email_opt_out": Field(boolean),
+}
+CASE_SPEC = {
+    "external_id": Field(external_id, required=True),
+    "patient_external_id": Field(external_id),
+    "case_type": Field(text(200)),
+    "diagnoses": Field(names),
+    "attorney": Field(text(200)),
+    "insurance_company": Field(text(200)),
+    "status": Field(text(30)),
+}
+APPOINTMENT_SPEC = {
+    "external_id": Field(external_id, required=True),
+    "patient_external_id": Field(external_id),
+    "case_external_id": Field(text(64)),
+    "start": Field(aware_datetime(null_ok=False)),
+    "duration_minutes": Field(integer(0, 24 * 60)),
+    "status": Field(choice(APPOINTMENT_STATUS_ALIASES)),
+    "checked_in_at": Field(aware_datetime(null_ok=True)),
+    "booked_at": Field(aware_datetime(null_ok=True)),
+    "purpose": Field(text(200)),
+    "provider": Field(text(200)),
+    "services": Field(names),
+}
+
+
+# --- the same fields, described for the OpenAPI schema --------------------------------------
+
+
+def _documented_choices(aliases: dict[str, str]) -> list[str]:
+    return sorted({str(v) for v in aliases.values()})
 
 
 class AddressSerializer(serializers.Serializer):
@@ -121,67 +324,113 @@ class AddressSerializer(serializers.Serializer):
     postal_code = serializers.CharField(max_length=20, allow_blank=True, required=False)
 
 
-class ExternalIdField(serializers.CharField):
-    def __init__(self, **kwargs):
-        super().__init__(max_length=64, trim_whitespace=True, **kwargs)
+def _name(**kwargs):
+    return serializers.CharField(
+        max_length=200, allow_blank=True, allow_null=True, required=False, **kwargs
+    )
+
+
+def _names(help_text: str):
+    return serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, help_text=help_text
+    )
 
 
 class PatientRecordSerializer(serializers.Serializer):
-    external_id = ExternalIdField()
+    """A patient as the EMR sends it. Absent fields are left unchanged."""
+
+    record_spec = PATIENT_SPEC
+
+    external_id = serializers.CharField(
+        max_length=64, help_text="The EMR's id, unique per practice."
+    )
     first_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
     last_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
     birth_date = serializers.DateField(allow_null=True, required=False)
-    sex = AliasChoiceField(SEX_ALIASES, required=False, allow_null=True)
-    phone = PhoneField(required=False)
+    sex = serializers.ChoiceField(
+        choices=_documented_choices(SEX_ALIASES),
+        required=False,
+        allow_null=True,
+        help_text="M, F, X or U (male, female, other, unknown are accepted too).",
+    )
+    phone = serializers.CharField(
+        allow_blank=True,
+        allow_null=True,
+        required=False,
+        help_text="Any common US form or E.164; stored as E.164.",
+    )
     email = serializers.EmailField(allow_blank=True, allow_null=True, required=False)
     address = AddressSerializer(required=False)
-    status = AliasChoiceField(PATIENT_STATUS_ALIASES, required=False)
+    status = serializers.ChoiceField(
+        choices=_documented_choices(PATIENT_STATUS_ALIASES),
+        required=False,
+        help_text="Case-insensitive; ChiroTouch Inactive/Deceased and ClinicMind Discharged "
+        "count as inactive for campaign filters.",
+    )
     first_visit_date = serializers.DateField(allow_null=True, required=False)
-    primary_provider = NameField(required=False)
-    referral_source = NameField(required=False)
-    attorney = NameField(required=False)
-    care_package = NameField(required=False)
-    fee_schedule = NameField(required=False)
-    insurance_company = NameField(required=False)
+    primary_provider = _name()
+    referral_source = _name()
+    attorney = _name()
+    care_package = _name()
+    fee_schedule = _name()
+    insurance_company = _name()
     paid_total = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=0, required=False
     )
-    tags = name_list(required=False)
+    tags = _names("Tag names; when present, replaces the patient's tags.")
     sms_opt_out = serializers.BooleanField(required=False)
     email_opt_out = serializers.BooleanField(required=False)
 
-    def validate_birth_date(self, value):
-        if value and not dt.date(1890, 1, 1) <= value <= dt.date.today():  # noqa: DTZ011
-            raise serializers.ValidationError("Must be between 1890-01-01 and today.")
-        return value
-
 
 class CaseRecordSerializer(serializers.Serializer):
-    external_id = ExternalIdField()
-    patient_external_id = ExternalIdField(required=False)
-    case_type = NameField(required=False)
-    diagnoses = name_list(required=False)
-    attorney = NameField(required=False)
-    insurance_company = NameField(required=False)
+    record_spec = CASE_SPEC
+
+    external_id = serializers.CharField(max_length=64)
+    patient_external_id = serializers.CharField(
+        max_length=64, required=False, help_text="Required for a new case."
+    )
+    case_type = _name()
+    diagnoses = _names("ICD-10 codes; when present, replaces the case's diagnoses.")
+    attorney = _name()
+    insurance_company = _name()
     status = serializers.CharField(max_length=30, allow_blank=True, required=False)
 
 
 class AppointmentRecordSerializer(serializers.Serializer):
-    external_id = ExternalIdField()
-    patient_external_id = ExternalIdField(required=False)
-    case_external_id = ExternalIdField(required=False, allow_null=True, allow_blank=True)
-    start = AwareDateTimeField(required=False)
+    record_spec = APPOINTMENT_SPEC
+
+    external_id = serializers.CharField(max_length=64)
+    patient_external_id = serializers.CharField(
+        max_length=64, required=False, help_text="Required for a new appointment."
+    )
+    case_external_id = serializers.CharField(
+        max_length=64, required=False, allow_null=True, allow_blank=True
+    )
+    start = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 with an offset; required for a new appointment."
+    )
     duration_minutes = serializers.IntegerField(min_value=0, max_value=24 * 60, required=False)
-    status = AliasChoiceField(APPOINTMENT_STATUS_ALIASES, required=False)
-    checked_in_at = AwareDateTimeField(allow_null=True, required=False)
-    booked_at = AwareDateTimeField(allow_null=True, required=False)
-    purpose = NameField(required=False)
-    provider = NameField(required=False)
-    services = name_list(required=False)
+    status = serializers.ChoiceField(
+        choices=_documented_choices(APPOINTMENT_STATUS_ALIASES), required=False
+    )
+    checked_in_at = serializers.DateTimeField(allow_null=True, required=False)
+    booked_at = serializers.DateTimeField(
+        allow_null=True,
+        required=False,
+        help_text="When the EMR booked it; the time it was first received if never given.",
+    )
+    purpose = _name()
+    provider = _name()
+    services = _names("CPT codes; when present, replaces the appointment's services.")
 
 
-def validate_records(serializer_class, items: list) -> tuple[list[dict], list[dict]]:
-    """Validate each item; return (valid records with their index, errors per bad index)."""
+def validate_records(record_serializer, items: list) -> tuple[list[dict], list[dict]]:
+    """Validate each item against ``record_serializer.record_spec``.
+
+    Returns (valid records, each with its ``_index``; errors as
+    ``{"index", "external_id", "errors": {field: [messages]}}``).
+    """
+    spec = record_serializer.record_spec
     valid, errors = [], []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -193,17 +442,18 @@ def validate_records(serializer_class, items: list) -> tuple[list[dict], list[di
                 }
             )
             continue
-        serializer = serializer_class(data=item)
-        if serializer.is_valid():
-            record = dict(serializer.validated_data)
-            record["_index"] = index
-            valid.append(record)
-        else:
+        try:
+            record = _validate(spec, item)
+        except RecordErrors as error:
+            external = item.get("external_id")
             errors.append(
                 {
                     "index": index,
-                    "external_id": item.get("external_id"),
-                    "errors": serializer.errors,
+                    "external_id": external if isinstance(external, str) else None,
+                    "errors": error.errors,
                 }
             )
+            continue
+        record["_index"] = index
+        valid.append(record)
     return valid, errors

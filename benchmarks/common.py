@@ -1,0 +1,142 @@
+"""Shared helpers of the benchmark scripts: a fresh Postgres database, a gunicorn server,
+timing, and the BENCHMARKS.md table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/trackstat_bench"
+
+
+def bench_database_url() -> str:
+    """BENCH_DATABASE_URL, else a dedicated local database (never the one in DATABASE_URL)."""
+    return os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the benchmark database, then migrate it."""
+    import psycopg
+    from dj_database_url import parse
+
+    settings = parse(url)
+    if settings["ENGINE"] != "django.db.backends.postgresql":
+        raise SystemExit(
+            "The benchmarks measure PostgreSQL: set BENCH_DATABASE_URL to postgres://…"
+        )
+    admin = psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"] or "postgres",
+        password=settings["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+    name = settings["NAME"]
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=bench_env(url),
+        check=True,
+    )
+
+
+def bench_env(url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(
+        DATABASE_URL=url,
+        DEBUG="0",
+        SECRET_KEY="benchmark-only-secret-key-benchmark-only-secret-key-0123456789",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="0",
+        CACHE_URL="locmem://",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def setup_django(url: str) -> None:
+    os.environ.update(bench_env(url))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "trackstat.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(url: str, workers: int = 2):
+    """A production-like web server (gunicorn, DEBUG off) on a free local port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "trackstat.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--timeout",
+            "300",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=bench_env(url),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def machine_description() -> str:
+    import psycopg
+
+    cores = os.cpu_count()
+    with open("/proc/meminfo") as meminfo:
+        kib = int(meminfo.readline().split()[1])
+    try:
+        from dj_database_url import parse
+
+        settings = parse(bench_database_url())
+        with psycopg.connect(
+            host=settings["HOST"], user=settings["USER"] or "postgres", dbname=settings["NAME"]
+        ) as conn:
+            server = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception:  # the description is informative only
+        server = "unknown"
+    return (
+        f"{cores} cores, {kib / 1024 / 1024:.0f} GiB memory, PostgreSQL {server}, "
+        f"Python {platform.python_version()}, {platform.machine()}"
+    )

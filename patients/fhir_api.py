@@ -1,0 +1,118 @@
+"""``POST /api/v1/fhir`` (DESIGN §4.1): a thin view over ``patients.sync.fhir``."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+
+from patients.apis import SyncApiView, actor_of
+from patients.sync.fhir import FhirBundleError, fhir_bundle_import
+
+
+class FhirJsonParser(JSONParser):
+    """FHIR's own media type; the body is the same JSON."""
+
+    media_type = "application/fhir+json"
+
+
+class FhirImportCountsSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class FhirEncounterCountsSerializer(serializers.Serializer):
+    applied = serializers.IntegerField(help_text="Finished or in-progress encounters: visits.")
+    skipped = serializers.IntegerField(help_text="Encounters of other statuses, ignored.")
+
+
+class FhirImportResultSerializer(serializers.Serializer):
+    patients = FhirImportCountsSerializer()
+    appointments = FhirImportCountsSerializer()
+    encounters = FhirEncounterCountsSerializer()
+
+
+class FhirErrorsSerializer(serializers.Serializer):
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+EXAMPLE_BUNDLE = {
+    "resourceType": "Bundle",
+    "type": "batch",
+    "entry": [
+        {
+            "fullUrl": "urn:uuid:6f1c2a52-1b7e-4f39-9a51-0c0e5b3c1a01",
+            "resource": {
+                "resourceType": "Patient",
+                "id": "p1",
+                "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": "MRN-1001"}],
+                "name": [{"use": "official", "given": ["Ann"], "family": "Lee"}],
+                "gender": "female",
+                "birthDate": "1980-02-29",
+                "telecom": [{"system": "phone", "use": "mobile", "value": "(312) 555-0142"}],
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Appointment",
+                "id": "a1",
+                "status": "booked",
+                "start": "2026-03-09T09:30:00-05:00",
+                "minutesDuration": 30,
+                "participant": [
+                    {"actor": {"reference": "urn:uuid:6f1c2a52-1b7e-4f39-9a51-0c0e5b3c1a01"}},
+                    {"actor": {"reference": "Practitioner/dr1", "display": "Dr. Smith"}},
+                ],
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Encounter",
+                "id": "e1",
+                "status": "finished",
+                "appointment": [{"reference": "Appointment/a1"}],
+                "period": {"start": "2026-03-09T09:32:00-05:00"},
+            },
+        },
+    ],
+}
+
+
+class FhirBundleApi(SyncApiView):
+    """Import a FHIR R4 Bundle of Patient, Appointment and Encounter resources."""
+
+    parser_classes = [JSONParser, FhirJsonParser]
+
+    @extend_schema(
+        summary="Import a FHIR R4 Bundle",
+        description=(
+            "A `batch`, `transaction` or `collection` Bundle of Patient, Appointment and "
+            "Encounter resources, imported all or nothing. Identifier (MR preferred) or id "
+            "gives the external_id; an Encounter that is `finished` or `in-progress` is a "
+            "checked-in visit. Errors list the entries at fault as "
+            '`{"errors": {"entry": ["entry[i] Resource.field: message"]}}`; '
+            "sending the same bundle twice changes nothing."
+        ),
+        request={
+            "application/json": OpenApiTypes.OBJECT,
+            "application/fhir+json": OpenApiTypes.OBJECT,
+        },
+        responses={200: FhirImportResultSerializer, 400: FhirErrorsSerializer},
+        examples=[OpenApiExample("Bundle", value=EXAMPLE_BUNDLE, request_only=True)],
+    )
+    def post(self, request):
+        try:
+            bundle = request.data
+        except ParseError:
+            raise ValidationError({"non_field_errors": ["Send a FHIR Bundle as JSON."]}) from None
+        try:
+            outcome = fhir_bundle_import(
+                practice=request.practice, bundle=bundle, actor=actor_of(request)
+            )
+        except FhirBundleError as error:
+            raise ValidationError(error.errors) from None
+        return Response(outcome)
