@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint format check
+.PHONY: install run test lint format check bench
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -35,3 +35,7 @@ format: install
 	$(UV) run ruff check --fix .
 
 check: lint test
+
+## Benchmarks against the local PostgreSQL (BENCH_DATABASE_URL); writes BENCHMARKS.md.
+bench: install
+	$(UV) run python benchmarks/run.py

@@ -16,7 +16,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Count, Max, Min, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, ExtractDay, ExtractMonth
+from django.db.models.functions import Coalesce, ExtractDay, ExtractMonth, TruncDate
 from django.utils import timezone
 
 from patients.models import (
@@ -621,17 +621,31 @@ def visit_facts_refresh(
     patient_ids = {pk for pk in patient_ids if pk}
     case_ids = {pk for pk in case_ids if pk}
     if patient_ids:
-        facts = _facts_of("patient")
-        facts["first_visit_date"] = Coalesce("emr_first_visit_date", facts["first_visit_date"])
-        patients = Patient.objects.filter(practice=practice, pk__in=patient_ids)
-        patients.update(**facts)
-        # Month and day of the (possibly new) first visit, for the anniversary trigger's index.
-        patients.update(
-            first_visit_month=ExtractMonth("first_visit_date"),
-            first_visit_day=ExtractDay("first_visit_date"),
-        )
+        _patient_facts_update(Patient.objects.filter(practice=practice, pk__in=patient_ids))
     if case_ids:
         Case.objects.filter(practice=practice, pk__in=case_ids).update(**_facts_of("case"))
+
+
+def _patient_facts_update(patients: models.QuerySet) -> None:
+    facts = _facts_of("patient")
+    facts["first_visit_date"] = Coalesce("emr_first_visit_date", facts["first_visit_date"])
+    patients.update(**facts)
+    # Month and day of the (possibly new) first visit, for the anniversary trigger's index.
+    patients.update(
+        first_visit_month=ExtractMonth("first_visit_date"),
+        first_visit_day=ExtractDay("first_visit_date"),
+    )
+
+
+@transaction.atomic
+def practice_local_dates_refresh(*, practice: Practice) -> None:
+    """After a change of the practice's time zone: every appointment's local date, and every
+    patient's and case's visit facts, in the new zone (a few set-wise statements)."""
+    Appointment.objects.filter(practice=practice).update(
+        local_date=TruncDate("start", tzinfo=practice.tz)
+    )
+    _patient_facts_update(Patient.objects.filter(practice=practice))
+    Case.objects.filter(practice=practice).update(**_facts_of("case"))
 
 
 @transaction.atomic

@@ -18,6 +18,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
+from patients.services import practice_local_dates_refresh
 from trackstat.audit import audit_record, snapshot
 from trackstat.models import ApiKey, Membership, Practice, Role, User
 
@@ -106,6 +107,9 @@ def practice_settings_update(*, practice: Practice, actor: User, **changes) -> P
     practice.save()
     after = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
     changed = [name for name in PRACTICE_SETTINGS_FIELDS if before[name] != after[name]]
+    if "time_zone" in changed:
+        # Local dates (and the visit facts built on them) follow the practice's zone.
+        practice_local_dates_refresh(practice=practice)
     if changed:
         audit_record(
             practice=practice,

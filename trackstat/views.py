@@ -43,6 +43,11 @@ class LoginView(auth_views.LoginView):
         return response
 
 
+def api_docs(request) -> HttpResponse:
+    """The browsable API documentation: Swagger UI served from our own static files."""
+    return render(request, "trackstat/api_docs.html")
+
+
 @login_required
 def home(request: PracticeRequest) -> HttpResponse:
     return render(request, "trackstat/home.html")

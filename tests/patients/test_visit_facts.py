@@ -11,6 +11,7 @@ import pytest
 from patients.models import Case, Patient
 from patients.services import appointments_upsert, cases_upsert, patients_upsert
 from tests.factories import PracticeFactory
+from trackstat.services import practice_settings_update
 
 pytestmark = pytest.mark.django_db
 
@@ -203,3 +204,21 @@ def test_moving_a_case_to_another_patient_moves_its_visits(practice):
         dt.date(2026, 3, 5),
     )
     assert facts(Patient, "P1")[0] == 1
+
+
+def test_changing_the_practice_time_zone_moves_local_dates(practice):
+    # 23:30 in Chicago on the 14th is 00:30 on the 15th in New York.
+    sync(
+        practice,
+        {
+            "external_id": "A1",
+            "start": at(14, hour=23) + dt.timedelta(minutes=30),
+            "status": "completed",
+            "case_external_id": "PI",
+        },
+    )
+    assert facts(Patient, "P1")[2] == dt.date(2026, 3, 14)
+    practice_settings_update(practice=practice, actor=None, time_zone="America/New_York")
+    assert facts(Patient, "P1")[2] == dt.date(2026, 3, 15)
+    assert facts(Case, "PI")[2] == dt.date(2026, 3, 15)
+    assert str(practice.appointments.get().local_date) == "2026-03-15"

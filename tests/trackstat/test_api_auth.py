@@ -91,3 +91,12 @@ def test_schema_is_served():
     response = Client().get(reverse("api_schema"))
     assert response.status_code == 200
     assert b"/api/v1/practice" in response.content
+
+
+def test_api_docs_page_is_served_from_our_static_files():
+    response = Client().get(reverse("api_docs"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "swagger-ui-bundle.js" in page
+    assert "https://" not in page  # no CDN
+    assert "<script>" not in page  # no inline script under the CSP

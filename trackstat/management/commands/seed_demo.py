@@ -1,4 +1,5 @@
-"""``manage.py seed_demo``: a demo practice with one login per role (development only)."""
+"""``manage.py seed_demo``: a demo practice with one login per role, patients, cases and
+appointments (development only)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from trackstat.demo_data import demo_data_load
 from trackstat.models import Membership, Practice, Role, User
 from trackstat.services import api_key_create
 
@@ -79,7 +81,12 @@ class Command(BaseCommand):
         operator.set_password(OPERATOR_LOGIN[1])
         operator.save()
 
+        loaded = demo_data_load(practice=demo)
         self.stdout.write(f"Demo practice: {demo.name} (id {demo.id}, {demo.time_zone})")
+        self.stdout.write(
+            f"  {loaded['patients']} patients, {loaded['cases']} cases, "
+            f"{loaded['appointments']} appointments"
+        )
         if created:
             issued = api_key_create(practice=demo, name="Demo EMR", actor="seed_demo")
             self.stdout.write(f"Demo API key (shown once): {issued.secret}")
