@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
@@ -79,42 +84,88 @@ def actor_of(request: Request):
     return request.user if not isinstance(request.auth, ApiKey) else str(request.user)
 
 
-def upsert_one(
-    request: Request,
-    external_id: str,
-    *,
-    record_serializer: type[serializers.Serializer],
-    upsert: Callable,
-    read: Callable,
-) -> Response:
-    """PUT one record: validate it, upsert it, answer 201 (created) or 200 with its state."""
-    if not isinstance(request.data, dict):
-        raise ValidationError({"non_field_errors": ["Send a JSON object."]})
-    body_id = request.data.get("external_id")
-    if body_id not in (None, external_id):
-        raise ValidationError({"external_id": ["Does not match the external_id in the URL."]})
-    records, errors = validate_records(
-        record_serializer, [{**request.data, "external_id": external_id}]
+def detail_schema(output_serializer, record_serializer):
+    return extend_schema_view(
+        get=extend_schema(responses=output_serializer),
+        put=extend_schema(
+            request=record_serializer,
+            responses={200: output_serializer, 201: output_serializer},
+        ),
     )
-    if errors:
-        raise ValidationError(errors[0]["errors"])
-    result = upsert(records)
-    if result.errors:
-        raise ValidationError(result.errors[0]["errors"])
-    created = result.outcomes[0] == "created"
-    return Response(read(), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-def upsert_bulk(request: Request, key: str, record_serializer, upsert) -> Response:
-    items = request.data.get(key) if isinstance(request.data, dict) else None
-    if not isinstance(items, list):
-        raise ValidationError({key: [f'Send {{"{key}": [...]}}, a list of records.']})
-    if len(items) > MAX_BULK_RECORDS:
-        raise ValidationError({key: [f"At most {MAX_BULK_RECORDS} records per request."]})
-    records, errors = validate_records(record_serializer, items)
-    result = upsert(records)
-    result.errors += errors
-    return Response(result.as_response())
+def bulk_schema(name: str, key: str, record_serializer):
+    return extend_schema_view(
+        post=extend_schema(
+            request=inline_serializer(name, {key: record_serializer(many=True)}),
+            responses=BulkResultSerializer,
+        )
+    )
+
+
+class RecordDetailApi(SyncApiView):
+    """``GET`` and ``PUT`` of one record by its external id (patients, cases, appointments)."""
+
+    selector: Callable
+    output_serializer: type[serializers.Serializer]
+    record_serializer: type[serializers.Serializer]
+
+    def upsert(self, records: list[dict]) -> services.UpsertResult:
+        raise NotImplementedError
+
+    def serializer_context(self) -> dict:
+        return {}
+
+    def read(self, external_id: str) -> dict:
+        row = get_object_or_404(
+            self.selector(practice=self.request.practice), external_id=external_id
+        )
+        return self.output_serializer(row, context=self.serializer_context()).data
+
+    def get(self, request, external_id: str):
+        return Response(self.read(external_id))
+
+    def put(self, request, external_id: str):
+        """Validate the record, upsert it, answer 201 (created) or 200 with its state."""
+        if not isinstance(request.data, dict):
+            raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+        if request.data.get("external_id") not in (None, external_id):
+            raise ValidationError({"external_id": ["Does not match the external_id in the URL."]})
+        records, errors = validate_records(
+            self.record_serializer, [{**request.data, "external_id": external_id}]
+        )
+        if errors:
+            raise ValidationError(errors[0]["errors"])
+        result = self.upsert(records)
+        if result.errors:
+            raise ValidationError(result.errors[0]["errors"])
+        created = result.outcomes[0] == "created"
+        return Response(
+            self.read(external_id),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class RecordBulkApi(SyncApiView):
+    """``POST …:bulk``: up to 5,000 records, per-record results, valid ones saved."""
+
+    key: str
+    record_serializer: type[serializers.Serializer]
+
+    def upsert(self, records: list[dict]) -> services.UpsertResult:
+        raise NotImplementedError
+
+    def post(self, request):
+        key = self.key
+        items = request.data.get(key) if isinstance(request.data, dict) else None
+        if not isinstance(items, list):
+            raise ValidationError({key: [f'Send {{"{key}": [...]}}, a list of records.']})
+        if len(items) > MAX_BULK_RECORDS:
+            raise ValidationError({key: [f"At most {MAX_BULK_RECORDS} records per request."]})
+        records, errors = validate_records(self.record_serializer, items)
+        result = self.upsert(records)
+        result.errors += errors
+        return Response(result.as_response())
 
 
 class PatientListApi(ListAPIView):
@@ -143,48 +194,29 @@ class PatientListApi(ListAPIView):
         return {**super().get_serializer_context(), "show_financial": show_financial(self.request)}
 
 
-class PatientDetailApi(SyncApiView):
-    def _read(self, request, external_id):
-        patient = get_object_or_404(
-            selectors.patient_queryset(practice=request.practice), external_id=external_id
-        )
-        return PatientOutputSerializer(
-            patient, context={"show_financial": show_financial(request)}
-        ).data
+@detail_schema(PatientOutputSerializer, PatientRecordSerializer)
+class PatientDetailApi(RecordDetailApi):
+    selector = staticmethod(selectors.patient_queryset)
+    output_serializer = PatientOutputSerializer
+    record_serializer = PatientRecordSerializer
 
-    @extend_schema(responses=PatientOutputSerializer)
-    def get(self, request, external_id: str):
-        return Response(self._read(request, external_id))
+    def serializer_context(self) -> dict:
+        return {"show_financial": show_financial(self.request)}
 
-    @extend_schema(
-        request=PatientRecordSerializer,
-        responses={200: PatientOutputSerializer, 201: PatientOutputSerializer},
-    )
-    def put(self, request, external_id: str):
-        return upsert_one(
-            request,
-            external_id,
-            record_serializer=PatientRecordSerializer,
-            upsert=lambda records: services.patients_upsert(
-                practice=request.practice, records=records, actor=actor_of(request)
-            ),
-            read=lambda: self._read(request, external_id),
+    def upsert(self, records):
+        return services.patients_upsert(
+            practice=self.request.practice, records=records, actor=actor_of(self.request)
         )
 
 
-class PatientBulkApi(SyncApiView):
-    @extend_schema(
-        request=inline_serializer("PatientBulk", {"patients": PatientRecordSerializer(many=True)}),
-        responses=BulkResultSerializer,
-    )
-    def post(self, request):
-        return upsert_bulk(
-            request,
-            "patients",
-            PatientRecordSerializer,
-            lambda records: services.patients_upsert(
-                practice=request.practice, records=records, actor=actor_of(request)
-            ),
+@bulk_schema("PatientBulk", "patients", PatientRecordSerializer)
+class PatientBulkApi(RecordBulkApi):
+    key = "patients"
+    record_serializer = PatientRecordSerializer
+
+    def upsert(self, records):
+        return services.patients_upsert(
+            practice=self.request.practice, records=records, actor=actor_of(self.request)
         )
 
 
@@ -197,31 +229,14 @@ class CaseListApi(ListAPIView):
         return cases.filter(patient__external_id=patient) if patient else cases
 
 
-class CaseDetailApi(SyncApiView):
-    def _read(self, request, external_id):
-        case = get_object_or_404(
-            selectors.case_queryset(practice=request.practice), external_id=external_id
-        )
-        return CaseOutputSerializer(case).data
+@detail_schema(CaseOutputSerializer, CaseRecordSerializer)
+class CaseDetailApi(RecordDetailApi):
+    selector = staticmethod(selectors.case_queryset)
+    output_serializer = CaseOutputSerializer
+    record_serializer = CaseRecordSerializer
 
-    @extend_schema(responses=CaseOutputSerializer)
-    def get(self, request, external_id: str):
-        return Response(self._read(request, external_id))
-
-    @extend_schema(
-        request=CaseRecordSerializer,
-        responses={200: CaseOutputSerializer, 201: CaseOutputSerializer},
-    )
-    def put(self, request, external_id: str):
-        return upsert_one(
-            request,
-            external_id,
-            record_serializer=CaseRecordSerializer,
-            upsert=lambda records: services.cases_upsert(
-                practice=request.practice, records=records
-            ),
-            read=lambda: self._read(request, external_id),
-        )
+    def upsert(self, records):
+        return services.cases_upsert(practice=self.request.practice, records=records)
 
 
 class AppointmentListApi(ListAPIView):
@@ -239,49 +254,23 @@ class AppointmentListApi(ListAPIView):
         return appointments.order_by("-start", "-id")
 
 
-class AppointmentDetailApi(SyncApiView):
-    def _read(self, request, external_id):
-        appointment = get_object_or_404(
-            selectors.appointment_queryset(practice=request.practice), external_id=external_id
-        )
-        return AppointmentOutputSerializer(appointment).data
+@detail_schema(AppointmentOutputSerializer, AppointmentRecordSerializer)
+class AppointmentDetailApi(RecordDetailApi):
+    selector = staticmethod(selectors.appointment_queryset)
+    output_serializer = AppointmentOutputSerializer
+    record_serializer = AppointmentRecordSerializer
 
-    @extend_schema(responses=AppointmentOutputSerializer)
-    def get(self, request, external_id: str):
-        return Response(self._read(request, external_id))
-
-    @extend_schema(
-        request=AppointmentRecordSerializer,
-        responses={200: AppointmentOutputSerializer, 201: AppointmentOutputSerializer},
-    )
-    def put(self, request, external_id: str):
-        return upsert_one(
-            request,
-            external_id,
-            record_serializer=AppointmentRecordSerializer,
-            upsert=lambda records: services.appointments_upsert(
-                practice=request.practice, records=records
-            ),
-            read=lambda: self._read(request, external_id),
-        )
+    def upsert(self, records):
+        return services.appointments_upsert(practice=self.request.practice, records=records)
 
 
-class AppointmentBulkApi(SyncApiView):
-    @extend_schema(
-        request=inline_serializer(
-            "AppointmentBulk", {"appointments": AppointmentRecordSerializer(many=True)}
-        ),
-        responses=BulkResultSerializer,
-    )
-    def post(self, request):
-        return upsert_bulk(
-            request,
-            "appointments",
-            AppointmentRecordSerializer,
-            lambda records: services.appointments_upsert(
-                practice=request.practice, records=records
-            ),
-        )
+@bulk_schema("AppointmentBulk", "appointments", AppointmentRecordSerializer)
+class AppointmentBulkApi(RecordBulkApi):
+    key = "appointments"
+    record_serializer = AppointmentRecordSerializer
+
+    def upsert(self, records):
+        return services.appointments_upsert(practice=self.request.practice, records=records)
 
 
 class PatientCsvImportApi(SyncApiView):

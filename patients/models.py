@@ -45,6 +45,13 @@ class Lookup(models.Model):
         return self.name
 
 
+def lookup_field() -> models.ForeignKey:
+    """An optional lookup value (a provider, a purpose, …); a value in use cannot be deleted."""
+    return models.ForeignKey(
+        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+
 class Tag(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=100)
@@ -104,24 +111,12 @@ class Patient(models.Model):
     # The EMR's first-visit date when it sends one; first_visit_date falls back to the earliest
     # visit otherwise.
     emr_first_visit_date = models.DateField(null=True, blank=True)
-    primary_provider = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    referral_source = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    attorney = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    care_package = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    fee_schedule = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    insurance_company = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    primary_provider = lookup_field()
+    referral_source = lookup_field()
+    attorney = lookup_field()
+    care_package = lookup_field()
+    fee_schedule = lookup_field()
+    insurance_company = lookup_field()
     paid_total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     tags = models.ManyToManyField(Tag, through="PatientTag", related_name="patients")
 
@@ -197,16 +192,10 @@ class Case(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="cases")
     external_id = models.CharField(max_length=64)
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="cases")
-    case_type = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    case_type = lookup_field()
     diagnoses = models.ManyToManyField(Lookup, through="CaseDiagnosis", related_name="+")
-    attorney = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    insurance_company = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    attorney = lookup_field()
+    insurance_company = lookup_field()
     status = models.CharField(max_length=30, blank=True)
 
     # Derived visit facts of this case's appointments (as on Patient).
@@ -282,12 +271,8 @@ class Appointment(models.Model):
         max_length=20, choices=AppointmentStatus.choices, default=AppointmentStatus.SCHEDULED
     )
     checked_in_at = models.DateTimeField(null=True, blank=True)
-    purpose = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    provider = models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    purpose = lookup_field()
+    provider = lookup_field()
     services = models.ManyToManyField(Lookup, through="AppointmentService", related_name="+")
     # When the EMR booked it; the time we first received it when the EMR does not say.
     booked_at = models.DateTimeField()

@@ -73,3 +73,12 @@ def appointment_queryset(*, practice: Practice) -> QuerySet[Appointment]:
         .select_related("patient", "case", "purpose", "provider")
         .prefetch_related(Prefetch("services", queryset=Lookup.objects.order_by("name")))
     )
+
+
+def patient_ids_by_external_id(practice: Practice, external_ids) -> dict[str, int]:
+    """``{external_id: pk}`` of the practice's patients among ``external_ids``."""
+    return dict(
+        Patient.objects.filter(practice=practice, external_id__in=set(external_ids)).values_list(
+            "external_id", "pk"
+        )
+    )

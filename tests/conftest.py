@@ -6,6 +6,7 @@ from django.test import Client
 
 from tests.factories import MembershipFactory, PracticeFactory
 from trackstat.models import Role
+from trackstat.services import api_key_create
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +38,10 @@ def member_client(db):
         return client
 
     return make
+
+
+@pytest.fixture
+def api(practice) -> Client:
+    """A client authenticated with an API key of ``practice`` (an EMR connector)."""
+    key = api_key_create(practice=practice, name="EMR").secret
+    return Client(headers={"Authorization": f"Api-Key {key}"})

@@ -288,6 +288,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {"OptOutSourceEnum": "patients.models.OptOutSource"},
 }
 
 # Security headers. A Content Security Policy from Django's own middleware: everything is

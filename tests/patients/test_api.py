@@ -44,12 +44,6 @@ def practice():
     return PracticeFactory(time_zone="America/Chicago")
 
 
-@pytest.fixture
-def api(practice) -> Client:
-    key = api_key_create(practice=practice, name="EMR").secret
-    return Client(headers={"Authorization": f"Api-Key {key}"})
-
-
 def put(client: Client, url: str, body) -> object:
     return client.put(url, body, content_type="application/json")
 

@@ -9,7 +9,6 @@ from django.test import Client
 from patients.models import Patient
 from tests.factories import PracticeFactory
 from trackstat.models import Role
-from trackstat.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 
@@ -26,13 +25,6 @@ GOOD = (
 @pytest.fixture
 def practice():
     return PracticeFactory()
-
-
-@pytest.fixture
-def api(practice) -> Client:
-    return Client(
-        headers={"Authorization": f"Api-Key {api_key_create(practice=practice, name='x').secret}"}
-    )
 
 
 def upload(client: Client, text: str, name: str = "patients.csv"):

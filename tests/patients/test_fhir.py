@@ -29,12 +29,6 @@ def practice():
     return PracticeFactory(time_zone="America/Chicago")
 
 
-@pytest.fixture
-def api(practice) -> Client:
-    key = api_key_create(practice=practice, name="EMR").secret
-    return Client(headers={"Authorization": f"Api-Key {key}"})
-
-
 def post(client: Client, body, content_type: str = "application/json"):
     data = body if isinstance(body, str) else json.dumps(body)
     return client.post(URL, data, content_type=content_type)

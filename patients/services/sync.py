@@ -1,6 +1,6 @@
-"""Services that write patients, cases, appointments, tags and opt-outs.
+"""EMR sync: set-wise upserts of patients, cases and appointments.
 
-The sync services take records already validated by ``patients.sync.records`` and write them
+The services take records already validated by ``patients.sync.records`` and write them
 set-wise: one query per step for a whole batch (lookups, existing rows, inserts, updates,
 tags), never a query per record. A record that matches what is stored changes nothing, so
 re-sending the same payload is harmless.
@@ -13,15 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Count, Max, Min, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, ExtractDay, ExtractMonth, TruncDate
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from patients.models import (
-    CANCELLED_STATUSES,
-    VISIT_STATUSES,
     Appointment,
     AppointmentService,
     Case,
@@ -34,6 +30,8 @@ from patients.models import (
     Sex,
     Tag,
 )
+from patients.selectors import patient_ids_by_external_id
+from patients.services.visits import visit_facts_refresh
 from trackstat.audit import audit_record
 from trackstat.models import Practice
 
@@ -151,6 +149,39 @@ def _bulk_update(rows: list[models.Model], fields: set[str]) -> None:
     )
 
 
+def _write(
+    *,
+    practice: Practice,
+    model: type[models.Model],
+    to_create: list,
+    to_update: list,
+    update_fields: set[str],
+    existing: dict,
+    outcomes: dict[str, list],
+    link_model: type[models.Model],
+    owner_field: str,
+    target_field: str,
+    links: dict[str, set[int]],
+) -> None:
+    """Insert the new rows, update the changed ones, then make each row's links (tags,
+    diagnoses, services) exactly ``links[external_id]``; a row whose links changed counts as
+    updated."""
+    model.objects.bulk_create(to_create, batch_size=1000)
+    if to_update:
+        _bulk_update(to_update, update_fields)
+    rows = {row.external_id: row for row in [*to_create, *existing.values()]}
+    changed = _replace_links(
+        model=link_model,
+        practice=practice,
+        owner_field=owner_field,
+        target_field=target_field,
+        wanted={rows[external_id].pk: targets for external_id, targets in links.items()},
+    )
+    for row in rows.values():
+        if row.pk in changed and outcomes[row.external_id][1] == "unchanged":
+            outcomes[row.external_id][1] = "updated"
+
+
 def _dedupe(records: list[dict], result: UpsertResult) -> list[dict]:
     """A batch may name each external_id once: later repeats are errors, not silent merges."""
     seen: set[str] = set()
@@ -237,7 +268,7 @@ def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> U
     update_fields: set[str] = set()
     opt_out_changes: list[tuple[Patient, dict, dict]] = []
     first_visit_refresh: list[int] = []
-    outcome_by_external_id: dict[str, tuple[int, str]] = {}
+    outcomes: dict[str, list] = {}
     for record in records:
         values = _patient_values(record, lookup_ids, now)
         patient = existing.get(record["external_id"])
@@ -249,7 +280,7 @@ def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> U
             for name, value in opt_outs.items():
                 setattr(patient, name, value)
             to_create.append(patient)
-            outcome_by_external_id[patient.external_id] = (record["_index"], "created")
+            outcomes[patient.external_id] = [record["_index"], "created"]
             continue
         changed: set[str] = set()
         _set_changed(patient, values, changed)
@@ -263,33 +294,23 @@ def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> U
         if changed:
             update_fields |= changed
             to_update.append(patient)
-        outcome_by_external_id[patient.external_id] = (
-            record["_index"],
-            "updated" if changed else "unchanged",
-        )
+        outcomes[patient.external_id] = [record["_index"], "updated" if changed else "unchanged"]
 
-    Patient.objects.bulk_create(to_create, batch_size=1000)
-    if to_update:
-        _bulk_update(to_update, update_fields)
-
-    patients = {p.external_id: p for p in [*to_create, *existing.values()]}
-    tags_changed = _replace_links(
-        model=PatientTag,
+    _write(
         practice=practice,
+        model=Patient,
+        to_create=to_create,
+        to_update=to_update,
+        update_fields=update_fields,
+        existing=existing,
+        outcomes=outcomes,
+        link_model=PatientTag,
         owner_field="patient_id",
         target_field="tag_id",
-        wanted={
-            patients[r["external_id"]].pk: {
-                tag_ids[name.strip()] for name in r["tags"] if name.strip()
-            }
-            for r in records
-            if "tags" in r
+        links={
+            r["external_id"]: {tag_ids[name] for name in r["tags"]} for r in records if "tags" in r
         },
     )
-    for patient in patients.values():
-        index, outcome = outcome_by_external_id[patient.external_id]
-        if patient.pk in tags_changed and outcome == "unchanged":
-            outcome_by_external_id[patient.external_id] = (index, "updated")
     if first_visit_refresh:
         visit_facts_refresh(practice=practice, patient_ids=first_visit_refresh)
     for patient, before, after in opt_out_changes:
@@ -311,7 +332,7 @@ def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> U
                 before=None,
                 after={"sms_opt_out": patient.sms_opt_out, "email_opt_out": patient.email_opt_out},
             )
-    for index, outcome in outcome_by_external_id.values():
+    for index, outcome in outcomes.values():
         result.record(index, outcome)
     return result
 
@@ -320,14 +341,6 @@ def _set_first_visit_parts(patient: Patient) -> None:
     first = patient.first_visit_date
     patient.first_visit_month = first.month if first else None
     patient.first_visit_day = first.day if first else None
-
-
-def _patients_by_external_id(practice: Practice, external_ids: Iterable[str]) -> dict[str, int]:
-    return dict(
-        Patient.objects.filter(practice=practice, external_id__in=set(external_ids)).values_list(
-            "external_id", "pk"
-        )
-    )
 
 
 def _replace_links(
@@ -364,7 +377,7 @@ def cases_upsert(*, practice: Practice, records: list[dict]) -> UpsertResult:
     """Create or update cases from validated records."""
     result = UpsertResult()
     records = _dedupe(records, result)
-    patient_ids = _patients_by_external_id(
+    patient_ids = patient_ids_by_external_id(
         practice, [r["patient_external_id"] for r in records if r.get("patient_external_id")]
     )
     existing = {
@@ -415,26 +428,23 @@ def cases_upsert(*, practice: Practice, records: list[dict]) -> UpsertResult:
             update_fields |= changed
             to_update.append(case)
         outcomes[case.external_id] = [record["_index"], "updated" if changed else "unchanged"]
-    Case.objects.bulk_create(to_create, batch_size=1000)
-    if to_update:
-        _bulk_update(to_update, update_fields)
-    cases = {c.external_id: c for c in [*to_create, *existing.values()]}
-    changed_cases = _replace_links(
-        model=CaseDiagnosis,
+    _write(
         practice=practice,
+        model=Case,
+        to_create=to_create,
+        to_update=to_update,
+        update_fields=update_fields,
+        existing=existing,
+        outcomes=outcomes,
+        link_model=CaseDiagnosis,
         owner_field="case_id",
         target_field="diagnosis_id",
-        wanted={
-            cases[r["external_id"]].pk: {
-                lookup_ids[(LookupKind.DIAGNOSIS, c)] for c in r["diagnoses"]
-            }
+        links={
+            r["external_id"]: {lookup_ids[(LookupKind.DIAGNOSIS, c)] for c in r["diagnoses"]}
             for r in valid
             if "diagnoses" in r
         },
     )
-    for case in cases.values():
-        if case.pk in changed_cases and outcomes[case.external_id][1] == "unchanged":
-            outcomes[case.external_id][1] = "updated"
     if refresh_patients:
         # Moving a case between patients moves its appointments' visits with it.
         Appointment.objects.filter(
@@ -459,7 +469,7 @@ def appointments_upsert(*, practice: Practice, records: list[dict]) -> UpsertRes
     result = UpsertResult()
     records = _dedupe(records, result)
     now = timezone.now()
-    patient_ids = _patients_by_external_id(
+    patient_ids = patient_ids_by_external_id(
         practice, [r["patient_external_id"] for r in records if r.get("patient_external_id")]
     )
     case_rows = {
@@ -557,184 +567,24 @@ def appointments_upsert(*, practice: Practice, records: list[dict]) -> UpsertRes
             "updated" if changed else "unchanged",
         ]
 
-    Appointment.objects.bulk_create(to_create, batch_size=1000)
-    if to_update:
-        _bulk_update(to_update, update_fields)
-    appointments = {a.external_id: a for a in [*to_create, *existing.values()]}
-    changed_services = _replace_links(
-        model=AppointmentService,
+    _write(
         practice=practice,
+        model=Appointment,
+        to_create=to_create,
+        to_update=to_update,
+        update_fields=update_fields,
+        existing=existing,
+        outcomes=outcomes,
+        link_model=AppointmentService,
         owner_field="appointment_id",
         target_field="service_id",
-        wanted={
-            appointments[r["external_id"]].pk: {
-                lookup_ids[(LookupKind.SERVICE, code)] for code in r["services"]
-            }
+        links={
+            r["external_id"]: {lookup_ids[(LookupKind.SERVICE, code)] for code in r["services"]}
             for r in valid
             if "services" in r
         },
     )
-    for appointment in appointments.values():
-        if (
-            appointment.pk in changed_services
-            and outcomes[appointment.external_id][1] == "unchanged"
-        ):
-            outcomes[appointment.external_id][1] = "updated"
     visit_facts_refresh(practice=practice, patient_ids=touched_patients, case_ids=touched_cases)
     for index, outcome in outcomes.values():
         result.record(index, outcome)
     return result
-
-
-def _facts_of(owner_field: str) -> dict:
-    """Subqueries computing the visit facts of one patient or case from its appointments."""
-
-    def aggregate(function, statuses=None, excluded=None):
-        appointments = Appointment.objects.filter(**{owner_field: OuterRef("pk")})
-        if statuses:
-            appointments = appointments.filter(status__in=statuses)
-        if excluded:
-            appointments = appointments.exclude(status__in=excluded)
-        return Subquery(
-            appointments.order_by().values(owner_field).annotate(value=function).values("value")[:1]
-        )
-
-    return {
-        "visit_count": Coalesce(aggregate(Count("pk"), statuses=VISIT_STATUSES), Value(0)),
-        "last_visit_checked_in": aggregate(Max("local_date"), statuses=VISIT_STATUSES),
-        "last_visit_scheduled": aggregate(Max("local_date"), excluded=CANCELLED_STATUSES),
-        "first_visit_date": aggregate(Min("local_date"), statuses=VISIT_STATUSES),
-    }
-
-
-def visit_facts_refresh(
-    *,
-    practice: Practice,
-    patient_ids: Iterable[int] = (),
-    case_ids: Iterable[int] = (),
-) -> None:
-    """Recompute the derived visit facts of these patients and cases from their appointments.
-
-    Recomputing from the appointments (rather than adjusting counters) keeps the facts right
-    whatever order appointments arrive in, and after updates, cancellations and moves.
-    """
-    patient_ids = {pk for pk in patient_ids if pk}
-    case_ids = {pk for pk in case_ids if pk}
-    if patient_ids:
-        _patient_facts_update(Patient.objects.filter(practice=practice, pk__in=patient_ids))
-    if case_ids:
-        Case.objects.filter(practice=practice, pk__in=case_ids).update(**_facts_of("case"))
-
-
-def _patient_facts_update(patients: models.QuerySet) -> None:
-    facts = _facts_of("patient")
-    facts["first_visit_date"] = Coalesce("emr_first_visit_date", facts["first_visit_date"])
-    patients.update(**facts)
-    # Month and day of the (possibly new) first visit, for the anniversary trigger's index.
-    patients.update(
-        first_visit_month=ExtractMonth("first_visit_date"),
-        first_visit_day=ExtractDay("first_visit_date"),
-    )
-
-
-@transaction.atomic
-def practice_local_dates_refresh(*, practice: Practice) -> None:
-    """After a change of the practice's time zone: every appointment's local date, and every
-    patient's and case's visit facts, in the new zone (a few set-wise statements)."""
-    Appointment.objects.filter(practice=practice).update(
-        local_date=TruncDate("start", tzinfo=practice.tz)
-    )
-    _patient_facts_update(Patient.objects.filter(practice=practice))
-    Case.objects.filter(practice=practice).update(**_facts_of("case"))
-
-
-@transaction.atomic
-def patient_tag_add(*, practice: Practice, patient: Patient, name: str, actor) -> Tag:
-    """Tag one patient (staff, from the patient page); creates the tag on first use."""
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": "Enter a tag name."})
-    if len(name) > 100:
-        raise ValidationError({"name": "At most 100 characters."})
-    tag, _ = Tag.objects.get_or_create(practice=practice, name=name)
-    PatientTag.objects.get_or_create(practice=practice, patient=patient, tag=tag)
-    return tag
-
-
-@transaction.atomic
-def patient_tag_remove(*, practice: Practice, patient: Patient, tag_id: int, actor) -> None:
-    PatientTag.objects.filter(practice=practice, patient=patient, tag_id=tag_id).delete()
-
-
-@dataclass
-class BulkTagResult:
-    tag: Tag
-    tagged: int
-    already: int
-    unknown: list[str]
-
-
-@transaction.atomic
-def patients_tag_bulk(
-    *, practice: Practice, name: str, external_ids: Iterable[str], actor
-) -> BulkTagResult:
-    """Tag many patients by external id (how a practice marks its "no marketing" patients)."""
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": "Enter a tag name."})
-    wanted = list(dict.fromkeys(i.strip() for i in external_ids if i and i.strip()))
-    if not wanted:
-        raise ValidationError({"external_ids": "List at least one external id."})
-    tag, _ = Tag.objects.get_or_create(practice=practice, name=name)
-    found = _patients_by_external_id(practice, wanted)
-    already = set(
-        PatientTag.objects.filter(tag=tag, patient_id__in=found.values()).values_list(
-            "patient_id", flat=True
-        )
-    )
-    PatientTag.objects.bulk_create(
-        [
-            PatientTag(practice=practice, patient_id=pk, tag=tag)
-            for pk in found.values()
-            if pk not in already
-        ],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
-    return BulkTagResult(
-        tag=tag,
-        tagged=len(found) - len(already),
-        already=len(already),
-        unknown=[external_id for external_id in wanted if external_id not in found],
-    )
-
-
-@transaction.atomic
-def patient_opt_out_set(
-    *, practice: Practice, patient: Patient, channel: str, opted_out: bool, source: str, actor
-) -> Patient:
-    """Turn a patient's SMS or email opt-out on or off, recording when, how and by whom.
-
-    Called by staff ("Disable Text" / "Disable Email"), inbound STOP/START, unsubscribe links
-    and provider reports. Every change is audited.
-    """
-    if channel not in ("sms", "email"):
-        raise ValidationError({"channel": "Use 'sms' or 'email'."})
-    patient = Patient.objects.select_for_update().get(pk=patient.pk, practice=practice)
-    key = f"{channel}_opt_out"
-    if getattr(patient, key) == opted_out:
-        return patient
-    before = {key: getattr(patient, key)}
-    setattr(patient, key, opted_out)
-    setattr(patient, f"{key}_at", timezone.now() if opted_out else None)
-    setattr(patient, f"{key}_source", source if opted_out else "")
-    patient.save(update_fields=[key, f"{key}_at", f"{key}_source", "updated_at"])
-    audit_record(
-        practice=practice,
-        actor=actor,
-        action=f"patient.{channel}_opt_out" if opted_out else f"patient.{channel}_opt_in",
-        target=patient,
-        before=before,
-        after={key: opted_out, "source": source},
-    )
-    return patient

@@ -1,0 +1,111 @@
+"""What staff change by hand on the Patients pages: tags and opt-outs (audited)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from patients.models import (
+    Patient,
+    PatientTag,
+    Tag,
+)
+from patients.selectors import patient_ids_by_external_id
+from trackstat.audit import audit_record
+from trackstat.models import Practice
+
+
+@transaction.atomic
+def patient_tag_add(*, practice: Practice, patient: Patient, name: str, actor) -> Tag:
+    """Tag one patient (staff, from the patient page); creates the tag on first use."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Enter a tag name."})
+    if len(name) > 100:
+        raise ValidationError({"name": "At most 100 characters."})
+    tag, _ = Tag.objects.get_or_create(practice=practice, name=name)
+    PatientTag.objects.get_or_create(practice=practice, patient=patient, tag=tag)
+    return tag
+
+
+@transaction.atomic
+def patient_tag_remove(*, practice: Practice, patient: Patient, tag_id: int, actor) -> None:
+    PatientTag.objects.filter(practice=practice, patient=patient, tag_id=tag_id).delete()
+
+
+@dataclass
+class BulkTagResult:
+    tag: Tag
+    tagged: int
+    already: int
+    unknown: list[str]
+
+
+@transaction.atomic
+def patients_tag_bulk(
+    *, practice: Practice, name: str, external_ids: Iterable[str], actor
+) -> BulkTagResult:
+    """Tag many patients by external id (how a practice marks its "no marketing" patients)."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Enter a tag name."})
+    wanted = list(dict.fromkeys(i.strip() for i in external_ids if i and i.strip()))
+    if not wanted:
+        raise ValidationError({"external_ids": "List at least one external id."})
+    tag, _ = Tag.objects.get_or_create(practice=practice, name=name)
+    found = patient_ids_by_external_id(practice, wanted)
+    already = set(
+        PatientTag.objects.filter(tag=tag, patient_id__in=found.values()).values_list(
+            "patient_id", flat=True
+        )
+    )
+    PatientTag.objects.bulk_create(
+        [
+            PatientTag(practice=practice, patient_id=pk, tag=tag)
+            for pk in found.values()
+            if pk not in already
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    return BulkTagResult(
+        tag=tag,
+        tagged=len(found) - len(already),
+        already=len(already),
+        unknown=[external_id for external_id in wanted if external_id not in found],
+    )
+
+
+@transaction.atomic
+def patient_opt_out_set(
+    *, practice: Practice, patient: Patient, channel: str, opted_out: bool, source: str, actor
+) -> Patient:
+    """Turn a patient's SMS or email opt-out on or off, recording when, how and by whom.
+
+    Called by staff ("Disable Text" / "Disable Email"), inbound STOP/START, unsubscribe links
+    and provider reports. Every change is audited.
+    """
+    if channel not in ("sms", "email"):
+        raise ValidationError({"channel": "Use 'sms' or 'email'."})
+    patient = Patient.objects.select_for_update().get(pk=patient.pk, practice=practice)
+    key = f"{channel}_opt_out"
+    if getattr(patient, key) == opted_out:
+        return patient
+    before = {key: getattr(patient, key)}
+    setattr(patient, key, opted_out)
+    setattr(patient, f"{key}_at", timezone.now() if opted_out else None)
+    setattr(patient, f"{key}_source", source if opted_out else "")
+    patient.save(update_fields=[key, f"{key}_at", f"{key}_source", "updated_at"])
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action=f"patient.{channel}_opt_out" if opted_out else f"patient.{channel}_opt_in",
+        target=patient,
+        before=before,
+        after={key: opted_out, "source": source},
+    )
+    return patient
