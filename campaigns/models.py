@@ -1,8 +1,164 @@
-"""Campaign models. The campaign builder and the engine's tables arrive with their issues."""
+"""Campaigns (drip and blast), their message steps, and the template library (DESIGN §5).
+
+A campaign's trigger, filters, schedule and goal are stored as the JSON of the API (§5),
+validated by ``campaigns.spec`` on every write and compiled to SQL by ``campaigns.triggers``
+and ``campaigns.filters``.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+
+from patients.models import Patient
+from trackstat.models import Practice
+
+
+class CampaignKind(models.TextChoices):
+    DRIP = "drip", "Drip"
+    BLAST = "blast", "Blast"
+
+
+class Channel(models.TextChoices):
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
+class DelayUnit(models.TextChoices):
+    MINUTES = "minutes", "minutes"
+    HOURS = "hours", "hours"
+    DAYS = "days", "days"
+    WEEKS = "weeks", "weeks"
+    MONTHS = "months", "months"
+
+
+class Campaign(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=CampaignKind.choices, default=CampaignKind.DRIP)
+    enabled = models.BooleanField(default=False)
+    # When it was last turned on: a scheduled campaign enabled after today's time first runs
+    # on its next due day (DESIGN §5.3).
+    enabled_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.JSONField(default=dict, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    schedule = models.JSONField(default=dict, blank=True)
+    exclude_recent_days = models.PositiveIntegerField(default=0)
+    goal = models.JSONField(null=True, blank=True)
+    # Blasts: when to send (None: as soon as enabled) and when it was sent (then never again).
+    send_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [
+            models.Index(fields=["practice", "kind", "enabled"], name="campaign_practice_kind"),
+            models.Index(fields=["enabled", "kind"], name="campaign_enabled_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_blast(self) -> bool:
+        return self.kind == CampaignKind.BLAST
+
+
+class MessageStep(models.Model):
+    """Step ``position`` (1…n) of a campaign: what to send and how long after the previous."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    delay_value = models.PositiveIntegerField(default=0)
+    delay_unit = models.CharField(max_length=10, choices=DelayUnit.choices, default=DelayUnit.DAYS)
+
+    class Meta:
+        ordering = ["campaign", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "position"], name="step_position_once"),
+            models.CheckConstraint(
+                condition=models.Q(position__gte=1), name="step_position_from_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} step {self.position}"
+
+
+class BlastExclusion(models.Model):
+    """A recipient staff removed from a blast's audience before it went out."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="exclusions")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "patient"], name="blast_exclusion_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign}: not {self.patient_id}"
+
+
+class TemplateFolder(models.Model):
+    """A folder of message templates; ``practice`` empty = the operator's master library,
+    visible to every practice and read-only for them."""
+
+    practice = models.ForeignKey(
+        Practice, null=True, blank=True, on_delete=models.CASCADE, related_name="template_folders"
+    )
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "name"],
+                condition=models.Q(practice__isnull=False),
+                name="template_folder_name_once",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(practice__isnull=True),
+                name="master_folder_name_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_master(self) -> bool:
+        return self.practice_id is None
+
+
+class MessageTemplate(models.Model):
+    practice = models.ForeignKey(
+        Practice, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    folder = models.ForeignKey(TemplateFolder, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["folder", "name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class SchedulerHeartbeat(models.Model):

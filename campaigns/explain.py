@@ -1,0 +1,163 @@
+"""Why a patient would or would not enter a campaign at an instant (the "Why?" panel and
+``GET /api/v1/campaigns/{id}/explain``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q, QuerySet
+
+from campaigns.filters import with_filter_annotations
+from campaigns.models import Campaign, CampaignKind, Channel
+from campaigns.triggers import RunContext
+from patients.models import VISIT_STATUSES, Appointment, Patient
+
+FILTER_LABELS = {
+    "tags.include": "Has one of the tags",
+    "tags.exclude": "Has none of the excluded tags",
+    "status": "Status",
+    "has_future_appointment": "Has a future appointment",
+    "appointment": "Has an appointment of the purpose/provider",
+    "providers": "Primary provider",
+    "case_types": "Has a case of the type",
+    "diagnoses": "Has a diagnosis",
+    "attorneys": "Attorney",
+    "insurance_companies": "Insurance company",
+    "care_packages": "Care package",
+    "fee_schedules": "Fee schedule",
+    "referral_sources": "Referral source",
+    "services": "Had a service (CPT)",
+    "paid_total": "Paid total",
+    "age": "Age",
+    "sex": "Sex",
+    "address": "Address",
+    "visit_count": "Visit count",
+}
+
+
+def _filter_value(campaign: Campaign, name: str):
+    filters = campaign.filters or {}
+    if name.startswith("tags."):
+        return filters["tags"][name.split(".")[1]]
+    if name == "appointment":
+        return {k: filters[k] for k in ("appointment_purposes", "providers") if k in filters}
+    return filters.get(name)
+
+
+def _trigger_detail(campaign: Campaign, patient: Patient, ctx: RunContext) -> str:
+    """What the patient's own data says about the trigger, in staff's words."""
+    trigger = campaign.trigger or {}
+    kind = trigger.get("type")
+    today = ctx.today
+    if kind == "birthday":
+        if not patient.birth_date:
+            return "No birth date on file."
+        return f"Born {patient.birth_date:%B %-d}; today is {today:%B %-d, %Y}."
+    if kind in ("first_visit", "anniversary"):
+        if not patient.first_visit_date:
+            return "No first visit on file."
+        return f"First visit {patient.first_visit_date.isoformat()}; today is {today.isoformat()}."
+    appointments = Appointment.objects.filter(patient=patient)
+    if kind == "last_visit_checked_in":
+        last = (
+            appointments.filter(status__in=VISIT_STATUSES, start__lte=ctx.at)
+            .order_by("-start")
+            .first()
+        )
+        if last is None:
+            return "No checked-in visit on file."
+        days = (today - last.local_date).days
+        return f"Latest visit {last.local_date.isoformat()} ({days} days before today)."
+    if kind == "last_visit_scheduled":
+        last = appointments.exclude(status__in=["cancelled", "rescheduled"]).order_by("-start")
+        last = last.first()
+        if last is None:
+            return "No appointment on file."
+        return f"Latest scheduled appointment {last.local_date.isoformat()}."
+    if kind in ("scheduled_appointment", "missed_appointment"):
+        near = appointments.filter(
+            local_date__gte=today - dt.timedelta(days=1),
+            local_date__lte=today + dt.timedelta(days=max(trigger.get("days", 0), 1)),
+        ).order_by("start")
+        if not near:
+            return "No appointment around today."
+        tz = campaign.practice.tz
+        return "; ".join(
+            f"{a.start.astimezone(tz):%Y-%m-%d %H:%M} {a.get_status_display()}" for a in near[:5]
+        )
+    return ""
+
+
+def _channels(campaign: Campaign, patient: Patient) -> list[dict]:
+    channels = []
+    for channel in sorted({step.channel for step in campaign.steps.all()}):
+        if channel == Channel.SMS:
+            usable, reason = bool(patient.phone), "" if patient.phone else "No mobile phone."
+            if patient.sms_opt_out:
+                usable, reason = False, "Opted out of text messages."
+        else:
+            usable, reason = bool(patient.email), "" if patient.email else "No email address."
+            if patient.email_opt_out:
+                usable, reason = False, "Opted out of email."
+        channels.append({"channel": channel, "usable": usable, "reason": reason})
+    return channels
+
+
+def _quiet_hours(campaign: Campaign, ctx: RunContext) -> dict:
+    practice = campaign.practice
+    local = ctx.at.astimezone(practice.tz)
+    inside = practice.sending_window_start <= local.time() < practice.sending_window_end
+    return {
+        "window": f"{practice.sending_window_start:%H:%M}-{practice.sending_window_end:%H:%M}",
+        "local_time": local.strftime("%H:%M"),
+        "texts_may_go_now": inside,
+    }
+
+
+def explain_patient(
+    campaign: Campaign,
+    patient: Patient,
+    ctx: RunContext,
+    patients: QuerySet,
+    conditions: list[tuple[str, Q]],
+) -> dict:
+    matched = patients.filter(pk=patient.pk).values("occurrence_key").first()
+    # Filters are judged on the patient alone, whatever the trigger says.
+    mine = with_filter_annotations(Patient.objects.filter(pk=patient.pk))
+    checks = []
+    if campaign.kind == CampaignKind.DRIP:
+        checks.append(
+            {
+                "check": f"trigger: {campaign.trigger['type']}",
+                "passed": matched is not None,
+                "detail": _trigger_detail(campaign, patient, ctx),
+            }
+        )
+    for name, condition in conditions:
+        checks.append(
+            {
+                "check": f"filter: {FILTER_LABELS.get(name, name)}",
+                "passed": mine.filter(condition).exists(),
+                "detail": _filter_value(campaign, name),
+            }
+        )
+    if campaign.kind == CampaignKind.BLAST:
+        removed = campaign.exclusions.filter(patient=patient).exists()
+        checks.append(
+            {"check": "not removed from the blast", "passed": not removed, "detail": None}
+        )
+    channels = _channels(campaign, patient)
+    would_enter = all(check["passed"] for check in checks)
+    return {
+        "campaign": campaign.pk,
+        "patient_external_id": patient.external_id,
+        "at": ctx.at.isoformat(),
+        "local_date": ctx.today.isoformat(),
+        "enabled": campaign.enabled,
+        "would_enter": would_enter,
+        "occurrence_key": matched["occurrence_key"] if matched and would_enter else None,
+        "checks": checks,
+        "channels": channels,
+        "reachable": any(c["usable"] for c in channels),
+        "quiet_hours": _quiet_hours(campaign, ctx),
+    }

@@ -1,0 +1,171 @@
+"""Filters (DESIGN §5.2) compiled to ``Q`` objects on Patient (and, for filters about the
+triggering appointment, on Appointment). Absent filters do not narrow; lists mean "any of"."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Lower
+
+from campaigns.triggers import RunContext
+from patients.models import (
+    UPCOMING_STATUSES,
+    Appointment,
+    AppointmentService,
+    Case,
+    CaseDiagnosis,
+    PatientStatus,
+    PatientTag,
+)
+
+# The filters about an appointment: they narrow the triggering appointment when the trigger
+# has one, and otherwise ask for any appointment of the patient.
+APPOINTMENT_FILTERS = ("appointment_purposes", "providers")
+
+
+def years_before(day: dt.date, years: int) -> dt.date:
+    """``day`` ``years`` years earlier; 29 February becomes 28 February in a common year."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+def appointment_q(filters: dict) -> Q:
+    """The purpose and (appointment) provider filters, as a condition on an appointment."""
+    condition = Q()
+    if filters.get("appointment_purposes"):
+        condition &= Q(purpose__name__in=filters["appointment_purposes"])
+    providers = filters.get("providers")
+    if providers and providers["match"] == "appointment":
+        condition &= Q(provider__name__in=providers["names"])
+    return condition
+
+
+def _any(model, **lookups) -> Exists:
+    return Exists(model.objects.filter(patient_id=OuterRef("pk"), **lookups))
+
+
+def filter_conditions(
+    filters: dict, ctx: RunContext, *, appointment_trigger: bool
+) -> list[tuple[str, Q]]:
+    """Each selected filter as (name, condition on Patient), in a stable order.
+
+    With ``appointment_trigger`` the appointment filters are left to the trigger, which
+    applies them to the appointment it is about.
+    """
+    conditions: list[tuple[str, Q]] = []
+    today = ctx.today
+
+    def add(name: str, condition: Q) -> None:
+        conditions.append((name, condition))
+
+    tags = filters.get("tags")
+    if tags and tags["include"]:
+        add("tags.include", Q(_any(PatientTag, tag__name__in=tags["include"])))
+    if tags and tags["exclude"]:
+        add("tags.exclude", ~Q(_any(PatientTag, tag__name__in=tags["exclude"])))
+    status = filters.get("status")
+    if status == "active":
+        add("status", Q(status=PatientStatus.ACTIVE))
+    elif status == "inactive":
+        add("status", ~Q(status=PatientStatus.ACTIVE))
+    if "has_future_appointment" in filters:
+        future = Q(_any(Appointment, start__gt=ctx.at, status__in=UPCOMING_STATUSES))
+        add("has_future_appointment", future if filters["has_future_appointment"] else ~future)
+    if not appointment_trigger:
+        appointment = appointment_q(filters)
+        if appointment:
+            add("appointment", Q(_any(Appointment, appointment)))
+    providers = filters.get("providers")
+    if providers and providers["match"] == "primary":
+        add("providers", Q(primary_provider__name__in=providers["names"]))
+    if filters.get("case_types"):
+        add("case_types", Q(_any(Case, case_type__name__in=filters["case_types"])))
+    if filters.get("diagnoses"):
+        add(
+            "diagnoses",
+            Q(
+                Exists(
+                    CaseDiagnosis.objects.filter(
+                        case__patient_id=OuterRef("pk"), diagnosis__name__in=filters["diagnoses"]
+                    )
+                )
+            ),
+        )
+    if filters.get("attorneys"):
+        names = filters["attorneys"]
+        add("attorneys", Q(attorney__name__in=names) | Q(_any(Case, attorney__name__in=names)))
+    if filters.get("insurance_companies"):
+        names = filters["insurance_companies"]
+        add(
+            "insurance_companies",
+            Q(insurance_company__name__in=names) | Q(_any(Case, insurance_company__name__in=names)),
+        )
+    for name, field in [
+        ("care_packages", "care_package"),
+        ("fee_schedules", "fee_schedule"),
+        ("referral_sources", "referral_source"),
+    ]:
+        if filters.get(name):
+            add(name, Q(**{f"{field}__name__in": filters[name]}))
+    if filters.get("services"):
+        add(
+            "services",
+            Q(
+                Exists(
+                    AppointmentService.objects.filter(
+                        appointment__patient_id=OuterRef("pk"),
+                        service__name__in=filters["services"],
+                    )
+                )
+            ),
+        )
+    paid = filters.get("paid_total")
+    if paid:
+        condition = Q()
+        if "min" in paid:
+            condition &= Q(paid_total__gte=Decimal(str(paid["min"])))
+        if "max" in paid:
+            condition &= Q(paid_total__lte=Decimal(str(paid["max"])))
+        add("paid_total", condition)
+    age = filters.get("age")
+    if age:
+        # Whole years on the run date: at least N years old ⇔ born on or before today - N years.
+        condition = Q(birth_date__isnull=False)
+        if "min" in age:
+            condition &= Q(birth_date__lte=years_before(today, age["min"]))
+        if "max" in age:
+            condition &= Q(birth_date__gt=years_before(today, age["max"] + 1))
+        add("age", condition)
+    if filters.get("sex"):
+        add("sex", Q(sex__in=filters["sex"]))
+    address = filters.get("address")
+    if address:
+        condition = Q()
+        if address.get("states"):
+            condition &= Q(state_lower__in=[s.lower() for s in address["states"]])
+        if address.get("cities"):
+            condition &= Q(city_lower__in=[c.lower() for c in address["cities"]])
+        if address.get("postal_codes"):
+            condition &= Q(postal_code__in=address["postal_codes"])
+        add("address", condition)
+    visits = filters.get("visit_count")
+    if visits:
+        if "eq" in visits:
+            add("visit_count", Q(visit_count=visits["eq"]))
+        else:
+            condition = Q()
+            if "min" in visits:
+                condition &= Q(visit_count__gte=visits["min"])
+            if "max" in visits:
+                condition &= Q(visit_count__lte=visits["max"])
+            add("visit_count", condition)
+    return conditions
+
+
+def with_filter_annotations(patients):
+    """Annotations the conditions refer to (case-insensitive address matching)."""
+    return patients.annotate(state_lower=Lower("state"), city_lower=Lower("city"))

@@ -1,0 +1,224 @@
+"""Services that write campaigns, their steps, blast exclusions and the template library.
+
+Every change to a campaign is audited with its JSON before and after (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.models import (
+    BlastExclusion,
+    Campaign,
+    CampaignKind,
+    MessageStep,
+    MessageTemplate,
+    TemplateFolder,
+)
+from patients.models import Patient
+from trackstat.audit import audit_record
+from trackstat.models import Practice
+
+CAMPAIGN_FIELDS = [
+    "name",
+    "kind",
+    "enabled",
+    "trigger",
+    "filters",
+    "schedule",
+    "exclude_recent_days",
+    "goal",
+    "send_at",
+]
+
+
+def campaign_as_json(campaign: Campaign) -> dict:
+    """The campaign in the JSON form of DESIGN §5 (also its audit snapshot)."""
+    return {
+        "id": campaign.pk,
+        "name": campaign.name,
+        "kind": campaign.kind,
+        "enabled": campaign.enabled,
+        "trigger": campaign.trigger or None,
+        "filters": campaign.filters or {},
+        "schedule": campaign.schedule or None,
+        "exclude_recent_days": campaign.exclude_recent_days,
+        "messages": [
+            {
+                "channel": step.channel,
+                "subject": step.subject,
+                "body": step.body,
+                "delay": {"value": step.delay_value, "unit": step.delay_unit},
+            }
+            for step in campaign.steps.all()
+        ],
+        "goal": campaign.goal,
+        "send_at": campaign.send_at.isoformat() if campaign.send_at else None,
+        "sent_at": campaign.sent_at.isoformat() if campaign.sent_at else None,
+        "created_at": campaign.created_at.isoformat() if campaign.created_at else None,
+        "updated_at": campaign.updated_at.isoformat() if campaign.updated_at else None,
+    }
+
+
+def _audit_snapshot(campaign: Campaign) -> dict:
+    data = campaign_as_json(campaign)
+    data.pop("updated_at", None)
+    data.pop("created_at", None)
+    return data
+
+
+def _steps_replace(campaign: Campaign, messages: list[dict]) -> None:
+    campaign.steps.all().delete()
+    MessageStep.objects.bulk_create(
+        MessageStep(
+            practice=campaign.practice,
+            campaign=campaign,
+            position=position,
+            channel=message["channel"],
+            subject=message.get("subject", ""),
+            body=message["body"],
+            delay_value=message["delay"]["value"],
+            delay_unit=message["delay"]["unit"],
+        )
+        for position, message in enumerate(messages, start=1)
+    )
+
+
+def _apply(campaign: Campaign, data: dict) -> None:
+    for name in CAMPAIGN_FIELDS:
+        if name in data:
+            value = data[name]
+            if name in ("trigger", "schedule", "filters") and value is None:
+                value = {}
+            setattr(campaign, name, value)
+
+
+@transaction.atomic
+def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
+    """Create a campaign from data validated by ``campaigns.spec.CampaignSerializer``."""
+    campaign = Campaign(practice=practice, created_by=actor if getattr(actor, "pk", None) else None)
+    _apply(campaign, data)
+    if campaign.enabled:
+        campaign.enabled_at = timezone.now()
+    campaign.save()
+    _steps_replace(campaign, data["messages"])
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action="campaign.create",
+        target=campaign,
+        after=_audit_snapshot(campaign),
+    )
+    return campaign
+
+
+@transaction.atomic
+def campaign_update(*, campaign: Campaign, data: dict, actor) -> Campaign:
+    """Replace the given parts of a campaign (validated data; ``messages`` replaces all steps).
+
+    A blast that has been sent can no longer change.
+    """
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.sent_at:
+        raise ValidationError({"kind": "This blast has been sent and can no longer change."})
+    if "kind" in data and data["kind"] != campaign.kind:
+        raise ValidationError({"kind": "A campaign cannot change between drip and blast."})
+    before = _audit_snapshot(campaign)
+    was_enabled = campaign.enabled
+    _apply(campaign, data)
+    if campaign.enabled and not was_enabled:
+        campaign.enabled_at = timezone.now()
+    campaign.save()
+    if "messages" in data:
+        _steps_replace(campaign, data["messages"])
+    after = _audit_snapshot(campaign)
+    if after != before:
+        audit_record(
+            practice=campaign.practice,
+            actor=actor,
+            action="campaign.update",
+            target=campaign,
+            before=before,
+            after=after,
+        )
+    return campaign
+
+
+def campaign_set_enabled(*, campaign: Campaign, enabled: bool, actor) -> Campaign:
+    """Turn a campaign on or off (the green/red bell)."""
+    if enabled and campaign.kind == CampaignKind.BLAST and campaign.sent_at:
+        raise ValidationError({"enabled": "This blast has already been sent."})
+    return campaign_update(campaign=campaign, data={"enabled": enabled}, actor=actor)
+
+
+@transaction.atomic
+def campaign_delete(*, campaign: Campaign, actor) -> None:
+    audit_record(
+        practice=campaign.practice,
+        actor=actor,
+        action="campaign.delete",
+        target=campaign,
+        before=_audit_snapshot(campaign),
+    )
+    campaign.delete()
+
+
+@transaction.atomic
+def blast_recipient_set(*, campaign: Campaign, patient: Patient, included: bool, actor) -> None:
+    """Remove a patient from a blast's audience before it goes out (or put them back)."""
+    if campaign.kind != CampaignKind.BLAST:
+        raise ValidationError({"campaign": "Only blast campaigns have a recipient list."})
+    if campaign.sent_at:
+        raise ValidationError({"campaign": "This blast has been sent."})
+    if included:
+        deleted, _ = BlastExclusion.objects.filter(campaign=campaign, patient=patient).delete()
+        changed = bool(deleted)
+    else:
+        _, changed = BlastExclusion.objects.get_or_create(
+            practice=campaign.practice, campaign=campaign, patient=patient
+        )
+    if changed:
+        audit_record(
+            practice=campaign.practice,
+            actor=actor,
+            action="campaign.blast_recipient_included"
+            if included
+            else "campaign.blast_recipient_removed",
+            target=campaign,
+            after={"patient_external_id": patient.external_id},
+        )
+
+
+@transaction.atomic
+def template_folder_create(*, practice: Practice, name: str) -> TemplateFolder:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the folder a name."})
+    if TemplateFolder.objects.filter(practice=practice, name=name).exists():
+        raise ValidationError({"name": "A folder of that name exists."})
+    return TemplateFolder.objects.create(practice=practice, name=name)
+
+
+@transaction.atomic
+def template_save(
+    *,
+    practice: Practice,
+    folder: TemplateFolder,
+    data: dict,
+    template: MessageTemplate | None = None,
+) -> MessageTemplate:
+    """Create or change a template of the practice's own library (never the master's).
+
+    ``data`` holds name, channel, subject and body, the body validated like a campaign step.
+    """
+    if folder.practice_id != practice.pk or (template and template.practice_id != practice.pk):
+        raise ValidationError({"folder": "The master library is read-only."})
+    template = template or MessageTemplate(practice=practice)
+    template.folder = folder
+    for name in ("name", "channel", "subject", "body"):
+        setattr(template, name, data.get(name, getattr(template, name)))
+    template.full_clean()
+    template.save()
+    return template
