@@ -3,6 +3,7 @@ triggering appointment, on Appointment). Absent filters do not narrow; lists mea
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from decimal import Decimal
 
@@ -26,11 +27,19 @@ APPOINTMENT_FILTERS = ("appointment_purposes", "providers")
 
 
 def years_before(day: dt.date, years: int) -> dt.date:
-    """``day`` ``years`` years earlier; 29 February becomes 28 February in a common year."""
+    """The latest birth date whose ``years``-th birthday falls on or before ``day``.
+
+    ``day`` ``years`` years earlier; 29 February becomes 28 February in a common year. A 29
+    February birthday falls on 28 February in a common year (as for the birthday trigger), so
+    from 28 February of a common year the leap year's 29 February counts too.
+    """
+    year = day.year - years
+    if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year) and calendar.isleap(year):
+        return dt.date(year, 2, 29)
     try:
-        return day.replace(year=day.year - years)
+        return day.replace(year=year)
     except ValueError:
-        return day.replace(year=day.year - years, day=28)
+        return day.replace(year=year, day=28)
 
 
 def appointment_q(filters: dict) -> Q:
@@ -44,8 +53,8 @@ def appointment_q(filters: dict) -> Q:
     return condition
 
 
-def _any(model, **lookups) -> Exists:
-    return Exists(model.objects.filter(patient_id=OuterRef("pk"), **lookups))
+def _any(model, *conditions: Q, **lookups) -> Exists:
+    return Exists(model.objects.filter(*conditions, patient_id=OuterRef("pk"), **lookups))
 
 
 def filter_conditions(

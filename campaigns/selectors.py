@@ -10,7 +10,7 @@ from campaigns.explain import explain_patient
 from campaigns.filters import appointment_q, filter_conditions, with_filter_annotations
 from campaigns.models import Campaign, CampaignKind, MessageTemplate, TemplateFolder
 from campaigns.spec import APPOINTMENT_TRIGGERS, VISIT_TRIGGERS
-from campaigns.triggers import RunContext, trigger_audience
+from campaigns.triggers import NO_APPOINTMENT, RunContext, trigger_audience
 from patients.models import Patient
 from trackstat.models import Practice
 
@@ -39,7 +39,7 @@ def _campaign_sets(campaign: Campaign, ctx: RunContext) -> tuple[QuerySet, list[
     if campaign.kind == CampaignKind.BLAST:
         patients = Patient.objects.filter(practice=campaign.practice).annotate(
             occurrence_key=Value("blast", output_field=CharField()),
-            trigger_appointment_id=Value(None),
+            trigger_appointment_id=NO_APPOINTMENT,
         )
         appointment_trigger = False
     else:

@@ -118,10 +118,10 @@ def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
 def campaign_update(*, campaign: Campaign, data: dict, actor) -> Campaign:
     """Replace the given parts of a campaign (validated data; ``messages`` replaces all steps).
 
-    A blast that has been sent can no longer change.
+    A blast that has been sent can no longer change (it may still be switched off).
     """
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.sent_at:
+    if campaign.sent_at and set(data) - {"enabled"}:
         raise ValidationError({"kind": "This blast has been sent and can no longer change."})
     if "kind" in data and data["kind"] != campaign.kind:
         raise ValidationError({"kind": "A campaign cannot change between drip and blast."})

@@ -49,6 +49,14 @@ class RunContext:
     def today(self) -> dt.date:
         return self.at.astimezone(self.practice.tz).date()
 
+    def before(self, delta: dt.timedelta) -> dt.datetime:
+        """The instant ``delta`` of elapsed time before ``at``.
+
+        In UTC: an aware datetime in a zoneinfo zone adds and subtracts wall-clock time, an hour
+        off across a DST change.
+        """
+        return self.at.astimezone(dt.UTC) - delta
+
     def day_start(self, day: dt.date) -> dt.datetime:
         """The instant a local day begins (DST-safe: zoneinfo resolves the wall time)."""
         return dt.datetime.combine(day, dt.time(0, 0), tzinfo=self.practice.tz)
@@ -60,6 +68,11 @@ def month_day_q(prefix: str, target: dt.date) -> Q:
     if target.month == 2 and target.day == 28 and not calendar.isleap(target.year):
         condition |= Q(**{f"{prefix}_month": 2, f"{prefix}_day": 29})
     return condition
+
+
+# Triggers not about an appointment still annotate the column (typed, so that it can be
+# selected).
+NO_APPOINTMENT = Value(None, output_field=IntegerField())
 
 
 def _key(prefix: str) -> Value:
@@ -141,17 +154,17 @@ def trigger_audience(
     appointment_q = appointment_q or Q()
 
     if kind == "birthday":
-        target = today + dt.timedelta(days=trigger.get("offset_days", 0))
+        target = today - dt.timedelta(days=trigger.get("offset_days", 0))
         return patients.filter(month_day_q("birth", target)).annotate(
-            occurrence_key=_key(f"birthday:{target.year}"), trigger_appointment_id=Value(None)
+            occurrence_key=_key(f"birthday:{target.year}"), trigger_appointment_id=NO_APPOINTMENT
         )
     if kind == "first_visit":
         day = today - dt.timedelta(days=trigger.get("days_after", 0))
         return patients.filter(first_visit_date=day).annotate(
-            occurrence_key=_key("first_visit"), trigger_appointment_id=Value(None)
+            occurrence_key=_key("first_visit"), trigger_appointment_id=NO_APPOINTMENT
         )
     if kind == "anniversary":
-        target = today + dt.timedelta(days=trigger.get("offset_days", 0))
+        target = today - dt.timedelta(days=trigger.get("offset_days", 0))
         matched = patients.filter(
             month_day_q("first_visit", target), first_visit_date__lt=dt.date(target.year, 1, 1)
         )
@@ -160,7 +173,7 @@ def trigger_audience(
                 first_visit_date__year__in=[target.year - years for years in trigger["years"]]
             )
         return matched.annotate(
-            occurrence_key=_key(f"anniversary:{target.year}"), trigger_appointment_id=Value(None)
+            occurrence_key=_key(f"anniversary:{target.year}"), trigger_appointment_id=NO_APPOINTMENT
         )
 
     appointments = Appointment.objects.filter(practice=ctx.practice).filter(appointment_q)
@@ -177,14 +190,14 @@ def trigger_audience(
     if kind == "missed_appointment":
         candidates = appointments.filter(
             local_date=today,
-            start__lte=ctx.at - dt.timedelta(minutes=trigger["minutes_after"]),
+            start__lte=ctx.before(dt.timedelta(minutes=trigger["minutes_after"])),
         ).exclude(status__in=NOT_MISSED_STATUSES)
         return _appointment_keyed(patients, candidates)
     if kind == "last_visit_checked_in":
         latest = latest_per_case(ctx, VISIT_STATUSES, case_types=case_types, until=ctx.at)
         when = trigger["when"]
         if when == "today":
-            since = ctx.at - dt.timedelta(hours=trigger.get("hours_after", 0))
+            since = ctx.before(dt.timedelta(hours=trigger.get("hours_after", 0)))
             candidates = latest.filter(local_date=today).filter(
                 Q(checked_in_at__lte=since) | Q(checked_in_at__isnull=True, start__lte=since)
             )
