@@ -13,9 +13,13 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
+from campaigns.models import Campaign, CampaignKind
+from campaigns.selectors import campaign_list, explain
+from campaigns.wizard import describe_trigger
 from patients import selectors, services
 from patients.forms import (
     BulkTagForm,
@@ -127,6 +131,12 @@ def _detail_context(
         "appointment_count": appointments.count(),
         "appointments_shown": APPOINTMENTS_SHOWN,
         "can_see_financials": has_role(request, Role.MANAGER),
+        # "Why?": campaign features are User Plus and above (DESIGN §3).
+        "why_campaigns": (
+            campaign_list(practice=practice, kind=CampaignKind.DRIP)
+            if has_role(request, Role.USER_PLUS)
+            else None
+        ),
     }
 
 
@@ -318,3 +328,43 @@ def patients_import(request: PracticeRequest) -> HttpResponse:
         "columns": sorted(CSV_COLUMNS),
     }
     return render(request, "patients/import.html", context, status=status)
+
+
+def _why_detail(value) -> str:
+    """A check's detail (a date sentence, a filter's value) in one line."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')}: {_why_detail(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_why_detail(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@require_safe
+@role_required(Role.USER_PLUS)
+def patient_campaign_why(request: PracticeRequest, pk: int, campaign_id: int) -> HttpResponse:
+    """Why this patient would or would not enter a drip campaign now (``explain``)."""
+    patient = _patient_or_404(request, pk)
+    campaign = get_object_or_404(
+        Campaign.objects.prefetch_related("steps"),
+        pk=campaign_id,
+        practice=request.practice,
+        kind=CampaignKind.DRIP,
+    )
+    result = explain(campaign, patient, at=timezone.now())
+    for check in result["checks"]:
+        check["detail_text"] = _why_detail(check["detail"])
+        is_trigger = check["check"].startswith("trigger:")
+        check["label"] = (
+            f"Trigger: {describe_trigger(campaign.trigger)}"
+            if is_trigger
+            else check["check"].removeprefix("filter: ").capitalize()
+        )
+    why = {"campaign": campaign, "result": result}
+    if _wants_partial(request):
+        return render(request, "patients/detail.html#why-result", {"why": why})
+    context = {**_detail_context(request, patient), "why": why}
+    return render(request, "patients/detail.html", context)

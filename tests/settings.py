@@ -5,6 +5,8 @@ with nothing set, Postgres and Redis in CI (``.ci/run`` sets DATABASE_URL and
 CELERY_BROKER_URL).
 """
 
+import os
+
 from trackstat.settings import *  # noqa: F403
 from trackstat.settings import DATABASES, VAR_DIR
 
@@ -17,5 +19,6 @@ STORAGES = {
 PUBLIC_BASE_URL = "https://trackstat.test"
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not memory, so that a real Celery worker process can open the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not memory, so that a real Celery worker process can open the test database;
+    # one per test run, so that runs side by side do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
