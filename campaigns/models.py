@@ -175,3 +175,67 @@ class SchedulerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.ticked_at:%Y-%m-%d %H:%M:%S}"
+
+
+class EnrollmentState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    EXITED = "exited", "Exited"
+
+
+class CampaignRun(models.Model):
+    """A scheduled campaign's run on one local day: it runs once per due day."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs")
+    local_date = models.DateField()
+    ran_at = models.DateTimeField()
+    enrolled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-local_date"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "local_date"], name="one_run_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} on {self.local_date}"
+
+
+class Enrollment(models.Model):
+    """One occurrence of a patient in a campaign (a birthday year, a visit, an appointment).
+
+    An occurrence enters once, ever: unique (campaign, patient, occurrence key). The next
+    step's due time lives here (``next_step_at``), claimed by the engine with SKIP LOCKED.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="enrollments")
+    occurrence_key = models.CharField(max_length=100)
+    appointment = models.ForeignKey(
+        "patients.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    entered_at = models.DateTimeField()
+    state = models.CharField(
+        max_length=10, choices=EnrollmentState.choices, default=EnrollmentState.ACTIVE
+    )
+    steps_done = models.PositiveSmallIntegerField(default=0)
+    next_step_at = models.DateTimeField(null=True, blank=True)
+    exit_reason = models.CharField(max_length=100, blank=True)
+    exited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-entered_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "patient", "occurrence_key"], name="occurrence_enters_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_step_at"], name="enrollment_due"),
+            models.Index(fields=["practice", "patient"], name="enrollment_patient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} in {self.campaign_id} ({self.occurrence_key})"

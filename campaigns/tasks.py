@@ -11,4 +11,4 @@ from campaigns.engine import TickSummary, tick
 @shared_task(ignore_result=False)
 def run_tick_task() -> TickSummary:
     """Beat sends this every minute; the tick is idempotent, so a redelivery is harmless."""
-    return tick(now=timezone.now())
+    return tick(now=timezone.now(), send="queue")

@@ -1,0 +1,171 @@
+"""The outbox: every message TrackStat sends or decided not to send, with its history.
+
+Exactly one outbound message per (enrollment, step), by a unique constraint. Due times live
+here (``scheduled_for``), claimed with ``SELECT … FOR UPDATE SKIP LOCKED``; a message moves
+through the states of DESIGN §6 and every transition is a MessageEvent.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from patients.models import Patient
+from trackstat.models import Practice
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    UNKNOWN = "unknown", "Unknown (reconciling)"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERED = "undelivered", "Undelivered"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+    CANCELED = "canceled", "Canceled"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+    BOUNCED = "bounced", "Bounced"
+    DROPPED = "dropped", "Dropped"
+    SPAM = "spam", "Marked as spam"
+
+
+# How far along a message is: a status only ever moves to a higher rank (a late "sent" never
+# overwrites "delivered"). Final states before sending share the top rank: nothing follows.
+STATUS_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.UNKNOWN: 2,
+    MessageStatus.SENT: 3,
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.UNDELIVERED: 4,
+    MessageStatus.FAILED: 4,
+    MessageStatus.BOUNCED: 4,
+    MessageStatus.DROPPED: 4,
+    MessageStatus.OPENED: 5,
+    MessageStatus.CLICKED: 6,
+    MessageStatus.SPAM: 7,
+    MessageStatus.SKIPPED: 9,
+    MessageStatus.EXPIRED: 9,
+    MessageStatus.CANCELED: 9,
+}
+# Accepted by the provider: the message went out (reports count these as sent).
+SENT_STATUSES = [
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.OPENED,
+    MessageStatus.CLICKED,
+    MessageStatus.BOUNCED,
+    MessageStatus.SPAM,
+]
+
+
+class MessageChannel(models.TextChoices):
+    SMS = "sms", "SMS"
+    EMAIL = "email", "Email"
+
+
+class OutboundMessage(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    # Empty for test sends and Inbox replies (blasts enroll like drips).
+    enrollment = models.ForeignKey(
+        "campaigns.Enrollment",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="messages",
+    )
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    step_position = models.PositiveSmallIntegerField(null=True, blank=True)
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
+    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    to = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=20, choices=MessageStatus.choices, default=MessageStatus.QUEUED
+    )
+    status_reason = models.CharField(max_length=200, blank=True)
+    scheduled_for = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # Set just before the provider is called: a message found "sending" with it set may have
+    # been accepted, so it is reconciled, never blindly sent again.
+    provider_called_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    provider = models.CharField(max_length=20, blank=True)
+    provider_id = models.CharField(max_length=100, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    is_test = models.BooleanField(default=False)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrollment", "step_position"],
+                condition=models.Q(enrollment__isnull=False),
+                name="one_message_per_enrollment_step",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "scheduled_for"], name="outbox_due"),
+            models.Index(
+                fields=["practice", "status", "scheduled_for"], name="outbox_practice_due"
+            ),
+            models.Index(fields=["patient", "channel", "status"], name="outbox_patient_channel"),
+            models.Index(fields=["campaign", "status"], name="outbox_campaign_status"),
+            models.Index(fields=["provider_id"], name="outbox_provider_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} ({self.status})"
+
+
+class MessageEvent(models.Model):
+    """One transition of a message: what, when, and who said so."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=20, choices=MessageStatus.choices)
+    reason = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField()
+    source = models.CharField(max_length=20)  # engine, provider, webhook, staff
+    provider_event_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["message", "at"], name="event_message_at")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} {self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class SandboxMessage(models.Model):
+    """What the sandbox provider "sent": visible on the Sandbox page, nothing leaves."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider_id = models.CharField(max_length=100, unique=True)
+    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    to = models.CharField(max_length=254)
+    sender = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.provider_id

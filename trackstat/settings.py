@@ -253,6 +253,9 @@ CELERY_RESULT_BACKEND = env_str(
     else f"file://{VAR_DIR / 'celery-results'}",
 )
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The most messages one practice may hand to its provider per scheduler tick (a minute): its
+# sender's pace. Each practice has its own allowance, so no practice waits on another's blast.
+SEND_RATE_PER_PRACTICE_PER_TICK = env_int("SEND_RATE_PER_PRACTICE_PER_TICK", 600)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -15,6 +15,7 @@ from patients.models import (
     Tag,
 )
 from patients.selectors import patient_ids_by_external_id
+from patients.signals import opt_out_changed
 from trackstat.audit import audit_record
 from trackstat.models import Practice
 
@@ -107,5 +108,8 @@ def patient_opt_out_set(
         target=patient,
         before=before,
         after={key: opted_out, "source": source},
+    )
+    opt_out_changed.send(
+        sender=Patient, practice=practice, patient=patient, channel=channel, opted_out=opted_out
     )
     return patient

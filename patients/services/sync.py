@@ -32,6 +32,7 @@ from patients.models import (
 )
 from patients.selectors import patient_ids_by_external_id
 from patients.services.visits import visit_facts_refresh
+from patients.signals import appointments_synced, opt_out_changed
 from trackstat.audit import audit_record
 from trackstat.models import Practice
 
@@ -322,6 +323,16 @@ def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> U
             before=before,
             after=after,
         )
+        for channel in ("sms", "email"):
+            key = f"{channel}_opt_out"
+            if before[key] != after[key]:
+                opt_out_changed.send(
+                    sender=Patient,
+                    practice=practice,
+                    patient=patient,
+                    channel=channel,
+                    opted_out=after[key],
+                )
     for patient in to_create:
         if patient.sms_opt_out or patient.email_opt_out:
             audit_record(
@@ -585,6 +596,10 @@ def appointments_upsert(*, practice: Practice, records: list[dict]) -> UpsertRes
         },
     )
     visit_facts_refresh(practice=practice, patient_ids=touched_patients, case_ids=touched_cases)
+    if touched_patients:
+        appointments_synced.send(
+            sender=Appointment, practice=practice, patient_ids=sorted(touched_patients)
+        )
     for index, outcome in outcomes.values():
         result.record(index, outcome)
     return result

@@ -22,11 +22,11 @@ def parse_instant(value: str) -> dt.datetime:
 
 
 class Command(BaseCommand):
-    help = "Run one scheduler tick in process and print its JSON summary."
+    help = "Run one scheduler tick in process (sending due messages too); print its summary."
 
     def add_arguments(self, parser):
         parser.add_argument("--now", help="The instant to run at (ISO 8601 with offset).")
 
     def handle(self, *args, now: str | None = None, **options):
         instant = parse_instant(now) if now else timezone.now()
-        self.stdout.write(json.dumps(tick(now=instant)))
+        self.stdout.write(json.dumps(tick(now=instant, send="inline")))

@@ -1,0 +1,111 @@
+"""Step 4 of a tick: expire stale messages, recover stuck ones, and claim due messages for
+sending — paced per practice, so one practice's blast never delays another's reminders."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from campaigns.timing import next_sending_time
+from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from messaging.status import messages_transition
+
+# How long a claimed message may stay "sending" before the claim is considered lost.
+CLAIM_SECONDS = 300
+
+
+def messages_dispatch(*, now: dt.datetime) -> list[int]:
+    """Claim the messages due at ``now``; return their ids (status ``sending``).
+
+    Each practice gets at most ``SEND_RATE_PER_PRACTICE_PER_TICK`` messages per tick (its
+    sender's pace), taken oldest first; practices are served in turn, each with its own
+    allowance, so a big blast in one practice never starves another.
+    """
+    _expire(now)
+    _recover(now)
+    practices = list(
+        OutboundMessage.objects.filter(status=MessageStatus.QUEUED, scheduled_for__lte=now)
+        .order_by()
+        .values_list("practice_id", flat=True)
+        .distinct()
+    )
+    claimed: list[int] = []
+    for practice_id in practices:
+        claimed += _claim(practice_id, now)
+    return claimed
+
+
+def _expire(now: dt.datetime) -> None:
+    messages_transition(
+        messages=OutboundMessage.objects.filter(status=MessageStatus.QUEUED, expires_at__lte=now),
+        status=MessageStatus.EXPIRED,
+        reason="not sent on its day",
+        at=now,
+        source="engine",
+    )
+
+
+def _recover(now: dt.datetime) -> None:
+    """Claims that ran out: back to the queue if the provider was never called, else
+    ``unknown`` (the provider may have accepted it; reconciliation finds out)."""
+    stuck = OutboundMessage.objects.filter(status=MessageStatus.SENDING, claimed_until__lt=now)
+    messages_transition(
+        messages=stuck.filter(provider_called_at__isnull=True),
+        status=MessageStatus.QUEUED,
+        reason="claim expired before sending",
+        at=now,
+        source="engine",
+    )
+    messages_transition(
+        messages=stuck.filter(provider_called_at__isnull=False),
+        status=MessageStatus.UNKNOWN,
+        reason="no answer from the provider",
+        at=now,
+        source="engine",
+    )
+
+
+@transaction.atomic
+def _claim(practice_id: int, now: dt.datetime) -> list[int]:
+    rows = list(
+        OutboundMessage.objects.select_for_update(skip_locked=True)
+        .filter(practice_id=practice_id, status=MessageStatus.QUEUED, scheduled_for__lte=now)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .select_related("practice")
+        .order_by("scheduled_for", "id")[: settings.SEND_RATE_PER_PRACTICE_PER_TICK]
+    )
+    claimed, waiting = [], []
+    for message in rows:
+        practice = message.practice
+        if message.channel == "sms":
+            opens = next_sending_time(
+                now,
+                start=practice.sending_window_start,
+                end=practice.sending_window_end,
+                tz=practice.tz,
+            )
+            if opens > now:
+                # Quiet hours: wait for the window (the expiry still applies).
+                message.scheduled_for = opens
+                waiting.append(message)
+                continue
+        message.status = MessageStatus.SENDING
+        message.claimed_until = now + dt.timedelta(seconds=CLAIM_SECONDS)
+        message.attempts += 1
+        claimed.append(message)
+    OutboundMessage.objects.bulk_update(waiting, ["scheduled_for"])
+    OutboundMessage.objects.bulk_update(claimed, ["status", "claimed_until", "attempts"])
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            practice_id=m.practice_id,
+            message=m,
+            status=MessageStatus.SENDING,
+            at=now,
+            source="engine",
+        )
+        for m in claimed
+    )
+    return [m.pk for m in claimed]

@@ -1,0 +1,266 @@
+"""Sending one claimed message: re-check it against live data, then hand it to the provider.
+
+Immediately before each send (DESIGN §6) the message is re-checked: the enrollment still
+active (goal not met), the campaign still on, the patient not opted out and still reachable,
+the triggering appointment still in the state that triggered it (a missed-appointment text
+is canceled once the patient is checked in; a reminder follows a moved appointment or is
+canceled with it), quiet hours, and the campaign's status filter.
+
+Exactly once: a message is sent only from ``sending`` and only if the provider was never
+called for it (``provider_called_at``), checked under a row lock. A duplicate task, a retried
+task or a redelivered Celery message finds it already handled and does nothing. A worker that
+dies after calling the provider leaves it ``sending`` with ``provider_called_at`` set, and the
+dispatcher turns it ``unknown`` for reconciliation: never resent blindly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.engine.goals import enrollments_exit, future_appointment_q
+from campaigns.engine.steps import STOP_FOOTER, address_problem
+from campaigns.models import Enrollment, EnrollmentState
+from campaigns.render import render_message
+from campaigns.schedule import run_time
+from campaigns.timing import next_sending_time
+from messaging.models import MessageStatus, OutboundMessage
+from messaging.providers import provider_for
+from messaging.providers.base import Outgoing, ProviderError
+from messaging.status import message_transition
+from patients.models import (
+    CANCELLED_STATUSES,
+    UPCOMING_STATUSES,
+    VISIT_STATUSES,
+    OptOutSource,
+    PatientStatus,
+)
+from patients.services import patient_opt_out_set
+
+MAX_ATTEMPTS = 5
+DEFAULT_SCHEDULE = {"frequency": "daily", "time": "10:00"}
+
+
+def message_send(*, message_id: int, now: dt.datetime | None = None) -> str:
+    """Send one claimed message (idempotent); return its status afterwards."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        message = (
+            OutboundMessage.objects.select_for_update(of=("self",))
+            .select_related(
+                "practice",
+                "patient",
+                "patient__primary_provider",
+                "enrollment",
+                "enrollment__campaign",
+                "enrollment__appointment",
+                "enrollment__appointment__provider",
+            )
+            .get(pk=message_id)
+        )
+        if message.status != MessageStatus.SENDING or message.provider_called_at is not None:
+            return message.status  # already handled: a duplicate or late delivery
+        if _recheck_stops(message, now):
+            return message.status
+        message.provider_called_at = now
+        message.save(update_fields=["provider_called_at", "to", "subject", "body", "updated_at"])
+    return _deliver(message, now)
+
+
+def _deliver(message: OutboundMessage, now: dt.datetime) -> str:
+    practice = message.practice
+    provider = provider_for(message.channel, practice)
+    outgoing = Outgoing(
+        outbox_id=message.pk,
+        practice_id=practice.pk,
+        channel=message.channel,
+        to=message.to,
+        sender=practice.sms_from if message.channel == "sms" else practice.email_from,
+        subject=message.subject,
+        body=message.body,
+    )
+    try:
+        accepted = provider.send(outgoing)
+    except ProviderError as error:
+        return _failed(message.pk, error, now)
+    with transaction.atomic():
+        message = OutboundMessage.objects.select_for_update().get(pk=message.pk)
+        message_transition(
+            message,
+            status=MessageStatus.SENT,
+            at=now,
+            source=provider.name,
+            fields={"provider": provider.name, "provider_id": accepted.provider_id, "sent_at": now},
+        )
+        for status, event_id in getattr(provider, "simulated_events", lambda _a: [])(accepted):
+            message_transition(
+                message, status=status, at=now, source=provider.name, provider_event_id=event_id
+            )
+    return message.status
+
+
+def _failed(message_id: int, error: ProviderError, now: dt.datetime) -> str:
+    with transaction.atomic():
+        message = (
+            OutboundMessage.objects.select_for_update().select_related("patient").get(pk=message_id)
+        )
+        if error.retryable and message.attempts < MAX_ATTEMPTS:
+            # Not accepted: safe to send again, after a backoff (1, 2, 4, 8 minutes).
+            backoff = dt.timedelta(minutes=2 ** (message.attempts - 1))
+            message_transition(
+                message,
+                status=MessageStatus.QUEUED,
+                reason=f"retry after provider error {error.code}",
+                at=now,
+                source="engine",
+                fields={"scheduled_for": now + backoff, "provider_called_at": None},
+            )
+        elif error.ambiguous:
+            message_transition(
+                message,
+                status=MessageStatus.UNKNOWN,
+                reason=f"provider did not answer ({error.code})",
+                at=now,
+                source="engine",
+                fields={"error_code": error.code},
+            )
+        else:
+            message_transition(
+                message,
+                status=MessageStatus.FAILED,
+                reason=f"provider error {error.code}",
+                at=now,
+                source="engine",
+                fields={"error_code": error.code},
+            )
+            if error.opted_out and message.patient is not None:
+                patient_opt_out_set(
+                    practice=message.practice,
+                    patient=message.patient,
+                    channel=message.channel,
+                    opted_out=True,
+                    source=OptOutSource.PROVIDER,
+                    actor="provider",
+                )
+    return message.status
+
+
+def _stop(message: OutboundMessage, status: str, reason: str, now: dt.datetime) -> bool:
+    message_transition(message, status=status, reason=reason, at=now, source="engine")
+    return True
+
+
+def _recheck_stops(message: OutboundMessage, now: dt.datetime) -> bool:
+    """Re-check a claimed message against live data; True if it must not go out now (its
+    status has then been moved: canceled, skipped, expired or back to queued)."""
+    if message.expires_at and message.expires_at <= now:
+        return _stop(message, MessageStatus.EXPIRED, "not sent on its day", now)
+    enrollment = message.enrollment
+    if enrollment is not None:
+        campaign = enrollment.campaign
+        if enrollment.state == EnrollmentState.EXITED:
+            return _stop(
+                message, MessageStatus.CANCELED, enrollment.exit_reason.replace("_", " "), now
+            )
+        if not campaign.enabled:
+            return _stop(message, MessageStatus.CANCELED, "campaign turned off", now)
+        goal = campaign.goal or {}
+        if goal.get("type") == "future_appointment" and (
+            Enrollment.objects.filter(pk=enrollment.pk)
+            .filter(future_appointment_q(goal, now))
+            .exists()
+        ):
+            enrollments_exit(enrollment_ids=[enrollment.pk], reason="goal_met", now=now)
+            return _stop(message, MessageStatus.CANCELED, "goal met", now)
+        status = (campaign.filters or {}).get("status")
+        patient_active = message.patient.status == PatientStatus.ACTIVE
+        if (status == "active" and not patient_active) or (status == "inactive" and patient_active):
+            return _stop(message, MessageStatus.CANCELED, "patient status changed", now)
+        stop = _appointment_recheck(message, enrollment, now)
+        if stop:
+            return True
+    if message.patient is not None:
+        to, reason = address_problem(message.patient, message.channel)
+        if not to:
+            return _stop(message, MessageStatus.SKIPPED, reason, now)
+        message.to = to  # the number or address on file now
+    if message.channel == "sms":
+        practice = message.practice
+        opens = next_sending_time(
+            now,
+            start=practice.sending_window_start,
+            end=practice.sending_window_end,
+            tz=practice.tz,
+        )
+        if opens > now:
+            message_transition(
+                message,
+                status=MessageStatus.QUEUED,
+                reason="waiting for the sending window",
+                at=now,
+                source="engine",
+                fields={"scheduled_for": opens, "claimed_until": None},
+            )
+            return True
+    return False
+
+
+def _appointment_recheck(
+    message: OutboundMessage, enrollment: Enrollment, now: dt.datetime
+) -> bool:
+    """The triggering appointment must still be in the state that triggered the message."""
+    campaign, appointment = enrollment.campaign, enrollment.appointment
+    trigger = campaign.trigger or {}
+    kind = trigger.get("type")
+    if kind not in ("missed_appointment", "scheduled_appointment"):
+        return False
+    if appointment is None:
+        return _stop(message, MessageStatus.CANCELED, "appointment deleted", now)
+    tz = campaign.practice.tz
+    if kind == "missed_appointment":
+        if appointment.status in VISIT_STATUSES:
+            return _stop(message, MessageStatus.CANCELED, "patient checked in", now)
+        if appointment.status in CANCELLED_STATUSES:
+            return _stop(message, MessageStatus.CANCELED, f"appointment {appointment.status}", now)
+        missed_at = appointment.start + dt.timedelta(minutes=trigger["minutes_after"])
+        if missed_at > now or appointment.local_date != now.astimezone(tz).date():
+            return _stop(message, MessageStatus.CANCELED, "appointment moved", now)
+        return False
+    # A reminder: canceled with its appointment, or following it when it moved.
+    if appointment.status not in UPCOMING_STATUSES:
+        return _stop(message, MessageStatus.CANCELED, f"appointment {appointment.status}", now)
+    if appointment.start <= now:
+        return _stop(message, MessageStatus.CANCELED, "appointment already started", now)
+    # Re-render: the date and time follow the appointment if it moved.
+    step = campaign.steps.get(position=message.step_position)
+    subject, body = render_message(
+        channel=message.channel,
+        subject=step.subject,
+        body=step.body,
+        patient=message.patient,
+        practice=campaign.practice,
+        appointment=appointment,
+    )
+    footer = message.body.endswith(f"\n{STOP_FOOTER}")
+    message.subject, message.body = subject, body + (f"\n{STOP_FOOTER}" if footer else "")
+    if trigger.get("when") == "days_before":
+        send_day = appointment.local_date - dt.timedelta(days=trigger["days"])
+        if send_day > now.astimezone(tz).date():
+            due = run_time(campaign.schedule or DEFAULT_SCHEDULE, send_day, tz)
+            message_transition(
+                message,
+                status=MessageStatus.QUEUED,
+                reason="appointment moved: reminder rescheduled",
+                at=now,
+                source="engine",
+                fields={
+                    "scheduled_for": due,
+                    "claimed_until": None,
+                    "subject": message.subject,
+                    "body": message.body,
+                },
+            )
+            return True
+    return False

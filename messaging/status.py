@@ -1,0 +1,93 @@
+"""Message status transitions, each recorded as a MessageEvent (DESIGN §6).
+
+A status only moves forward (``STATUS_RANK``): a late or duplicate event never moves a
+message back. Provider events are stored once per provider event id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from messaging.models import STATUS_RANK, MessageEvent, MessageStatus, OutboundMessage
+
+
+def may_move(current: str, new: str) -> bool:
+    """Forward only; the one way back is sending → queued, a retry the provider never took."""
+    if current == MessageStatus.SENDING and new == MessageStatus.QUEUED:
+        return True
+    return STATUS_RANK[MessageStatus(new)] > STATUS_RANK[MessageStatus(current)]
+
+
+def message_transition(
+    message: OutboundMessage,
+    *,
+    status: str,
+    reason: str = "",
+    at: dt.datetime,
+    source: str,
+    provider_event_id: str | None = None,
+    fields: dict | None = None,
+) -> bool:
+    """Move one (locked or freshly read) message to ``status`` if that is forward.
+
+    Returns whether it moved. ``fields`` are saved with it (sent_at, provider_id, …).
+    """
+    if not may_move(message.status, status):
+        return False
+    if provider_event_id is not None:
+        try:
+            with transaction.atomic():
+                MessageEvent.objects.create(
+                    practice_id=message.practice_id,
+                    message=message,
+                    status=status,
+                    reason=reason[:200],
+                    at=at,
+                    source=source,
+                    provider_event_id=provider_event_id,
+                )
+        except IntegrityError:
+            return False  # this provider event was already applied
+    else:
+        MessageEvent.objects.create(
+            practice_id=message.practice_id,
+            message=message,
+            status=status,
+            reason=reason[:200],
+            at=at,
+            source=source,
+        )
+    message.status = status
+    message.status_reason = reason[:200]
+    for name, value in (fields or {}).items():
+        setattr(message, name, value)
+    message.save(update_fields=["status", "status_reason", "updated_at", *(fields or {})])
+    return True
+
+
+def messages_transition(
+    *, messages: QuerySet[OutboundMessage], status: str, reason: str, at: dt.datetime, source: str
+) -> int:
+    """Move many messages (already filtered to states that may move) to ``status``, set-wise:
+    one SELECT of their ids, one UPDATE, one bulk insert of events."""
+    rows = list(messages.values_list("pk", "practice_id"))
+    if not rows:
+        return 0
+    OutboundMessage.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+        status=status, status_reason=reason[:200], updated_at=at
+    )
+    MessageEvent.objects.bulk_create(
+        MessageEvent(
+            practice_id=practice_id,
+            message_id=pk,
+            status=status,
+            reason=reason[:200],
+            at=at,
+            source=source,
+        )
+        for pk, practice_id in rows
+    )
+    return len(rows)
