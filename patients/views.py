@@ -20,6 +20,7 @@ from django.views.decorators.vary import vary_on_headers
 from campaigns.models import Campaign, CampaignKind
 from campaigns.selectors import campaign_list, explain
 from campaigns.wizard import describe_trigger
+from messaging.selectors import patient_messages
 from patients import selectors, services
 from patients.forms import (
     BulkTagForm,
@@ -36,6 +37,7 @@ from trackstat.tenancy import PracticeRequest, has_role, role_required
 
 PATIENTS_PER_PAGE = 50
 APPOINTMENTS_SHOWN = 100
+MESSAGES_SHOWN = 50
 UNKNOWN_IDS_SHOWN = 1000
 
 
@@ -131,6 +133,7 @@ def _detail_context(
         "appointment_count": appointments.count(),
         "appointments_shown": APPOINTMENTS_SHOWN,
         "can_see_financials": has_role(request, Role.MANAGER),
+        "messages_sent": patient_messages(practice=practice, patient=patient)[:MESSAGES_SHOWN],
         # "Why?": campaign features are User Plus and above (DESIGN §3).
         "why_campaigns": (
             campaign_list(practice=practice, kind=CampaignKind.DRIP)

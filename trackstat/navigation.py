@@ -23,6 +23,7 @@ MENU = [
     MenuItem("Templates", "campaigns:template_list", Role.USER_PLUS, "Communication"),
     MenuItem("Inbox", "messaging:inbox", Role.USER, "Communication"),
     MenuItem("Reports", "reports:index", Role.USER, "Communication"),
+    MenuItem("Sandbox", "messaging:sandbox", Role.USER, "Communication"),
     MenuItem("Patients", "patients:list", Role.USER),
     MenuItem("Settings", "settings_users", Role.ADMINISTRATOR),
 ]

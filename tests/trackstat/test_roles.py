@@ -24,7 +24,7 @@ def test_user_gets_403_on_campaign_and_template_pages_and_does_not_see_them(memb
     for name in CAMPAIGN_PAGES:
         assert client.get(reverse(name)).status_code == 403, name
     home = client.get(reverse("home"))
-    assert menu_labels(home) == {"Inbox", "Reports", "Patients"}
+    assert menu_labels(home) == {"Inbox", "Reports", "Sandbox", "Patients"}
     for label in ["Drip Campaigns", "Blast Campaigns", "Templates", "Settings"]:
         assert f">{label}</a>" not in home.text
 
