@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from trackstat.demo_campaigns import demo_campaigns_load
 from trackstat.demo_data import demo_data_load
 from trackstat.models import Membership, Practice, Role, User
 from trackstat.services import api_key_create
@@ -82,10 +83,11 @@ class Command(BaseCommand):
         operator.save()
 
         loaded = demo_data_load(practice=demo)
+        campaigns = demo_campaigns_load(practice=demo)
         self.stdout.write(f"Demo practice: {demo.name} (id {demo.id}, {demo.time_zone})")
         self.stdout.write(
             f"  {loaded['patients']} patients, {loaded['cases']} cases, "
-            f"{loaded['appointments']} appointments"
+            f"{loaded['appointments']} appointments, {campaigns} new campaigns"
         )
         if created:
             issued = api_key_create(practice=demo, name="Demo EMR", actor="seed_demo")
