@@ -48,6 +48,7 @@ from campaigns.render import render_message
 from campaigns.selectors import audience, campaign_list, template_folders, template_visible
 from campaigns.sms import non_gsm7_characters, sms_segments
 from campaigns.spec import MERGE_FIELDS, CampaignSerializer, is_continuous, sanitize_email_html
+from messaging.services import message_test_send
 from patients import selectors as patient_selectors
 from patients.models import UPCOMING_STATUSES, Appointment, Patient
 from trackstat.models import Practice, Role
@@ -111,6 +112,32 @@ def _preview_appointment(patient: Patient) -> Appointment | None:
     appointments = Appointment.objects.filter(patient=patient).select_related("provider")
     upcoming = appointments.filter(start__gt=timezone.now(), status__in=UPCOMING_STATUSES)
     return upcoming.order_by("start").first() or appointments.order_by("-start").first()
+
+
+def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, int]:
+    """Send one step to the signed-in user's own phone or email; (note, status)."""
+    validated = steps_validate([row])
+    if validated is None:
+        return "Fix this message before sending a test.", 400
+    step = validated[0]
+    query = request.POST.get("preview_patient", "").strip()
+    patient = (
+        patient_selectors.patient_list(practice=wiz.practice, query=query).first()
+        if query
+        else None
+    )
+    try:
+        message = message_test_send(
+            practice=wiz.practice,
+            user=request.user,
+            channel=step["channel"],
+            subject=step.get("subject", ""),
+            body=step["body"],
+            patient=patient,
+        )
+    except ValidationError as error:
+        return " ".join(error.messages), 400
+    return f"Test {message.get_status_display().lower()}: sent to {message.to}.", 200
 
 
 def _preview(practice: Practice, query: str, row: dict) -> dict:
@@ -557,6 +584,9 @@ def _step_messages(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
         if _wants_partial(request):
             context["row"] = rows[index]
             return wiz.render("messages", context, partial="#step-card")
+    elif action == "test" and index is not None:
+        note, status = _test_send(request, wiz, rows[index])
+        focus = index
     elif action == "preview" and index is not None:
         preview = _preview(
             wiz.practice, request.POST.get("preview_patient", "").strip(), rows[index]

@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
-from trackstat.models import Practice, Role
+from trackstat.models import Practice, Role, User
 from trackstat.phones import phone_to_e164
 from trackstat.services import PRACTICE_SETTINGS_FIELDS
 from trackstat.throttle import login_failure_record, login_is_locked, login_success_record
@@ -85,6 +85,24 @@ class PracticeSettingsForm(forms.ModelForm):
 
     def clean_sms_from(self) -> str:
         return self._clean_phone("sms_from")
+
+
+class ProfileForm(forms.ModelForm):
+    """What a staff member changes about themselves."""
+
+    class Meta:
+        model = User
+        fields = ["first_name", "last_name", "phone"]
+        help_texts = {"phone": "Test texts from the campaign wizard go here, e.g. (312) 555-0142."}
+
+    def clean_phone(self) -> str:
+        value = self.cleaned_data.get("phone", "").strip()
+        if not value:
+            return ""
+        try:
+            return phone_to_e164(value)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
 
 
 class ApiKeyForm(forms.Form):

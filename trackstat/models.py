@@ -37,6 +37,8 @@ class EmailUserManager(UserManager):
 
 class User(AbstractUser):
     email = models.EmailField("email address", unique=True)
+    # Where the wizard's "send test to myself" texts go (E.164).
+    phone = models.CharField("mobile phone", max_length=16, blank=True, validators=[E164_VALIDATOR])
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []

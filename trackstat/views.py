@@ -15,6 +15,7 @@ from trackstat.forms import (
     ApiKeyForm,
     InviteForm,
     PracticeSettingsForm,
+    ProfileForm,
     RoleForm,
     ThrottledAuthenticationForm,
 )
@@ -46,6 +47,19 @@ class LoginView(auth_views.LoginView):
 def api_docs(request) -> HttpResponse:
     """The browsable API documentation: Swagger UI served from our own static files."""
     return render(request, "trackstat/api_docs.html")
+
+
+@login_required
+def profile(request: PracticeRequest) -> HttpResponse:
+    """The signed-in user's own name and mobile phone."""
+    form = ProfileForm(request.POST or None, instance=request.user)
+    if request.method == "POST":
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Profile saved.")
+            return redirect("profile")
+        return render(request, "trackstat/profile.html", {"form": form}, status=400)
+    return render(request, "trackstat/profile.html", {"form": form})
 
 
 @login_required

@@ -19,6 +19,7 @@ from campaigns.services import (
 )
 from campaigns.spec import CampaignSerializer
 from campaigns.wizard import draft_key
+from messaging.models import OutboundMessage, SandboxMessage
 from patients.models import Lookup, LookupKind, Tag
 from patients.services import patients_upsert
 from trackstat.models import AuditEvent, Role
@@ -777,3 +778,39 @@ def test_discard_a_draft(plus):
     response = plus.post(reverse("campaigns:drip_new_discard"))
     assert response.status_code == 302
     assert _draft(plus) is None
+
+
+def test_send_a_test_to_myself(plus):
+    practice = _practice(plus)
+    _patients(practice, {"external_id": "A-1", "first_name": "Ada", "last_name": "Lovelace"})
+    row = {"channel": "sms", "body": "Hi {{PatientFirstName}}"}
+    data = {**_steps(row), "preview_patient": "Lovelace"}
+    response = _post(plus, "messages", data, action="test-0")
+    assert response.status_code == 400
+    assert "Add your mobile phone on your profile page" in response.text
+    assert not OutboundMessage.objects.exists()
+
+    user = plus.membership.user
+    user.phone = "+13125550177"
+    user.save()
+    response = _post(plus, "messages", data, action="test-0")
+    assert response.status_code == 200
+    assert "sent to +13125550177" in response.text
+    message = OutboundMessage.objects.get()
+    assert (message.is_test, message.patient_id, message.campaign_id) == (True, None, None)
+    sent = SandboxMessage.objects.get()
+    assert (sent.to, sent.body) == ("+13125550177", "Hi Ada")
+    # Without a preview patient the test speaks to the staff member by name.
+    user.first_name = "Uma"
+    user.save()
+    _post(plus, "messages", {**_steps(row), "preview_patient": ""}, action="test-0")
+    assert SandboxMessage.objects.order_by("-id").first().body == "Hi Uma"
+    # A test is not a draft change.
+    assert _draft(plus) is None or not _draft(plus).get("messages")
+
+
+def test_an_email_test_goes_to_my_email_marked_as_a_test(plus):
+    row = {"channel": "email", "subject": "Hello", "body": "<p>Hi</p>"}
+    assert _post(plus, "messages", _steps(row), action="test-0").status_code == 200
+    sent = SandboxMessage.objects.get()
+    assert (sent.to, sent.subject) == (plus.membership.user.email, "[Test] Hello")

@@ -12,6 +12,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from tests.factories import TEST_PASSWORD, MembershipFactory
+from trackstat.models import Role
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +117,23 @@ def test_password_reset_for_unknown_email_says_the_same(client):
     response = client.post(reverse("password_reset"), {"email": "nobody@example.test"})
     assert response.status_code == 302
     assert len(mail.outbox) == 0
+
+
+def test_profile_sets_my_name_and_mobile_phone(member_client):
+    client = member_client(Role.USER)
+    response = client.post(
+        reverse("profile"), {"first_name": "Ann", "last_name": "Lee", "phone": "(312) 555-0142"}
+    )
+    assert response.status_code == 302
+    user = client.membership.user
+    user.refresh_from_db()
+    assert (user.first_name, user.phone) == ("Ann", "+13125550142")
+    response = client.post(reverse("profile"), {"first_name": "A", "last_name": "", "phone": "12"})
+    assert response.status_code == 400
+    assert "Enter a valid phone number." in response.text
+    user.refresh_from_db()
+    assert user.phone == "+13125550142"
+
+
+def test_profile_needs_a_login(client):
+    assert client.get(reverse("profile")).status_code == 302

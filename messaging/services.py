@@ -1,0 +1,71 @@
+"""Services of the messaging app that staff call directly."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.engine import message_send
+from campaigns.render import render_message
+from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from patients.models import Patient
+from trackstat.models import Practice, User
+
+TEST_CLAIM = dt.timedelta(minutes=5)
+
+
+def message_test_send(
+    *,
+    practice: Practice,
+    user: User,
+    channel: str,
+    subject: str,
+    body: str,
+    patient: Patient | None = None,
+) -> OutboundMessage:
+    """Send a step to the staff member's own phone or email, now, marked as a test.
+
+    Rendered for ``patient`` (the preview patient) or, without one, for the staff member's
+    own name. Test messages stay out of reports and never count as a patient's messages.
+    """
+    to = user.phone if channel == "sms" else user.email
+    if not to:
+        raise ValidationError(
+            {"channel": "Add your mobile phone on your profile page to get test texts."}
+        )
+    sample = patient or Patient(
+        practice=practice,
+        first_name=user.first_name or "Test",
+        last_name=user.last_name or "Patient",
+    )
+    subject, body = render_message(
+        channel=channel, subject=subject, body=body, patient=sample, practice=practice
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        message = OutboundMessage.objects.create(
+            practice=practice,
+            channel=channel,
+            to=to,
+            subject=f"[Test] {subject}" if subject else "",
+            body=body,
+            status=MessageStatus.SENDING,
+            scheduled_for=now,
+            claimed_until=now + TEST_CLAIM,
+            attempts=1,
+            is_test=True,
+        )
+        MessageEvent.objects.create(
+            practice=practice,
+            message=message,
+            status=MessageStatus.SENDING,
+            at=now,
+            source="staff",
+            reason=f"test by {user.email}",
+        )
+    message_send(message_id=message.pk, now=now)
+    message.refresh_from_db()
+    return message
