@@ -72,7 +72,8 @@ def month_day_q(prefix: str, target: dt.date) -> Q:
 
 # Triggers not about an appointment still annotate the column (typed, so that it can be
 # selected).
-NO_APPOINTMENT = Value(None, output_field=IntegerField())
+# A typed NULL: PostgreSQL needs to know a bare NULL parameter is an integer.
+NO_APPOINTMENT = Cast(Value(None), output_field=IntegerField())
 
 
 def _key(prefix: str) -> Value:
