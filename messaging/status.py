@@ -71,23 +71,33 @@ def message_transition(
 def messages_transition(
     *, messages: QuerySet[OutboundMessage], status: str, reason: str, at: dt.datetime, source: str
 ) -> int:
-    """Move many messages (already filtered to states that may move) to ``status``, set-wise:
-    one SELECT of their ids, one UPDATE, one bulk insert of events."""
-    rows = list(messages.values_list("pk", "practice_id"))
-    if not rows:
-        return 0
-    OutboundMessage.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-        status=status, status_reason=reason[:200], updated_at=at
-    )
-    MessageEvent.objects.bulk_create(
-        MessageEvent(
-            practice_id=practice_id,
-            message_id=pk,
-            status=status,
-            reason=reason[:200],
-            at=at,
-            source=source,
+    """Move many messages (filtered to states that may move) to ``status``, set-wise: one
+    locking SELECT of their ids, one UPDATE, one bulk insert of events.
+
+    The rows are locked as they are read (rows another transaction holds, such as a message
+    being sent, are skipped), so a message cannot change between the read and the update: a
+    send that finishes meanwhile is never moved back.
+    """
+    with transaction.atomic():
+        rows = list(
+            messages.select_for_update(skip_locked=True, of=("self",)).values_list(
+                "pk", "practice_id"
+            )
         )
-        for pk, practice_id in rows
-    )
-    return len(rows)
+        if not rows:
+            return 0
+        OutboundMessage.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=status, status_reason=reason[:200], updated_at=at
+        )
+        MessageEvent.objects.bulk_create(
+            MessageEvent(
+                practice_id=practice_id,
+                message_id=pk,
+                status=status,
+                reason=reason[:200],
+                at=at,
+                source=source,
+            )
+            for pk, practice_id in rows
+        )
+        return len(rows)

@@ -71,7 +71,9 @@ def _recover(now: dt.datetime) -> None:
 @transaction.atomic
 def _claim(practice_id: int, now: dt.datetime) -> list[int]:
     rows = list(
-        OutboundMessage.objects.select_for_update(skip_locked=True)
+        # of=self: lock the messages only, not the practice row joined for its window (that
+        # would make a concurrent tick skip every message of the practice).
+        OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(practice_id=practice_id, status=MessageStatus.QUEUED, scheduled_for__lte=now)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .select_related("practice")

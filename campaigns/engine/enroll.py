@@ -64,6 +64,8 @@ def _campaign_run(campaign: Campaign, now: dt.datetime) -> int | None:
     due = run_time(campaign.schedule, today, tz)
     if due > now or (campaign.enabled_at and campaign.enabled_at > due):
         return None
+    if CampaignRun.objects.filter(campaign=campaign, local_date=today).exists():
+        return None  # ran today (the insert below still settles races between ticks)
     try:
         with transaction.atomic():
             run = CampaignRun.objects.create(
