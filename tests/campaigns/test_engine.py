@@ -590,3 +590,46 @@ def test_messages_api_lists_the_outbox_with_history(clinic):
         "delivered",
     ]
     assert api.get("/api/v1/messages?status=nope").status_code == 400
+
+
+# --- pacing -----------------------------------------------------------------------------------
+
+
+def test_one_practices_blast_does_not_delay_anothers_reminder(settings):
+    settings.SEND_RATE_PER_PRACTICE_PER_TICK = 5
+    busy, quiet = Clinic(), Clinic()
+    for n in range(12):
+        busy.patient(phone=f"+1312555{1000 + n:04d}")
+    serializer = CampaignSerializer(
+        data={
+            "name": "Big blast",
+            "kind": "blast",
+            "enabled": True,
+            "messages": [sms("News!")],
+        }
+    )
+    assert serializer.is_valid(), serializer.errors
+    with time_machine.travel(ny(2026, 6, 14), tick=False):
+        campaign_create(practice=busy.practice, data=serializer.validated_data, actor=None)
+    reminder(quiet)
+    ann = quiet.patient(phone="3125550101")
+    quiet.appointment(ann, ny(2026, 6, 16, 9, 30))
+    summary = run(ny(2026, 6, 15, 10, 0))
+    assert summary["messages_created"] == 13
+    assert len(received(ann)) == 1  # the reminder went out in the first tick
+    sent_by_busy = OutboundMessage.objects.filter(practice=busy.practice, sent_at__isnull=False)
+    assert sent_by_busy.count() == 5  # the blast goes at its practice's pace…
+    run(ny(2026, 6, 15, 10, 1))
+    run(ny(2026, 6, 15, 10, 2))
+    assert sent_by_busy.count() == 12  # …and finishes in later ticks
+
+
+def test_messages_api_shows_only_the_practices_own_messages(clinic):
+    drip(clinic, {"type": "birthday"}, enabled_at=ny(2026, 6, 1))
+    clinic.patient(birth_date=dt.date(1990, 6, 15), phone="3125550101")
+    run(ny(2026, 6, 15, 10, 0))
+    other = Clinic()
+    key = api_key_create(practice=other.practice, name="EMR").secret
+    response = Client(headers={"Authorization": f"Api-Key {key}"}).get("/api/v1/messages")
+    assert response.json()["count"] == 0
+    assert Client().get("/api/v1/messages").status_code == 401
