@@ -16,6 +16,17 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR", "") if request is not None else ""
 
 
+def e164_or_blank(value: str) -> str:
+    """A form's phone number as E.164 ("" stays blank), or the field's validation error."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    try:
+        return phone_to_e164(value)
+    except ValueError as error:
+        raise forms.ValidationError(str(error)) from None
+
+
 class ThrottledAuthenticationForm(AuthenticationForm):
     """Sign in by email; repeated failures lock the email (and the address) for a while."""
 
@@ -71,20 +82,11 @@ class PracticeSettingsForm(forms.ModelForm):
             "sms_from": "The number patients receive texts from, e.g. (312) 555-0199.",
         }
 
-    def _clean_phone(self, field: str) -> str:
-        value = self.cleaned_data.get(field, "").strip()
-        if not value:
-            return ""
-        try:
-            return phone_to_e164(value)
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from None
-
     def clean_phone(self) -> str:
-        return self._clean_phone("phone")
+        return e164_or_blank(self.cleaned_data.get("phone", ""))
 
     def clean_sms_from(self) -> str:
-        return self._clean_phone("sms_from")
+        return e164_or_blank(self.cleaned_data.get("sms_from", ""))
 
 
 class ProfileForm(forms.ModelForm):
@@ -96,13 +98,7 @@ class ProfileForm(forms.ModelForm):
         help_texts = {"phone": "Test texts from the campaign wizard go here, e.g. (312) 555-0142."}
 
     def clean_phone(self) -> str:
-        value = self.cleaned_data.get("phone", "").strip()
-        if not value:
-            return ""
-        try:
-            return phone_to_e164(value)
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from None
+        return e164_or_blank(self.cleaned_data.get("phone", ""))
 
 
 class ApiKeyForm(forms.Form):
