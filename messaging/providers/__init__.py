@@ -1,7 +1,9 @@
 """Message providers behind one small interface (``base.Provider``).
 
 ``sandbox`` records messages and reports them delivered; it is the default when no
-credentials are set. Twilio (SMS) and SendGrid (email) arrive with the messaging issue.
+credentials are set. ``twilio`` sends SMS and ``sendgrid`` email through their official SDKs
+(``TWILIO_API_BASE_URL`` / ``SENDGRID_API_BASE_URL`` point them at ``manage.py
+fake_providers`` in development and tests).
 """
 
 from __future__ import annotations
@@ -18,4 +20,12 @@ def provider_for(channel: str, practice: Practice) -> Provider:
     name = settings.SMS_PROVIDER if channel == "sms" else settings.EMAIL_PROVIDER
     if name == "sandbox":
         return SandboxProvider()
-    raise NotImplementedError(f"The {name} provider is not built yet; use sandbox.")
+    if name == "twilio" and channel == "sms":
+        from messaging.providers.twilio import TwilioProvider  # the SDK only when used
+
+        return TwilioProvider()
+    if name == "sendgrid" and channel == "email":
+        from messaging.providers.sendgrid import SendGridProvider
+
+        return SendGridProvider()
+    raise NotImplementedError(f"No {name} provider for {channel}.")

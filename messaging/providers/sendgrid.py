@@ -1,0 +1,102 @@
+"""Email through SendGrid, with the official ``sendgrid`` SDK (DESIGN §7).
+
+Only the outbox id travels as metadata, in ``custom_args`` (SendGrid echoes it in every event
+webhook); nothing about the patient does. Errors map onto ``ProviderError``:
+
+=========================================  =======================================
+what happened                              ProviderError
+=========================================  =======================================
+HTTP 429 (rate limited)                    retryable
+HTTP 5xx                                   retryable: SendGrid did not accept it
+other 4xx (bad request, bad key, …)        final
+connection refused, DNS, connect timeout   retryable: the request never went out
+read timeout, connection dropped after     ambiguous: SendGrid may have accepted it;
+the request went out                       the message goes to ``unknown``
+=========================================  =======================================
+
+The SendGrid message id is the ``X-Message-Id`` response header.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import urllib.error
+
+from django.conf import settings
+from django.utils.html import strip_tags
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import CustomArg, Header, Mail
+
+from messaging.providers.base import Accepted, Outgoing, ProviderError
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_HOST = "https://api.sendgrid.com"
+
+# The SDK's HTTP client logs whole request bodies (addresses, message text) at DEBUG: never
+# let that reach our logs, whatever the root level is.
+logging.getLogger("python_http_client").setLevel(logging.INFO)
+
+
+class SendGridProvider:
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ):
+        base_url = base_url if base_url is not None else settings.SENDGRID_API_BASE_URL
+        self.client = SendGridAPIClient(
+            api_key or settings.SENDGRID_API_KEY, host=(base_url or DEFAULT_HOST).rstrip("/")
+        )
+        # Propagates to every sub-client the SDK builds (``client.mail.send``).
+        self.client.client.timeout = timeout
+
+    def send(self, outgoing: Outgoing) -> Accepted:
+        if not outgoing.sender:
+            raise ProviderError("no_sender", "the practice has no sender email address")
+        try:
+            response = self.client.send(_mail(outgoing))
+        except HTTPError as error:
+            raise _http_error(error.status_code) from None
+        except urllib.error.URLError:
+            # urllib wraps only what fails while connecting and sending the request.
+            raise ProviderError("connection_failed", retryable=True) from None
+        except (OSError, http.client.HTTPException):
+            # A read timeout or a connection closed while waiting for the answer.
+            raise ProviderError("no_answer", ambiguous=True) from None
+        message_id = response.headers.get("X-Message-Id")
+        if not message_id:
+            # Accepted (2xx) but unidentifiable: it was sent, yet no event will match it.
+            raise ProviderError(f"http_{response.status_code}", "no X-Message-Id", ambiguous=True)
+        return Accepted(provider_id=message_id)
+
+
+def _mail(outgoing: Outgoing) -> Mail:
+    mail = Mail(
+        from_email=outgoing.sender,
+        to_emails=outgoing.to,
+        subject=outgoing.subject,
+        # Campaign emails are HTML (sanitized when saved); a plain-text part for clients
+        # that prefer it.
+        plain_text_content=strip_tags(outgoing.body),
+        html_content=outgoing.body,
+    )
+    mail.custom_arg = CustomArg("outbox_id", str(outgoing.outbox_id))
+    # A placeholder path: the unsubscribe task replaces it with the real signed link and
+    # serves the one-click POST there.
+    unsubscribe = f"{settings.PUBLIC_BASE_URL}/unsubscribe/{outgoing.outbox_id}/"
+    mail.header = Header("List-Unsubscribe", f"<{unsubscribe}>")
+    mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    return mail
+
+
+def _http_error(status: int) -> ProviderError:
+    code = f"http_{status}"
+    if status == 429 or status >= 500:
+        return ProviderError(code, retryable=True)
+    return ProviderError(code)

@@ -1,0 +1,295 @@
+"""The Twilio and SendGrid providers: the official SDKs over real HTTP to the local fake
+server (``messaging.fake_providers``), one test per outcome of the error mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import pytest
+import time_machine
+
+from campaigns.engine import tick
+from campaigns.services import campaign_create
+from campaigns.spec import CampaignSerializer
+from messaging.fake_providers import FakeProviders
+from messaging.models import MessageStatus, OutboundMessage
+from messaging.providers import provider_for
+from messaging.providers.base import Outgoing, ProviderError
+from messaging.providers.sandbox import SandboxProvider
+from messaging.providers.sendgrid import SendGridProvider
+from messaging.providers.twilio import TwilioProvider
+from patients.models import Patient
+from tests.campaigns.builders import Clinic, ny
+
+ACCOUNT_SID = "AC" + "0" * 32
+TIMEOUT = 0.5  # the client timeout; the fake's slow answers take longer
+PATIENT_NAME = "Zelda"
+
+
+@pytest.fixture
+def fake():
+    server = FakeProviders(slow_seconds=TIMEOUT * 4).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def provider_settings(settings, fake):
+    settings.TWILIO_ACCOUNT_SID = ACCOUNT_SID
+    settings.TWILIO_AUTH_TOKEN = "token"
+    settings.TWILIO_API_BASE_URL = fake.base_url
+    settings.SENDGRID_API_KEY = "SG.key"
+    settings.SENDGRID_API_BASE_URL = fake.base_url
+    return settings
+
+
+@pytest.fixture
+def twilio(provider_settings) -> TwilioProvider:
+    return TwilioProvider(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def sendgrid(provider_settings) -> SendGridProvider:
+    return SendGridProvider(timeout=TIMEOUT)
+
+
+def sms(to: str = "+13125550101", outbox_id: int = 42) -> Outgoing:
+    return Outgoing(
+        outbox_id=outbox_id,
+        practice_id=7,
+        channel="sms",
+        to=to,
+        sender="+13125559999",
+        subject="",
+        body=f"Happy birthday, {PATIENT_NAME}!",
+    )
+
+
+def email(to: str = "zelda@example.com", outbox_id: int = 43) -> Outgoing:
+    return Outgoing(
+        outbox_id=outbox_id,
+        practice_id=7,
+        channel="email",
+        to=to,
+        sender="office@practice.test",
+        subject="We miss you",
+        body=f"Hi {PATIENT_NAME}, time for a visit.",
+    )
+
+
+def send_error(provider, outgoing: Outgoing) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        provider.send(outgoing)
+    return caught.value
+
+
+def kind(error: ProviderError) -> str:
+    flags = [name for name in ("retryable", "ambiguous", "opted_out") if getattr(error, name)] or [
+        "final"
+    ]
+    assert len(flags) == 1, flags
+    return flags[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- Twilio --------------------------------------------------------------------------------
+
+
+def test_twilio_sends_with_the_outbox_id_in_the_callback_and_no_patient_metadata(twilio, fake):
+    accepted = twilio.send(sms())
+
+    assert accepted.provider_id.startswith("SM")
+    [request] = fake.requests
+    assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert request.headers["Authorization"].startswith("Basic ")
+    form = request.data
+    assert form["To"] == "+13125550101"
+    assert form["From"] == "+13125559999"
+    assert form["Body"] == "Happy birthday, Zelda!"
+    assert form["StatusCallback"] == "https://trackstat.test/webhooks/twilio/status?outbox=42"
+    assert int(form["ValidityPeriod"]) > 0
+    metadata = {k: v for k, v in form.items() if k != "Body"}
+    assert PATIENT_NAME not in repr(metadata)
+    assert set(form) == {"To", "From", "Body", "StatusCallback", "ValidityPeriod"}
+
+
+@pytest.mark.parametrize(
+    ("to", "code", "expected"),
+    [
+        ("+15005550004", "21610", "opted_out"),
+        ("+15005550001", "21211", "final"),
+        ("+15005550009", "21614", "final"),
+        ("+15005550429", "20429", "retryable"),
+        ("+15005550500", "20500", "retryable"),
+    ],
+)
+def test_twilio_error_answers(twilio, to, code, expected):
+    error = send_error(twilio, sms(to=to))
+    assert error.code == code
+    assert kind(error) == expected
+    assert to not in str(error)  # no phone number in exception messages
+
+
+def test_twilio_bad_credentials_are_final(twilio):
+    twilio.client.auth = ("ACsomeoneelse", "x")  # not the account in the URL: 401
+    error = send_error(twilio, sms())
+    assert (error.code, kind(error)) == ("20003", "final")
+
+
+def test_twilio_slow_answer_is_ambiguous(twilio, fake):
+    error = send_error(twilio, sms(to="+15005550408"))
+    assert kind(error) == "ambiguous"
+    assert len(fake.requests) == 1  # it did go out
+
+
+def test_twilio_dropped_connection_after_sending_is_ambiguous(twilio, fake):
+    # The request was sent before the connection dropped: Twilio may have accepted it.
+    error = send_error(twilio, sms(to="+15005550444"))
+    assert (error.code, kind(error)) == ("connection_dropped", "ambiguous")
+    assert len(fake.requests) == 1
+
+
+def test_twilio_connection_refused_is_retryable(provider_settings):
+    provider_settings.TWILIO_API_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    error = send_error(TwilioProvider(timeout=TIMEOUT), sms())
+    assert (error.code, kind(error)) == ("connection_failed", "retryable")
+
+
+def test_twilio_needs_a_sender(twilio, fake):
+    outgoing = Outgoing(**{**sms().__dict__, "sender": ""})
+    assert kind(send_error(twilio, outgoing)) == "final"
+    assert fake.requests == []
+
+
+# --- SendGrid ------------------------------------------------------------------------------
+
+
+def test_sendgrid_sends_with_only_the_outbox_id_as_metadata(sendgrid, fake):
+    accepted = sendgrid.send(email())
+
+    [request] = fake.requests
+    assert accepted.provider_id
+    assert request.path == "/v3/mail/send"
+    assert request.headers["Authorization"] == "Bearer SG.key"
+    body = request.data
+    assert body["personalizations"] == [{"to": [{"email": "zelda@example.com"}]}]
+    assert body["from"] == {"email": "office@practice.test"}
+    assert body["subject"] == "We miss you"
+    assert body["content"] == [
+        {"type": "text/plain", "value": "Hi Zelda, time for a visit."},
+        {"type": "text/html", "value": "Hi Zelda, time for a visit."},
+    ]
+    assert body["custom_args"] == {"outbox_id": "43"}
+    url = "https://trackstat.test/unsubscribe/43/"
+    assert body["headers"] == {
+        "List-Unsubscribe": f"<{url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+    metadata = {k: v for k, v in body.items() if k not in ("content", "personalizations")}
+    assert PATIENT_NAME not in repr(metadata)
+
+
+def test_sendgrid_message_id_comes_from_the_response_header(sendgrid, fake, monkeypatch):
+    monkeypatch.setattr("secrets.token_urlsafe", lambda _n: "msg-id-1")
+    assert sendgrid.send(email()).provider_id == "msg-id-1"
+
+
+@pytest.mark.parametrize(
+    ("local", "code", "expected"),
+    [
+        ("status-400", "http_400", "final"),
+        ("status-429", "http_429", "retryable"),
+        ("status-500", "http_500", "retryable"),
+        ("slow", "no_answer", "ambiguous"),
+        ("drop", "no_answer", "ambiguous"),
+    ],
+)
+def test_sendgrid_error_answers(sendgrid, fake, local, code, expected):
+    error = send_error(sendgrid, email(to=f"{local}@example.com"))
+    assert (error.code, kind(error)) == (code, expected)
+    assert "example.com" not in str(error)
+    assert len(fake.requests) == 1
+
+
+def test_sendgrid_connection_refused_is_retryable(provider_settings):
+    provider_settings.SENDGRID_API_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    error = send_error(SendGridProvider(timeout=TIMEOUT), email())
+    assert (error.code, kind(error)) == ("connection_failed", "retryable")
+
+
+# --- choosing the provider -----------------------------------------------------------------
+
+
+def test_provider_for_follows_the_settings(provider_settings, practice):
+    provider_settings.SMS_PROVIDER = "twilio"
+    provider_settings.EMAIL_PROVIDER = "sendgrid"
+    assert isinstance(provider_for("sms", practice), TwilioProvider)
+    assert isinstance(provider_for("email", practice), SendGridProvider)
+    provider_settings.SMS_PROVIDER = provider_settings.EMAIL_PROVIDER = "sandbox"
+    assert isinstance(provider_for("sms", practice), SandboxProvider)
+    assert isinstance(provider_for("email", practice), SandboxProvider)
+
+
+# --- through the engine --------------------------------------------------------------------
+
+
+def birthday_campaign(clinic: Clinic) -> None:
+    serializer = CampaignSerializer(
+        data={
+            "name": "Birthday",
+            "enabled": True,
+            "trigger": {"type": "birthday"},
+            "schedule": {"frequency": "daily", "time": "10:00"},
+            "messages": [
+                {
+                    "channel": "sms",
+                    "body": "Happy birthday, {{PatientFirstName}}!",
+                    "delay": {"value": 0, "unit": "days"},
+                }
+            ],
+        }
+    )
+    assert serializer.is_valid(), serializer.errors
+    with time_machine.travel(ny(2026, 6, 1), tick=False):
+        campaign_create(practice=clinic.practice, data=serializer.validated_data, actor=None)
+
+
+@pytest.mark.django_db
+def test_engine_sends_a_birthday_text_through_twilio(provider_settings, fake):
+    provider_settings.SMS_PROVIDER = "twilio"
+    clinic = Clinic()
+    clinic.patient(first_name="Ann", birth_date=dt.date(1980, 6, 15), phone="3125550101")
+    birthday_campaign(clinic)
+
+    assert tick(now=ny(2026, 6, 15, 10, 0), send="inline")["messages_sent"] == 1
+
+    message = OutboundMessage.objects.get()
+    [request] = fake.requests
+    assert message.status == MessageStatus.SENT
+    assert message.provider == "twilio"
+    assert request.data["To"] == message.to
+    assert message.provider_id.startswith("SM")
+    assert request.data["StatusCallback"].endswith(f"/webhooks/twilio/status?outbox={message.pk}")
+
+
+@pytest.mark.django_db
+def test_engine_opts_the_patient_out_on_twilio_21610(provider_settings, fake):
+    provider_settings.SMS_PROVIDER = "twilio"
+    clinic = Clinic()
+    ann = clinic.patient(first_name="Ann", birth_date=dt.date(1980, 6, 15), phone="3125550101")
+    Patient.objects.filter(pk=ann.pk).update(phone="+15005550004")
+    birthday_campaign(clinic)
+
+    tick(now=ny(2026, 6, 15, 10, 0), send="inline")
+
+    message = OutboundMessage.objects.get()
+    ann.refresh_from_db()
+    assert (message.status, message.error_code) == (MessageStatus.FAILED, "21610")
+    assert ann.sms_opt_out
+    assert len(fake.requests) == 1
