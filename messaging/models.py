@@ -169,3 +169,35 @@ class SandboxMessage(models.Model):
 
     def __str__(self) -> str:
         return self.provider_id
+
+
+class TrackedLink(models.Model):
+    """A link in one message, rewritten to ``/l/<token>``: opening it records the click (the
+    ``clicked_link`` goal) and redirects to ``url``. One per distinct URL per message."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        OutboundMessage, on_delete=models.CASCADE, related_name="tracked_links"
+    )
+    token = models.CharField(max_length=32, unique=True)
+    url = models.TextField()
+    first_clicked_at = models.DateTimeField(null=True, blank=True)
+    click_count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.token
+
+
+class UnsubscribeToken(models.Model):
+    """The random token of one email's unsubscribe link: it names the message (and so the
+    patient and practice) without putting anything about the patient in the URL, and
+    authorizes exactly one action, opting that patient out of email."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    message = models.OneToOneField(
+        OutboundMessage, on_delete=models.CASCADE, related_name="unsubscribe_token"
+    )
+    token = models.CharField(max_length=43, unique=True)
+
+    def __str__(self) -> str:
+        return f"unsubscribe token of message {self.message_id}"

@@ -64,4 +64,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", views.api_docs, name="api_docs"),
     path("admin/", admin.site.urls),
+    path("", include("messaging.public_urls")),
 ]

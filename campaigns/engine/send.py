@@ -26,6 +26,7 @@ from campaigns.models import Enrollment, EnrollmentState
 from campaigns.render import render_message
 from campaigns.schedule import run_time
 from campaigns.timing import next_sending_time
+from messaging.links import links_track, unsubscribe_footer_add, unsubscribe_url_for
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.providers import provider_for
 from messaging.providers.base import Outgoing, ProviderError
@@ -80,6 +81,7 @@ def _deliver(message: OutboundMessage, now: dt.datetime) -> str:
         sender=practice.sms_from if message.channel == "sms" else practice.email_from,
         subject=message.subject,
         body=message.body,
+        unsubscribe_url=unsubscribe_url_for(message) if message.channel == "email" else "",
     )
     try:
         accepted = provider.send(outgoing)
@@ -104,7 +106,9 @@ def _deliver(message: OutboundMessage, now: dt.datetime) -> str:
 def _failed(message_id: int, error: ProviderError, now: dt.datetime) -> str:
     with transaction.atomic():
         message = (
-            OutboundMessage.objects.select_for_update().select_related("patient").get(pk=message_id)
+            OutboundMessage.objects.select_for_update(of=("self",))
+            .select_related("patient", "practice")
+            .get(pk=message_id)
         )
         if error.retryable and message.attempts < MAX_ATTEMPTS:
             # Not accepted: safe to send again, after a backoff (1, 2, 4, 8 minutes).
@@ -237,6 +241,7 @@ def _appointment_recheck(
         return _stop(message, MessageStatus.CANCELED, "appointment already started", now)
     # Re-render: the date and time follow the appointment if it moved.
     step = campaign.steps.get(position=message.step_position)
+    unsubscribe = unsubscribe_url_for(message) if message.channel == "email" else ""
     subject, body = render_message(
         channel=message.channel,
         subject=step.subject,
@@ -244,7 +249,11 @@ def _appointment_recheck(
         patient=message.patient,
         practice=campaign.practice,
         appointment=appointment,
+        links={"UnsubscribeLink": unsubscribe} if unsubscribe else None,
     )
+    if unsubscribe:
+        body = unsubscribe_footer_add(body=body, url=unsubscribe)
+    body = links_track(message=message, body=body, channel=message.channel)
     footer = message.body.endswith(f"\n{STOP_FOOTER}")
     message.subject, message.body = subject, body + (f"\n{STOP_FOOTER}" if footer else "")
     if trigger.get("when") == "days_before":

@@ -16,7 +16,19 @@ from campaigns.models import Channel, Enrollment, EnrollmentState
 from campaigns.render import render_message
 from campaigns.spec import is_continuous
 from campaigns.timing import end_of_local_day, step_due
-from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from messaging.links import (
+    links_track,
+    unsubscribe_footer_add,
+    unsubscribe_token_new,
+    unsubscribe_url,
+)
+from messaging.models import (
+    MessageEvent,
+    MessageStatus,
+    OutboundMessage,
+    TrackedLink,
+    UnsubscribeToken,
+)
 
 BATCH = 500
 STOP_FOOTER = "Reply STOP to opt out"
@@ -73,6 +85,9 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         .values_list("patient_id", flat=True)
     )
     messages: list[OutboundMessage] = []
+    # Link rows of the batch, saved after the messages (their tokens need no message id).
+    tracked_links: list[TrackedLink] = []
+    unsubscribe_tokens: list[UnsubscribeToken] = []
     addresses_this_run: set[tuple[int, str, str]] = set()
     for enrollment in enrollments:
         campaign, patient = enrollment.campaign, enrollment.patient
@@ -90,6 +105,11 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             if key in addresses_this_run:
                 to, reason = "", "another patient at this address got this message"
             addresses_this_run.add(key)
+        # Every email that goes out carries its own unsubscribe link.
+        unsubscribe_token = unsubscribe_token_new() if to and step.channel == Channel.EMAIL else ""
+        links = (
+            {"UnsubscribeLink": unsubscribe_url(unsubscribe_token)} if unsubscribe_token else None
+        )
         subject, body = render_message(
             channel=step.channel,
             subject=step.subject,
@@ -97,29 +117,41 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             patient=patient,
             practice=campaign.practice,
             appointment=enrollment.appointment,
+            links=links,
         )
+        if links:
+            body = unsubscribe_footer_add(body=body, url=links["UnsubscribeLink"])
         if to and step.channel == Channel.SMS and patient.pk not in texted:
             body = f"{body}\n{STOP_FOOTER}"
             texted.add(patient.pk)
-        messages.append(
-            OutboundMessage(
-                practice_id=enrollment.practice_id,
-                enrollment=enrollment,
-                campaign=campaign,
-                step_position=position,
-                patient=patient,
-                channel=step.channel,
-                to=to,
-                subject=subject,
-                body=body,
-                status=MessageStatus.QUEUED if to else MessageStatus.SKIPPED,
-                status_reason=reason,
-                scheduled_for=due,
-                expires_at=end_of_local_day(due, campaign.practice.tz)
-                if is_continuous(campaign.trigger or {})
-                else None,
-            )
+        message = OutboundMessage(
+            practice_id=enrollment.practice_id,
+            enrollment=enrollment,
+            campaign=campaign,
+            step_position=position,
+            patient=patient,
+            channel=step.channel,
+            to=to,
+            subject=subject,
+            body=body,
+            status=MessageStatus.QUEUED if to else MessageStatus.SKIPPED,
+            status_reason=reason,
+            scheduled_for=due,
+            expires_at=end_of_local_day(due, campaign.practice.tz)
+            if is_continuous(campaign.trigger or {})
+            else None,
         )
+        if to:
+            message.body = links_track(
+                message=message, body=body, channel=step.channel, pending=tracked_links
+            )
+        if unsubscribe_token:
+            unsubscribe_tokens.append(
+                UnsubscribeToken(
+                    practice_id=enrollment.practice_id, message=message, token=unsubscribe_token
+                )
+            )
+        messages.append(message)
         enrollment.steps_done = position
         if position < len(steps):
             following = steps[position]
@@ -133,6 +165,8 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         else:
             enrollment.state, enrollment.next_step_at = EnrollmentState.COMPLETED, None
     OutboundMessage.objects.bulk_create(messages, batch_size=BATCH)
+    TrackedLink.objects.bulk_create(tracked_links, batch_size=BATCH)
+    UnsubscribeToken.objects.bulk_create(unsubscribe_tokens, batch_size=BATCH)
     MessageEvent.objects.bulk_create(
         MessageEvent(
             practice_id=m.practice_id,

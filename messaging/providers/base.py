@@ -18,6 +18,8 @@ class Outgoing:
     sender: str
     subject: str
     body: str
+    # Emails: this message's one-click unsubscribe URL (for the List-Unsubscribe headers).
+    unsubscribe_url: str = ""
 
 
 @dataclass(frozen=True)

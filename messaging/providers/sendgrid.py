@@ -87,11 +87,11 @@ def _mail(outgoing: Outgoing) -> Mail:
         html_content=outgoing.body,
     )
     mail.custom_arg = CustomArg("outbox_id", str(outgoing.outbox_id))
-    # A placeholder path: the unsubscribe task replaces it with the real signed link and
-    # serves the one-click POST there.
-    unsubscribe = f"{settings.PUBLIC_BASE_URL}/unsubscribe/{outgoing.outbox_id}/"
-    mail.header = Header("List-Unsubscribe", f"<{unsubscribe}>")
-    mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    # One-click unsubscribe (RFC 8058): the message's own tokenized link, served by
+    # messaging.link_views. A staff member's test send has none.
+    if outgoing.unsubscribe_url:
+        mail.header = Header("List-Unsubscribe", f"<{outgoing.unsubscribe_url}>")
+        mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
     return mail
 
 

@@ -228,12 +228,12 @@ def test_first_visit_anniversary(clinic):
 
 
 def reminder(clinic: Clinic, **data) -> Campaign:
+    data.setdefault("messages", [sms("See you {{AppointmentDate}} at {{AppointmentTime}}")])
     return drip(
         clinic,
         {"type": "scheduled_appointment", "when": "days_before", "days": 1},
         enabled_at=ny(2026, 6, 1),
         name="Reminder",
-        messages=[sms("See you {{AppointmentDate}} at {{AppointmentTime}}")],
         **data,
     )
 
@@ -633,3 +633,18 @@ def test_messages_api_shows_only_the_practices_own_messages(clinic):
     response = Client(headers={"Authorization": f"Api-Key {key}"}).get("/api/v1/messages")
     assert response.json()["count"] == 0
     assert Client().get("/api/v1/messages").status_code == 401
+
+
+def test_a_moved_reminder_keeps_its_tracked_link(clinic):
+    reminder(clinic, messages=[sms("See you {{AppointmentDate}}. Directions: https://maps.test/x")])
+    clinic.practice.sending_window_start = dt.time(12, 0)
+    clinic.practice.save()
+    ann = clinic.patient(phone="3125550101")
+    visit = clinic.appointment(ann, ny(2026, 6, 16, 9, 30))
+    run(ny(2026, 6, 15, 10, 0))
+    clinic.change(visit, start=ny(2026, 6, 20, 14, 0))
+    run(ny(2026, 6, 15, 12, 0))
+    run(ny(2026, 6, 19, 12, 0))
+    [(_, _, body)] = received(ann)
+    assert body.startswith("See you Saturday, June 20. Directions: https://trackstat.test/l/")
+    assert "maps.test" not in body

@@ -75,6 +75,7 @@ def email(to: str = "zelda@example.com", outbox_id: int = 43) -> Outgoing:
         sender="office@practice.test",
         subject="We miss you",
         body=f"Hi {PATIENT_NAME}, time for a visit.",
+        unsubscribe_url="https://trackstat.test/unsubscribe/Zq3tokenZq3token/",
     )
 
 
@@ -186,13 +187,19 @@ def test_sendgrid_sends_with_only_the_outbox_id_as_metadata(sendgrid, fake):
         {"type": "text/html", "value": "Hi Zelda, time for a visit."},
     ]
     assert body["custom_args"] == {"outbox_id": "43"}
-    url = "https://trackstat.test/unsubscribe/43/"
+    url = "https://trackstat.test/unsubscribe/Zq3tokenZq3token/"
     assert body["headers"] == {
         "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
     metadata = {k: v for k, v in body.items() if k not in ("content", "personalizations")}
     assert PATIENT_NAME not in repr(metadata)
+
+
+def test_sendgrid_test_sends_have_no_unsubscribe_headers(sendgrid, fake):
+    sendgrid.send(Outgoing(**{**email().__dict__, "unsubscribe_url": ""}))
+    [request] = fake.requests
+    assert "headers" not in request.data
 
 
 def test_sendgrid_message_id_comes_from_the_response_header(sendgrid, fake, monkeypatch):

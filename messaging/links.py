@@ -1,0 +1,233 @@
+"""Tracked links and email unsubscribe links (DESIGN §5.5, §7).
+
+Every http(s) link in a campaign message is rewritten to ``{PUBLIC_BASE_URL}/l/<token>``
+(one ``TrackedLink`` per distinct URL per message): opening it records the click, moves the
+message to ``clicked`` and meets a ``clicked_link`` goal. Every campaign email carries its own
+unsubscribe link, ``{PUBLIC_BASE_URL}/unsubscribe/<token>/``, whose random token names the
+message: nothing about the patient is in either URL.
+
+Tokens are random, so they are made before the message has an id: the engine renders and
+rewrites a whole batch in memory and then saves the links with one ``bulk_create`` each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from campaigns.models import EnrollmentState
+from messaging.models import (
+    MessageChannel,
+    MessageStatus,
+    OutboundMessage,
+    TrackedLink,
+    UnsubscribeToken,
+)
+from messaging.status import message_transition
+from patients.models import OptOutSource, Patient
+from patients.services import patient_opt_out_set
+
+# A URL in plain text ends at whitespace or a quote/bracket; trailing sentence punctuation
+# ("Book: https://x.test/a.") is not part of it.
+PLAIN_URL_RE = re.compile(r"""https?://[^\s<>"']+""", re.IGNORECASE)
+TRAILING_PUNCTUATION = ".,;:!?"
+HREF_RE = re.compile(r"""(\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+UNSUBSCRIBE_FOOTER = (
+    '<p style="font-size:12px;color:#666666">'
+    "Don't want these emails? "
+    '<a href="{url}">Unsubscribe</a></p>'
+)
+UNSUBSCRIBE_ACTOR = "unsubscribe link"
+
+
+def _base() -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/")
+
+
+def tracked_url(token: str) -> str:
+    return f"{_base()}/l/{token}"
+
+
+def unsubscribe_url(token: str) -> str:
+    return f"{_base()}/unsubscribe/{token}/"
+
+
+def unsubscribe_token_new() -> str:
+    """A fresh unsubscribe token (128 random bits: it authorizes an opt-out)."""
+    return secrets.token_urlsafe(16)
+
+
+def _link_token_new() -> str:
+    return secrets.token_urlsafe(9)  # 12 characters, 72 random bits
+
+
+def _is_ours(url: str) -> bool:
+    """The unsubscribe link and links already tracked are never rewritten."""
+    base = _base()
+    return url.startswith((f"{base}/unsubscribe/", f"{base}/l/"))
+
+
+def _split_plain_url(url: str) -> tuple[str, str]:
+    """(url, trailing punctuation that belongs to the sentence)."""
+    end = len(url)
+    while end and (
+        url[end - 1] in TRAILING_PUNCTUATION or (url[end - 1] == ")" and "(" not in url[:end])
+    ):
+        end -= 1
+    return url[:end], url[end:]
+
+
+def links_track(
+    *,
+    message: OutboundMessage,
+    body: str,
+    channel: str,
+    pending: list[TrackedLink] | None = None,
+) -> str:
+    """``body`` with every http(s) link rewritten to a tracked link of ``message``.
+
+    SMS: plain URLs; email (HTML): ``href`` attributes. The unsubscribe link is left alone.
+    With ``pending`` (the engine's batch, where ``message`` is not saved yet) the new links are
+    appended to it for the caller to ``bulk_create`` after the messages; without it they are
+    saved at once (one statement), reusing the message's existing link for a URL it already has.
+    """
+    links: dict[str, TrackedLink] = {}
+    if pending is None and message.pk is not None:
+        links = {link.url: link for link in TrackedLink.objects.filter(message=message)}
+    new: list[TrackedLink] = []
+
+    def track(url: str) -> str:
+        link = links.get(url)
+        if link is None:
+            link = TrackedLink(
+                practice_id=message.practice_id, message=message, token=_link_token_new(), url=url
+            )
+            links[url] = link
+            new.append(link)
+        return tracked_url(link.token)
+
+    def replace_href(match: re.Match) -> str:
+        prefix, quote, raw = match.groups()
+        url = html.unescape(raw).strip()
+        if not url.lower().startswith(("http://", "https://")) or _is_ours(url):
+            return match.group(0)
+        return f"{prefix}{quote}{track(url)}{quote}"
+
+    def replace_plain(match: re.Match) -> str:
+        url, trailing = _split_plain_url(match.group(0))
+        if not url or _is_ours(url):
+            return match.group(0)
+        return track(url) + trailing
+
+    if channel == MessageChannel.EMAIL:
+        body = HREF_RE.sub(replace_href, body)
+    else:
+        body = PLAIN_URL_RE.sub(replace_plain, body)
+    if pending is not None:
+        pending.extend(new)
+    elif new:
+        TrackedLink.objects.bulk_create(new)
+    return body
+
+
+def unsubscribe_footer_add(*, body: str, url: str) -> str:
+    """Every campaign email carries its unsubscribe link: a short footer when the body (its
+    ``{{UnsubscribeLink}}`` already rendered to ``url``) does not show it."""
+    if html.escape(url) in body or url in body:
+        return body
+    return body + UNSUBSCRIBE_FOOTER.format(url=html.escape(url))
+
+
+def unsubscribe_url_for(message: OutboundMessage) -> str:
+    """The unsubscribe URL of an email (for its body and the ``List-Unsubscribe`` header);
+    made on first use for an email the engine did not materialize. "" for a message with no
+    patient (a staff member's test send): there is nobody to unsubscribe."""
+    if message.patient_id is None:
+        return ""
+    existing = UnsubscribeToken.objects.filter(message=message).values_list("token", flat=True)
+    token = existing.first()
+    if token is None:
+        try:
+            with transaction.atomic():
+                token = UnsubscribeToken.objects.create(
+                    practice_id=message.practice_id, message=message, token=unsubscribe_token_new()
+                ).token
+        except IntegrityError:  # made meanwhile by a concurrent caller
+            token = existing.get()
+    return unsubscribe_url(token)
+
+
+def unsubscribe_message(*, token: str) -> OutboundMessage | None:
+    """The message an unsubscribe token names (with its practice), or None."""
+    row = (
+        UnsubscribeToken.objects.select_related("message__practice")
+        .filter(token=token, message__patient__isnull=False)
+        .first()
+    )
+    return row.message if row is not None else None
+
+
+def patient_unsubscribe(*, message: OutboundMessage) -> Patient:
+    """Opt the patient of ``message`` out of email (an unsubscribe link was used), audited;
+    their queued emails are canceled by the opt-out. Idempotent."""
+    return patient_opt_out_set(
+        practice=message.practice,
+        patient=message.patient,
+        channel=MessageChannel.EMAIL,
+        opted_out=True,
+        source=OptOutSource.UNSUBSCRIBE,
+        actor=UNSUBSCRIBE_ACTOR,
+    )
+
+
+def tracked_link_url(*, token: str) -> str | None:
+    """Where a tracked link goes (no click recorded), or None for an unknown token."""
+    return TrackedLink.objects.filter(token=token).values_list("url", flat=True).first()
+
+
+def goal_met_by_click(goal: dict | None, url: str) -> bool:
+    """Whether opening ``url`` meets a campaign's goal (``clicked_link``, optionally only for
+    its ``url``)."""
+    if not goal or goal.get("type") != "clicked_link":
+        return False
+    wanted = goal.get("url")
+    return not wanted or wanted.rstrip("/") == url.rstrip("/")
+
+
+@transaction.atomic
+def link_click(*, token: str, now: dt.datetime) -> str | None:
+    """Record one opening of a tracked link and return its URL (None for an unknown token).
+
+    The message moves to ``clicked``; a ``clicked_link`` goal of its enrollment's campaign is
+    met, ending the enrollment at once (no later step is sent, queued ones are canceled).
+    """
+    # Imported here: the engine imports this module to track the links it materializes.
+    from campaigns.engine.goals import enrollments_exit
+
+    link = TrackedLink.objects.select_for_update().filter(token=token).first()
+    if link is None:
+        return None
+    link.click_count += 1
+    if link.first_clicked_at is None:
+        link.first_clicked_at = now
+    link.save(update_fields=["click_count", "first_clicked_at"])
+    message = (
+        OutboundMessage.objects.select_for_update(of=("self",))
+        .select_related("enrollment__campaign")
+        .get(pk=link.message_id)
+    )
+    message_transition(message, status=MessageStatus.CLICKED, at=now, source="link")
+    enrollment = message.enrollment
+    # A completed enrollment may still have its last step queued: that is canceled too.
+    if (
+        enrollment is not None
+        and enrollment.state != EnrollmentState.EXITED
+        and goal_met_by_click(enrollment.campaign.goal, link.url)
+    ):
+        enrollments_exit(enrollment_ids=[enrollment.pk], reason="goal_met", now=now)
+    return link.url
