@@ -201,3 +201,40 @@ class UnsubscribeToken(models.Model):
 
     def __str__(self) -> str:
         return f"unsubscribe token of message {self.message_id}"
+
+
+class InboundHandling(models.TextChoices):
+    STOP = "stop", "Opt-out keyword"
+    START = "start", "Opt-in keyword"
+    HELP = "help", "Help keyword"
+    INBOX = "inbox", "Inbox"
+
+
+class InboundMessage(models.Model):
+    """One SMS a patient (or anyone) sent to a practice's number, stored once per provider
+    message id. Keywords are handled at once; everything else waits in the Inbox."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    # None when the sender's number matches no patient of the practice.
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_messages"
+    )
+    from_number = models.CharField(max_length=32)
+    to_number = models.CharField(max_length=32)
+    body = models.TextField(blank=True)
+    provider_message_id = models.CharField(max_length=100, unique=True)
+    received_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+    handled_as = models.CharField(max_length=10, choices=InboundHandling.choices)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["practice", "handled_as", "received_at"], name="inbound_practice_inbox"
+            ),
+            models.Index(fields=["patient", "received_at"], name="inbound_patient_thread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"inbound {self.provider_message_id} ({self.handled_as})"

@@ -1,0 +1,292 @@
+"""Provider webhooks (DESIGN §6, §7): signature checks and applying what the provider says.
+
+Every provider event is applied once (by its provider event id) and only moves a message
+forward (``message_transition``). Nothing about the patient is logged: the forms carry phone
+numbers and email addresses, so logs name only outbox ids and provider ids.
+
+Later steps: per-practice Twilio auth tokens (the DESIGN's "the practice's token, else
+``TWILIO_AUTH_TOKEN``"; today only the setting is used), and applying SendGrid batches in a
+Celery task rather than in the request.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from sendgrid.helpers.eventwebhook import EventWebhook
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+
+from messaging.inbound import help_reply, inbound_keyword
+from messaging.models import (
+    InboundHandling,
+    InboundMessage,
+    MessageChannel,
+    MessageEvent,
+    MessageStatus,
+    OutboundMessage,
+)
+from messaging.status import message_transition
+from patients.models import OptOutSource, Patient
+from patients.services.staff import patient_opt_out_set
+from trackstat.models import Practice
+
+logger = logging.getLogger(__name__)
+
+TWILIO_ACTOR = "twilio webhook"
+SENDGRID_ACTOR = "sendgrid webhook"
+WEBHOOK_SOURCE = "webhook"
+
+# Twilio MessageStatus → ours; queued/accepted/sending (and anything unknown) are ignored.
+TWILIO_STATUSES = {
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+}
+# "Attempt to send to unsubscribed recipient": the carrier has this number opted out.
+TWILIO_UNSUBSCRIBED_ERROR = "21610"
+
+# SendGrid event → ours; processed/deferred (and anything unknown) are ignored.
+SENDGRID_STATUSES = {
+    "delivered": MessageStatus.DELIVERED,
+    "open": MessageStatus.OPENED,
+    "click": MessageStatus.CLICKED,
+    "bounce": MessageStatus.BOUNCED,
+    "dropped": MessageStatus.DROPPED,
+    "spamreport": MessageStatus.SPAM,
+}
+# Events that opt the patient out of email, and with what source.
+SENDGRID_OPT_OUTS = {
+    "bounce": OptOutSource.PROVIDER,  # a bounce blocks later email to that address
+    "spamreport": OptOutSource.PROVIDER,
+    "unsubscribe": OptOutSource.UNSUBSCRIBE,
+    "group_unsubscribe": OptOutSource.UNSUBSCRIBE,
+}
+
+
+# --- signatures ----------------------------------------------------------------------------
+
+
+def twilio_signature_valid(
+    *, full_path: str, params: Mapping[str, Any], signature: str, settings_header: str = ""
+) -> bool:
+    """Whether ``X-Twilio-Signature`` signs this request, checked against the public URL
+    (``PUBLIC_BASE_URL`` + path + query), never the request's own scheme and host, which a
+    TLS-terminating proxy changes. Without an auth token nothing is valid."""
+    token = settings.TWILIO_AUTH_TOKEN
+    if not token or not signature:
+        return False
+    url = settings.PUBLIC_BASE_URL.rstrip("/") + full_path
+    return RequestValidator(token).validate(
+        url, params, signature, algorithm=get_signature_algorithm(settings_header)
+    )
+
+
+def sendgrid_signature_valid(*, payload: str, signature: str, timestamp: str) -> bool:
+    """Whether the SendGrid event webhook signature (ECDSA over timestamp + body) is valid
+    for ``SENDGRID_WEBHOOK_PUBLIC_KEY``. Without a key nothing is valid."""
+    public_key = settings.SENDGRID_WEBHOOK_PUBLIC_KEY
+    if not public_key or not signature or not timestamp:
+        return False
+    webhook = EventWebhook()
+    try:
+        key = webhook.convert_public_key_to_ecdsa(public_key)
+        return webhook.verify_signature(payload, signature, timestamp, key)
+    except (ValueError, TypeError, binascii.Error):
+        # A malformed signature (or a misconfigured key): not valid.
+        logger.warning("sendgrid webhook: unreadable signature or public key")
+        return False
+
+
+# --- Twilio status callbacks ---------------------------------------------------------------
+
+
+def _event_seen(provider_event_id: str) -> bool:
+    return MessageEvent.objects.filter(provider_event_id=provider_event_id).exists()
+
+
+@transaction.atomic
+def twilio_status_apply(*, outbox_id: str, params: Mapping[str, str], now: dt.datetime) -> bool:
+    """Apply one Twilio status callback to the outbox row named by ``outbox_id`` (from the
+    callback URL), which must also carry the callback's ``MessageSid``. Returns whether the
+    message moved; a duplicate, a late or an unknown event changes nothing."""
+    sid = params.get("MessageSid", "")
+    twilio_status = params.get("MessageStatus", "")
+    status = TWILIO_STATUSES.get(twilio_status)
+    if status is None or not sid or not outbox_id.isdigit():
+        return False
+    message = (
+        OutboundMessage.objects.select_for_update(of=("self",))
+        .filter(pk=int(outbox_id), provider_id=sid, channel=MessageChannel.SMS)
+        .select_related("practice", "patient")
+        .first()
+    )
+    if message is None:
+        logger.info("twilio status: no outbox %s with sid %s", outbox_id, sid)
+        return False
+    event_id = f"twilio:{sid}:{twilio_status}"
+    if _event_seen(event_id):
+        return False
+    error_code = params.get("ErrorCode", "") or ""
+    reason = f"Twilio error {error_code}" if error_code else ""
+    moved = message_transition(
+        message,
+        status=status,
+        reason=reason,
+        at=now,
+        source=WEBHOOK_SOURCE,
+        provider_event_id=event_id,
+        fields={"error_code": error_code[:50]} if error_code else None,
+    )
+    if (
+        status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+        and error_code == TWILIO_UNSUBSCRIBED_ERROR
+        and message.patient is not None
+    ):
+        patient_opt_out_set(
+            practice=message.practice,
+            patient=message.patient,
+            channel=MessageChannel.SMS,
+            opted_out=True,
+            source=OptOutSource.PROVIDER,
+            actor=TWILIO_ACTOR,
+        )
+    return moved
+
+
+# --- Twilio inbound SMS --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    handled_as: str | None  # None: no practice has this number, nothing stored
+    reply: str = ""  # the SMS to answer with (HELP), or nothing
+
+
+def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> InboundResult:
+    """Store one inbound SMS (once per ``MessageSid``) for the practice whose sender number
+    is ``To`` and act on its keyword: STOP opts the sender out of SMS (which cancels their
+    queued texts), START opts them back in, HELP is answered, anything else is for the
+    Inbox. A redelivered SMS is not applied twice."""
+    sid = params.get("MessageSid", "") or params.get("SmsSid", "")
+    to_number = params.get("To", "")
+    from_number = params.get("From", "")
+    body = params.get("Body", "")
+    if not sid or not to_number:
+        return InboundResult(handled_as=None)
+    practice = Practice.objects.filter(sms_from=to_number).order_by("pk").first()
+    if practice is None:
+        logger.info("twilio inbound %s: no practice has this number", sid)
+        return InboundResult(handled_as=None)
+    handled_as = inbound_keyword(body)
+    reply = (
+        help_reply(practice_name=practice.name, practice_phone=practice.phone)
+        if handled_as == InboundHandling.HELP
+        else ""
+    )
+    # A number can belong to several patients of a practice (a family phone): the carrier
+    # opt-out is per number, so a keyword applies to all of them; the thread is the first's.
+    patients = (
+        list(Patient.objects.filter(practice=practice, phone=from_number).order_by("pk"))
+        if from_number
+        else []
+    )
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                InboundMessage.objects.create(
+                    practice=practice,
+                    patient=patients[0] if patients else None,
+                    from_number=from_number[:32],
+                    to_number=to_number[:32],
+                    body=body,
+                    provider_message_id=sid[:100],
+                    received_at=now,
+                    handled_as=handled_as,
+                )
+        except IntegrityError:
+            logger.info("twilio inbound %s: already received", sid)
+            return InboundResult(handled_as=handled_as, reply=reply)
+        if handled_as in (InboundHandling.STOP, InboundHandling.START):
+            for patient in patients:
+                patient_opt_out_set(
+                    practice=practice,
+                    patient=patient,
+                    channel=MessageChannel.SMS,
+                    opted_out=handled_as == InboundHandling.STOP,
+                    source=OptOutSource.SMS_REPLY,
+                    actor=TWILIO_ACTOR,
+                )
+    return InboundResult(handled_as=handled_as, reply=reply)
+
+
+# --- SendGrid events -----------------------------------------------------------------------
+
+
+def _event_time(event: Mapping[str, Any], now: dt.datetime) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(int(event["timestamp"]), tz=dt.UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return now
+
+
+@transaction.atomic
+def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
+    """Apply one SendGrid event to the outbox row named by its ``outbox_id`` custom arg, once
+    per ``sg_event_id``. Returns whether anything was applied."""
+    kind = str(event.get("event", ""))
+    status = SENDGRID_STATUSES.get(kind)
+    opt_out_source = SENDGRID_OPT_OUTS.get(kind)
+    outbox_id = str(event.get("outbox_id", ""))
+    sg_event_id = str(event.get("sg_event_id", ""))
+    if (status is None and opt_out_source is None) or not outbox_id.isdigit() or not sg_event_id:
+        return False
+    message = (
+        OutboundMessage.objects.select_for_update(of=("self",))
+        .filter(pk=int(outbox_id), channel=MessageChannel.EMAIL)
+        .select_related("practice", "patient")
+        .first()
+    )
+    if message is None:
+        logger.info("sendgrid %s: no email outbox %s", kind, outbox_id)
+        return False
+    event_id = f"sendgrid:{sg_event_id}"
+    if _event_seen(event_id):
+        return False
+    if status is not None:
+        reason = str(event.get("reason", "") or event.get("type", ""))
+        message_transition(
+            message,
+            status=status,
+            reason=reason,
+            at=_event_time(event, now),
+            source=WEBHOOK_SOURCE,
+            provider_event_id=event_id,
+        )
+    if opt_out_source is not None and message.patient is not None:
+        patient_opt_out_set(
+            practice=message.practice,
+            patient=message.patient,
+            channel=MessageChannel.EMAIL,
+            opted_out=True,
+            source=opt_out_source,
+            actor=SENDGRID_ACTOR,
+        )
+    return True
+
+
+def sendgrid_events_apply(*, events: list[Any], now: dt.datetime) -> int:
+    """Apply a batch of SendGrid events, each in its own transaction (one bad event does not
+    undo the others). Returns how many were applied."""
+    applied = 0
+    for event in events:
+        if isinstance(event, dict) and sendgrid_event_apply(event=event, now=now):
+            applied += 1
+    return applied

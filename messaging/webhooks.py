@@ -1,0 +1,84 @@
+"""Provider webhooks (DESIGN §7; the paths are a contract): thin views that check the
+signature, parse, and call one service in ``messaging.webhook_services``.
+
+Providers POST without a CSRF token, so these views are CSRF-exempt; the signature is the
+credential. A forged or unsigned request answers 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.twiml.messaging_response import MessagingResponse
+
+from messaging.webhook_services import (
+    sendgrid_events_apply,
+    sendgrid_signature_valid,
+    twilio_inbound_receive,
+    twilio_signature_valid,
+    twilio_status_apply,
+)
+
+FORBIDDEN = "Invalid signature."
+
+
+def _twilio_signed(request: HttpRequest) -> bool:
+    return twilio_signature_valid(
+        full_path=request.get_full_path(),
+        params=request.POST,
+        signature=request.headers.get("X-Twilio-Signature", ""),
+        settings_header=request.headers.get("X-Twilio-Webhooks-Signature-Settings", ""),
+    )
+
+
+@csrf_exempt
+@require_POST
+def twilio_status(request: HttpRequest) -> HttpResponse:
+    """A Twilio status callback for the outbox row named by ``?outbox=<id>``."""
+    if not _twilio_signed(request):
+        return HttpResponseForbidden(FORBIDDEN)
+    twilio_status_apply(
+        outbox_id=request.GET.get("outbox", ""), params=request.POST, now=timezone.now()
+    )
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound(request: HttpRequest) -> HttpResponse:
+    """An inbound SMS: answered with TwiML (empty, or the HELP text)."""
+    if not _twilio_signed(request):
+        return HttpResponseForbidden(FORBIDDEN)
+    result = twilio_inbound_receive(params=request.POST, now=timezone.now())
+    twiml = MessagingResponse()
+    if result.reply:
+        twiml.message(result.reply)
+    return HttpResponse(str(twiml), content_type="text/xml")
+
+
+@csrf_exempt
+@require_POST
+def sendgrid_events(request: HttpRequest) -> HttpResponse:
+    """A batch of SendGrid events (a JSON array), signed with the webhook's ECDSA key."""
+    try:
+        payload = request.body.decode("utf-8")
+    except UnicodeDecodeError:
+        return HttpResponseBadRequest("The body must be UTF-8 JSON.")
+    if not sendgrid_signature_valid(
+        payload=payload,
+        signature=request.headers.get("X-Twilio-Email-Event-Webhook-Signature", ""),
+        timestamp=request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", ""),
+    ):
+        return HttpResponseForbidden(FORBIDDEN)
+    try:
+        events = json.loads(payload)
+    except ValueError:
+        return HttpResponseBadRequest("The body must be a JSON array of events.")
+    if not isinstance(events, list):
+        return HttpResponseBadRequest("The body must be a JSON array of events.")
+    sendgrid_events_apply(events=events, now=timezone.now())
+    return HttpResponse(status=204)
