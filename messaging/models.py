@@ -238,3 +238,17 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"inbound {self.provider_message_id} ({self.handled_as})"
+
+
+class CannedReply(models.Model):
+    """A ready-made Inbox answer: Managers and above keep the list, everyone may use it."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    title = models.CharField(max_length=100)
+    body = models.TextField(max_length=1600)
+
+    class Meta:
+        ordering = ["title", "id"]
+
+    def __str__(self) -> str:
+        return self.title

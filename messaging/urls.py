@@ -6,4 +6,9 @@ app_name = "messaging"
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("sandbox/", views.sandbox, name="sandbox"),
+    path("canned/", views.canned_reply_add, name="canned_add"),
+    path("canned/<int:pk>/delete/", views.canned_reply_remove, name="canned_delete"),
+    path("number/<str:number>/", views.inbox_unknown, name="unknown_thread"),
+    path("<int:patient_id>/", views.inbox_thread, name="thread"),
+    path("<int:patient_id>/reply/", views.inbox_reply, name="reply"),
 ]
