@@ -32,6 +32,11 @@ app.conf.update(
             # A tick older than a minute is superseded by the next one.
             "options": {"expires": 55},
         },
+        "reconcile-messages": {
+            "task": "messaging.tasks.reconcile_messages_task",
+            "schedule": crontab(minute="*/5"),
+            "options": {"expires": 280},
+        },
     },
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,9 @@ class Outgoing:
 @dataclass(frozen=True)
 class Accepted:
     provider_id: str
+    # What the provider says about it now, in its own words ("delivered"), when it says (a
+    # lookup); empty after a send.
+    provider_status: str = ""
 
 
 class ProviderError(Exception):
@@ -56,3 +60,14 @@ class Provider(Protocol):
     name: str
 
     def send(self, outgoing: Outgoing) -> Accepted: ...
+
+
+class SupportsLookup(Protocol):
+    """Optional: a provider that can find a message it may have accepted without our hearing
+    (a send that timed out), for reconciliation. ``lookup`` returns ``None`` when the provider
+    has no such message and raises ``ProviderError`` when it could not tell; ``exclude`` names
+    provider ids already known to belong to other outbox messages."""
+
+    def lookup(
+        self, outgoing: Outgoing, *, sent_after: dt.datetime, exclude: frozenset[str] = frozenset()
+    ) -> Accepted | None: ...

@@ -3,6 +3,8 @@ delivered. The default when no provider credentials are set; nothing leaves the 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from messaging.models import SandboxMessage
 from messaging.providers.base import Accepted, Outgoing
 
@@ -26,6 +28,17 @@ class SandboxProvider:
             },
         )
         return Accepted(provider_id=provider_id)
+
+    def lookup(
+        self, outgoing: Outgoing, *, sent_after: dt.datetime, exclude: frozenset[str] = frozenset()
+    ) -> Accepted | None:
+        """The SandboxMessage recorded for this outbox message, if any."""
+        recorded = (
+            SandboxMessage.objects.filter(message_id=outgoing.outbox_id)
+            .values_list("provider_id", flat=True)
+            .first()
+        )
+        return Accepted(provider_id=recorded, provider_status="delivered") if recorded else None
 
     def simulated_events(self, accepted: Accepted) -> list[tuple[str, str]]:
         """The delivery report a real provider would post back later, at once."""

@@ -19,6 +19,7 @@ The SendGrid message id is the ``X-Message-Id`` response header.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import logging
 import urllib.error
@@ -74,6 +75,14 @@ class SendGridProvider:
             # Accepted (2xx) but unidentifiable: it was sent, yet no event will match it.
             raise ProviderError(f"http_{response.status_code}", "no X-Message-Id", ambiguous=True)
         return Accepted(provider_id=message_id)
+
+    def lookup(
+        self, outgoing: Outgoing, *, sent_after: dt.datetime, exclude: frozenset[str] = frozenset()
+    ) -> Accepted | None:
+        """Always ``None``: without the (paid) Email Activity API there is no reliable way to
+        find a message. An ``unknown`` email is settled by the first event webhook carrying
+        its ``outbox_id`` (``delivered`` moves it forward), else failed at the deadline."""
+        return None
 
 
 def _mail(outgoing: Outgoing) -> Mail:

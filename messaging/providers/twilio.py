@@ -23,6 +23,8 @@ the phone number.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioRestException
@@ -41,6 +43,8 @@ VALIDITY_PERIOD = 4 * 60 * 60
 OPTED_OUT = 21610
 FINAL_CODES = frozenset({21211, 21614})
 RATE_LIMITED = 20429
+# How many recent messages to the same number a lookup reads.
+LOOKUP_LIMIT = 20
 
 
 class TwilioProvider:
@@ -85,6 +89,32 @@ class TwilioProvider:
         except requests.exceptions.ConnectionError as error:
             raise _connection_error(error) from None
         return Accepted(provider_id=message.sid)
+
+    def lookup(
+        self, outgoing: Outgoing, *, sent_after: dt.datetime, exclude: frozenset[str] = frozenset()
+    ) -> Accepted | None:
+        """Find a message whose create call got no answer (so we never learned its sid):
+        Twilio's messages to the same number from the same sender since ``sent_after``, with
+        exactly the body we sent. ``exclude``: sids already known to belong to other outbox
+        messages (the same text sent twice). Raises ``ProviderError`` when Twilio could not
+        be asked."""
+        if not outgoing.sender:
+            return None
+        try:
+            candidates = self.client.messages.list(
+                to=outgoing.to,
+                from_=outgoing.sender,
+                date_sent_after=sent_after.astimezone(dt.UTC),
+                limit=LOOKUP_LIMIT,
+            )
+        except TwilioRestException as error:
+            raise _rest_error(error) from None
+        except requests.exceptions.RequestException:
+            raise ProviderError("lookup_failed", retryable=True) from None
+        for candidate in candidates:
+            if candidate.body == outgoing.body and candidate.sid not in exclude:
+                return Accepted(provider_id=candidate.sid, provider_status=candidate.status or "")
+        return None
 
 
 def _rest_error(error: TwilioRestException) -> ProviderError:

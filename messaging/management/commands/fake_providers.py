@@ -1,8 +1,11 @@
-"""``manage.py fake_providers --port N``: serve the fake Twilio and SendGrid APIs."""
+"""``manage.py fake_providers --port N``: serve the fake Twilio and SendGrid APIs, and with
+``--callback-base`` post signed delivery callbacks back to the app."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.core.management.base import BaseCommand, CommandError
 
 from messaging.fake_providers import FakeProviders
 
@@ -21,9 +24,52 @@ class Command(BaseCommand):
             default=15.0,
             help="How long the 'slow' recipients wait before answering.",
         )
+        parser.add_argument(
+            "--callback-base",
+            default="",
+            help="The app's address (e.g. http://127.0.0.1:8000): post delivery callbacks there.",
+        )
+        parser.add_argument(
+            "--twilio-auth-token", default="", help="Signs Twilio status callbacks."
+        )
+        parser.add_argument(
+            "--sendgrid-private-key-file",
+            default="",
+            help="A PEM EC P-256 private key that signs SendGrid events.",
+        )
+        parser.add_argument(
+            "--callback-disorder",
+            action="store_true",
+            help="Post callbacks out of order and duplicated.",
+        )
 
-    def handle(self, *args, host: str, port: int, slow_seconds: float, **options):
-        fake = FakeProviders(host, port, slow_seconds=slow_seconds)
+    def handle(
+        self,
+        *args,
+        host: str,
+        port: int,
+        slow_seconds: float,
+        callback_base: str,
+        twilio_auth_token: str,
+        sendgrid_private_key_file: str,
+        callback_disorder: bool,
+        **options,
+    ):
+        private_key = None
+        if sendgrid_private_key_file:
+            with open(sendgrid_private_key_file, "rb") as key_file:
+                private_key = serialization.load_pem_private_key(key_file.read(), password=None)
+            if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+                raise CommandError("--sendgrid-private-key-file: not an EC private key")
+        fake = FakeProviders(
+            host,
+            port,
+            slow_seconds=slow_seconds,
+            callback_base=callback_base,
+            twilio_auth_token=twilio_auth_token,
+            sendgrid_private_key=private_key,
+            callback_disorder=callback_disorder,
+        )
         url = fake.base_url
         self.stdout.write(
             f"Fake providers on {url}\n"
