@@ -12,7 +12,7 @@ import datetime as dt
 import json
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
 from django.utils import timezone
@@ -36,17 +36,6 @@ SID = "SM0123456789abcdef0123456789abcdef"
 @pytest.fixture(autouse=True)
 def _twilio_token(settings):
     settings.TWILIO_AUTH_TOKEN = TOKEN
-
-
-@pytest.fixture
-def sendgrid_key(settings):
-    """A fresh ECDSA key pair; its public half configured as SendGrid's verification key."""
-    private_key = ec.generate_private_key(ec.SECP256R1())
-    der = private_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = base64.b64encode(der).decode()
-    return private_key
 
 
 @pytest.fixture

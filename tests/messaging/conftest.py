@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+
+@pytest.fixture
+def sendgrid_key(settings):
+    """A fresh ECDSA key pair; its public half configured as SendGrid's verification key."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    der = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    settings.SENDGRID_WEBHOOK_PUBLIC_KEY = base64.b64encode(der).decode()
+    return private_key
