@@ -4,8 +4,9 @@ Every provider event is applied once (by its provider event id) and only moves a
 forward (``message_transition``). Nothing about the patient is logged: the forms carry phone
 numbers and email addresses, so logs name only outbox ids and provider ids.
 
-Later steps: per-practice Twilio auth tokens (the DESIGN's "the practice's token, else
-``TWILIO_AUTH_TOKEN``"; today only the setting is used), and applying SendGrid batches in a
+Twilio signatures are checked with the auth token of the practice the request is about (the
+outbox message's practice for a status callback, the practice whose sender number is ``To``
+for an inbound SMS), else ``TWILIO_AUTH_TOKEN``. Later step: applying SendGrid batches in a
 Celery task rather than in the request.
 """
 
@@ -35,6 +36,7 @@ from messaging.models import (
 from messaging.status import message_transition
 from patients.models import OptOutSource, Patient
 from patients.services.staff import patient_opt_out_set
+from trackstat.credentials import credentials_for
 from trackstat.models import Practice
 
 logger = logging.getLogger(__name__)
@@ -74,13 +76,39 @@ SENDGRID_OPT_OUTS = {
 # --- signatures ----------------------------------------------------------------------------
 
 
+def twilio_status_practice(*, outbox_id: str) -> Practice | None:
+    """The practice of the SMS outbox row a status callback names, if any."""
+    if not outbox_id.isdigit():
+        return None
+    message = (
+        OutboundMessage.objects.filter(pk=int(outbox_id), channel=MessageChannel.SMS)
+        .select_related("practice")
+        .first()
+    )
+    return message.practice if message is not None else None
+
+
+def twilio_inbound_practice(*, params: Mapping[str, str]) -> Practice | None:
+    """The practice whose sender number is the inbound SMS's ``To``, if any."""
+    to_number = params.get("To", "")
+    if not to_number:
+        return None
+    return Practice.objects.filter(sms_from=to_number).order_by("pk").first()
+
+
 def twilio_signature_valid(
-    *, full_path: str, params: Mapping[str, Any], signature: str, settings_header: str = ""
+    *,
+    practice: Practice | None,
+    full_path: str,
+    params: Mapping[str, Any],
+    signature: str,
+    settings_header: str = "",
 ) -> bool:
-    """Whether ``X-Twilio-Signature`` signs this request, checked against the public URL
-    (``PUBLIC_BASE_URL`` + path + query), never the request's own scheme and host, which a
-    TLS-terminating proxy changes. Without an auth token nothing is valid."""
-    token = settings.TWILIO_AUTH_TOKEN
+    """Whether ``X-Twilio-Signature`` signs this request with ``practice``'s Twilio auth token
+    (else ``TWILIO_AUTH_TOKEN``), checked against the public URL (``PUBLIC_BASE_URL`` + path +
+    query), never the request's own scheme and host, which a TLS-terminating proxy changes.
+    Without an auth token nothing is valid."""
+    token = credentials_for(practice).twilio_auth_token
     if not token or not signature:
         return False
     url = settings.PUBLIC_BASE_URL.rstrip("/") + full_path
@@ -181,7 +209,7 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
     body = params.get("Body", "")
     if not sid or not to_number:
         return InboundResult(handled_as=None)
-    practice = Practice.objects.filter(sms_from=to_number).order_by("pk").first()
+    practice = twilio_inbound_practice(params=params)
     if practice is None:
         logger.info("twilio inbound %s: no practice has this number", sid)
         return InboundResult(handled_as=None)

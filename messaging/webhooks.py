@@ -18,16 +18,20 @@ from twilio.twiml.messaging_response import MessagingResponse
 from messaging.webhook_services import (
     sendgrid_events_apply,
     sendgrid_signature_valid,
+    twilio_inbound_practice,
     twilio_inbound_receive,
     twilio_signature_valid,
     twilio_status_apply,
+    twilio_status_practice,
 )
+from trackstat.models import Practice
 
 FORBIDDEN = "Invalid signature."
 
 
-def _twilio_signed(request: HttpRequest) -> bool:
+def _twilio_signed(request: HttpRequest, practice: Practice | None) -> bool:
     return twilio_signature_valid(
+        practice=practice,
         full_path=request.get_full_path(),
         params=request.POST,
         signature=request.headers.get("X-Twilio-Signature", ""),
@@ -39,7 +43,8 @@ def _twilio_signed(request: HttpRequest) -> bool:
 @require_POST
 def twilio_status(request: HttpRequest) -> HttpResponse:
     """A Twilio status callback for the outbox row named by ``?outbox=<id>``."""
-    if not _twilio_signed(request):
+    practice = twilio_status_practice(outbox_id=request.GET.get("outbox", ""))
+    if not _twilio_signed(request, practice):
         return HttpResponseForbidden(FORBIDDEN)
     twilio_status_apply(
         outbox_id=request.GET.get("outbox", ""), params=request.POST, now=timezone.now()
@@ -51,7 +56,7 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
 @require_POST
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
     """An inbound SMS: answered with TwiML (empty, or the HELP text)."""
-    if not _twilio_signed(request):
+    if not _twilio_signed(request, twilio_inbound_practice(params=request.POST)):
         return HttpResponseForbidden(FORBIDDEN)
     result = twilio_inbound_receive(params=request.POST, now=timezone.now())
     twiml = MessagingResponse()

@@ -103,3 +103,47 @@ class ProfileForm(forms.ModelForm):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Which EMR connector uses this key.")
+
+
+class ProviderCredentialsForm(forms.Form):
+    """The practice's own provider credentials. Secrets are write-only: a blank secret keeps
+    the stored one, "clear" removes it. The account SID is not secret and is shown; blank
+    means the platform's. Validation lives in ``provider_credentials_set``."""
+
+    twilio_account_sid = forms.CharField(
+        label="Twilio account SID",
+        required=False,
+        max_length=34,
+        help_text="Starts with AC. Blank: the platform's account.",
+    )
+    twilio_auth_token = forms.CharField(
+        label="Twilio auth token",
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the stored token.",
+    )
+    clear_twilio_auth_token = forms.BooleanField(
+        label="Clear the Twilio auth token", required=False
+    )
+    sendgrid_api_key = forms.CharField(
+        label="SendGrid API key",
+        required=False,
+        max_length=200,
+        strip=True,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Starts with SG. Leave blank to keep the stored key.",
+    )
+    clear_sendgrid_api_key = forms.BooleanField(label="Clear the SendGrid API key", required=False)
+
+    def changes(self) -> dict[str, str]:
+        """What ``provider_credentials_set`` should change ("" removes a value)."""
+        data = self.cleaned_data
+        changes = {"twilio_account_sid": data["twilio_account_sid"].strip()}
+        for field in ("twilio_auth_token", "sendgrid_api_key"):
+            if data[f"clear_{field}"]:
+                changes[field] = ""
+            elif data[field]:
+                changes[field] = data[field]
+        return changes

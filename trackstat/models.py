@@ -185,3 +185,25 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+
+
+class ProviderCredentials(models.Model):
+    """A practice's own Twilio and SendGrid credentials (DESIGN §3, §7). Blank fields fall back
+    to the platform's environment settings (``trackstat.credentials.credentials_for``).
+
+    The secrets are Fernet tokens (``trackstat.credentials``), never the secrets themselves;
+    the account SID is not a secret and is stored as is."""
+
+    practice = models.OneToOneField(
+        Practice, on_delete=models.CASCADE, related_name="provider_credentials"
+    )
+    twilio_account_sid = models.CharField(max_length=34, blank=True)
+    twilio_auth_token_encrypted = models.TextField(blank=True)
+    sendgrid_api_key_encrypted = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "provider credentials"
+
+    def __str__(self) -> str:
+        return f"Provider credentials of practice {self.practice_id}"

@@ -9,13 +9,15 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
+from trackstat.credentials import practice_credentials_status, provider_credentials_set
 from trackstat.forms import (
     ApiKeyForm,
     InviteForm,
     PracticeSettingsForm,
     ProfileForm,
+    ProviderCredentialsForm,
     RoleForm,
     ThrottledAuthenticationForm,
 )
@@ -190,6 +192,31 @@ def settings_practice(request: PracticeRequest) -> HttpResponse:
                 return redirect("settings_practice")
         return render(request, "trackstat/settings_practice.html", {"form": form}, status=400)
     return render(request, "trackstat/settings_practice.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.ADMINISTRATOR)
+def settings_providers(request: PracticeRequest) -> HttpResponse:
+    """Provider credentials: the practice's own Twilio and SendGrid accounts, secrets never
+    shown back."""
+    row = getattr(request.practice, "provider_credentials", None)
+    initial = {"twilio_account_sid": row.twilio_account_sid if row else ""}
+    form = ProviderCredentialsForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                provider_credentials_set(
+                    practice=request.practice, actor=request.user, **form.changes()
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, "Provider credentials saved.")
+                return redirect("settings_providers")
+        status = 400
+    context = {"form": form, "stored": practice_credentials_status(request.practice)}
+    return render(request, "trackstat/settings_providers.html", context, status=status)
 
 
 @role_required(Role.ADMINISTRATOR)

@@ -3,7 +3,9 @@
 ``sandbox`` records messages and reports them delivered; it is the default when no
 credentials are set. ``twilio`` sends SMS and ``sendgrid`` email through their official SDKs
 (``TWILIO_API_BASE_URL`` / ``SENDGRID_API_BASE_URL`` point them at ``manage.py
-fake_providers`` in development and tests).
+fake_providers`` in development and tests). ``SMS_PROVIDER`` / ``EMAIL_PROVIDER`` choose the
+provider; the credentials are the practice's own where it has them, else the environment's
+(``trackstat.credentials.credentials_for``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from django.conf import settings
 
 from messaging.providers.base import Provider
 from messaging.providers.sandbox import SandboxProvider
+from trackstat.credentials import credentials_for
 from trackstat.models import Practice
 
 
@@ -23,9 +26,13 @@ def provider_for(channel: str, practice: Practice) -> Provider:
     if name == "twilio" and channel == "sms":
         from messaging.providers.twilio import TwilioProvider  # the SDK only when used
 
-        return TwilioProvider()
+        credentials = credentials_for(practice)
+        return TwilioProvider(
+            account_sid=credentials.twilio_account_sid,
+            auth_token=credentials.twilio_auth_token,
+        )
     if name == "sendgrid" and channel == "email":
         from messaging.providers.sendgrid import SendGridProvider
 
-        return SendGridProvider()
+        return SendGridProvider(api_key=credentials_for(practice).sendgrid_api_key)
     raise NotImplementedError(f"No {name} provider for {channel}.")

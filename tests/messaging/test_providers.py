@@ -21,6 +21,7 @@ from messaging.providers.sendgrid import SendGridProvider
 from messaging.providers.twilio import TwilioProvider
 from patients.models import Patient
 from tests.campaigns.builders import Clinic, ny
+from trackstat.credentials import provider_credentials_set
 
 ACCOUNT_SID = "AC" + "0" * 32
 TIMEOUT = 0.5  # the client timeout; the fake's slow answers take longer
@@ -241,6 +242,35 @@ def test_provider_for_follows_the_settings(provider_settings, practice):
     provider_settings.SMS_PROVIDER = provider_settings.EMAIL_PROVIDER = "sandbox"
     assert isinstance(provider_for("sms", practice), SandboxProvider)
     assert isinstance(provider_for("email", practice), SandboxProvider)
+
+
+@pytest.mark.django_db
+def test_provider_for_sends_with_the_practices_own_twilio_account(
+    provider_settings, fake, practice, other_practice
+):
+    provider_settings.SMS_PROVIDER = "twilio"
+    practice_sid = "AC" + "1" * 32
+    provider_credentials_set(
+        practice=practice,
+        actor="test",
+        twilio_account_sid=practice_sid,
+        twilio_auth_token="practice-token",
+    )
+
+    provider_for("sms", practice).send(sms())
+    provider_for("sms", other_practice).send(sms(outbox_id=43))
+
+    mine, theirs = fake.requests
+    assert mine.path == f"/2010-04-01/Accounts/{practice_sid}/Messages.json"
+    assert theirs.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"  # the environment's
+
+
+@pytest.mark.django_db
+def test_provider_for_sends_with_the_practices_own_sendgrid_key(provider_settings, practice):
+    provider_settings.EMAIL_PROVIDER = "sendgrid"
+    provider_credentials_set(practice=practice, actor="test", sendgrid_api_key="SG.practice")
+    provider = provider_for("email", practice)
+    assert provider.client.api_key == "SG.practice"
 
 
 # --- through the engine --------------------------------------------------------------------

@@ -21,6 +21,7 @@ from twilio.request_validator import RequestValidator
 from messaging.models import InboundMessage, MessageEvent, OutboundMessage
 from patients.models import Patient
 from tests.factories import PatientFactory, PracticeFactory
+from trackstat.credentials import provider_credentials_set
 from trackstat.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -224,6 +225,56 @@ def test_without_an_auth_token_everything_is_refused(settings, patient):
 
     assert twilio_post(path, params, signature=signature).status_code == 403
     assert not MessageEvent.objects.exists()
+
+
+PRACTICE_TOKEN = "practice-own-twilio-token"
+
+
+def test_status_is_checked_with_the_practices_own_token(patient):
+    provider_credentials_set(
+        practice=patient.practice, actor="test", twilio_auth_token=PRACTICE_TOKEN
+    )
+    message = outbound(patient)
+    params = {"MessageSid": SID, "MessageStatus": "delivered"}
+    path = f"{STATUS_PATH}?outbox={message.pk}"
+
+    # The environment's token no longer signs for this practice.
+    assert twilio_post(path, params).status_code == 403
+    message.refresh_from_db()
+    assert message.status == "sent"
+
+    signature = RequestValidator(PRACTICE_TOKEN).compute_signature(BASE + path, params)
+    assert twilio_post(path, params, signature=signature).status_code == 204
+    message.refresh_from_db()
+    assert message.status == "delivered"
+
+
+def test_status_for_a_practice_without_its_own_token_uses_the_environments(patient):
+    other = PracticeFactory()
+    provider_credentials_set(practice=other, actor="test", twilio_auth_token=PRACTICE_TOKEN)
+    message = outbound(patient)
+    params = {"MessageSid": SID, "MessageStatus": "delivered"}
+    path = f"{STATUS_PATH}?outbox={message.pk}"
+
+    signed_by_other = RequestValidator(PRACTICE_TOKEN).compute_signature(BASE + path, params)
+    assert twilio_post(path, params, signature=signed_by_other).status_code == 403
+    assert twilio_post(path, params).status_code == 204
+
+
+def test_inbound_is_checked_with_the_token_of_the_practice_owning_to(practice, patient):
+    other = PracticeFactory()
+    provider_credentials_set(practice=practice, actor="test", twilio_auth_token=PRACTICE_TOKEN)
+    provider_credentials_set(practice=other, actor="test", twilio_auth_token="other-token")
+    params = {"MessageSid": "SMin9", "From": patient.phone, "To": practice.sms_from, "Body": "Hi"}
+
+    signed_by_other = RequestValidator("other-token").compute_signature(BASE + INBOUND_PATH, params)
+    assert twilio_post(INBOUND_PATH, params, signature=signed_by_other).status_code == 403
+    assert twilio_post(INBOUND_PATH, params).status_code == 403  # the environment's token
+    assert not InboundMessage.objects.exists()
+
+    signature = RequestValidator(PRACTICE_TOKEN).compute_signature(BASE + INBOUND_PATH, params)
+    assert twilio_post(INBOUND_PATH, params, signature=signature).status_code == 200
+    assert InboundMessage.objects.get().practice == practice
 
 
 @pytest.mark.parametrize("path", [STATUS_PATH, INBOUND_PATH, SENDGRID_PATH])
