@@ -12,27 +12,24 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from campaigns.engine import message_send
 from campaigns.engine.steps import NOT_RECEIVED, STOP_FOOTER, address_problem
 from messaging.models import (
     CannedReply,
     InboundHandling,
     InboundMessage,
     MessageChannel,
-    MessageEvent,
-    MessageStatus,
     OutboundMessage,
 )
+from messaging.services import message_send_now
 from patients.models import Patient
 from trackstat.models import Practice, User
 
 THREADS_PER_PAGE = 30
 REPLY_MAX_LENGTH = 1600
-REPLY_CLAIM = dt.timedelta(minutes=5)
 
 # filter name → (label, SQL condition on the grouped thread)
 THREAD_FILTERS = {
@@ -255,30 +252,14 @@ def inbox_reply_send(
         raise ValidationError({"patient": f"Not sent: the patient has {problem}."})
     if not _has_received_a_text(practice, patient):
         body = f"{body}\n{STOP_FOOTER}"  # the first text a patient gets (DESIGN §7)
-    now = timezone.now()
-    with transaction.atomic():
-        message = OutboundMessage.objects.create(
-            practice=practice,
-            patient=patient,
-            channel=MessageChannel.SMS,
-            to=to,
-            body=body,
-            status=MessageStatus.SENDING,
-            scheduled_for=now,
-            claimed_until=now + REPLY_CLAIM,
-            attempts=1,
-        )
-        MessageEvent.objects.create(
-            practice=practice,
-            message=message,
-            status=MessageStatus.SENDING,
-            at=now,
-            source="staff",
-            reason=f"inbox reply by user {user.pk}",
-        )
-    message_send(message_id=message.pk, now=now)
-    message.refresh_from_db()
-    return message
+    return message_send_now(
+        practice=practice,
+        reason=f"inbox reply by user {user.pk}",
+        patient=patient,
+        channel=MessageChannel.SMS,
+        to=to,
+        body=body,
+    )
 
 
 def canned_replies(*, practice: Practice):

@@ -14,7 +14,7 @@ from messaging.models import MessageEvent, MessageStatus, OutboundMessage
 from patients.models import Patient
 from trackstat.models import Practice, User
 
-TEST_CLAIM = dt.timedelta(minutes=5)
+STAFF_CLAIM = dt.timedelta(minutes=5)
 
 
 def message_test_send(
@@ -44,19 +44,30 @@ def message_test_send(
     subject, body = render_message(
         channel=channel, subject=subject, body=body, patient=sample, practice=practice
     )
+    return message_send_now(
+        practice=practice,
+        reason=f"test by {user.email}",
+        channel=channel,
+        to=to,
+        subject=f"[Test] {subject}" if subject else "",
+        body=body,
+        is_test=True,
+    )
+
+
+def message_send_now(*, practice: Practice, reason: str, **fields) -> OutboundMessage:
+    """A message staff send themselves (a test, an Inbox reply): into the outbox already
+    claimed, then through the same send path as every message (re-check, provider,
+    history). ``fields`` are the OutboundMessage's (channel, to, body, patient, …)."""
     now = timezone.now()
     with transaction.atomic():
         message = OutboundMessage.objects.create(
             practice=practice,
-            channel=channel,
-            to=to,
-            subject=f"[Test] {subject}" if subject else "",
-            body=body,
             status=MessageStatus.SENDING,
             scheduled_for=now,
-            claimed_until=now + TEST_CLAIM,
+            claimed_until=now + STAFF_CLAIM,
             attempts=1,
-            is_test=True,
+            **fields,
         )
         MessageEvent.objects.create(
             practice=practice,
@@ -64,7 +75,7 @@ def message_test_send(
             status=MessageStatus.SENDING,
             at=now,
             source="staff",
-            reason=f"test by {user.email}",
+            reason=reason,
         )
     message_send(message_id=message.pk, now=now)
     message.refresh_from_db()
