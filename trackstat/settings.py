@@ -324,4 +324,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # The provider SDKs log whole requests (phone numbers, addresses, message text) at INFO
+    # and DEBUG: no PHI in logs, so only their warnings and errors.
+    "loggers": {
+        "twilio.http_client": {"level": "WARNING"},
+        "python_http_client": {"level": "WARNING"},
+    },
 }

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
-import logging
 import urllib.error
 
 from django.conf import settings
@@ -34,10 +33,6 @@ from messaging.providers.base import Accepted, Outgoing, ProviderError
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_HOST = "https://api.sendgrid.com"
-
-# The SDK's HTTP client logs whole request bodies (addresses, message text) at DEBUG: never
-# let that reach our logs, whatever the root level is.
-logging.getLogger("python_http_client").setLevel(logging.INFO)
 
 
 class SendGridProvider:

@@ -4,6 +4,7 @@ server (``messaging.fake_providers``), one test per outcome of the error mapping
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import socket
 
 import pytest
@@ -330,3 +331,10 @@ def test_engine_opts_the_patient_out_on_twilio_21610(provider_settings, fake):
     assert (message.status, message.error_code) == (MessageStatus.FAILED, "21610")
     assert ann.sms_opt_out
     assert len(fake.requests) == 1
+
+
+def test_the_sdks_request_logging_is_off():
+    """The Twilio SDK logs query strings (the lookup's To number) at INFO, SendGrid's client
+    whole bodies at DEBUG: neither reaches our logs."""
+    assert logging.getLogger("twilio.http_client").getEffectiveLevel() >= logging.WARNING
+    assert logging.getLogger("python_http_client").getEffectiveLevel() >= logging.WARNING
