@@ -289,7 +289,7 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
     if _event_seen(event_id):
         return False
     if status is not None:
-        reason = str(event.get("reason", "") or event.get("type", ""))
+        reason = str(event.get("type", ""))  # the bounce type; the reason text may name addresses
         message_transition(
             message,
             status=status,

@@ -15,18 +15,20 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
+from messaging.tasks import apply_sendgrid_events_task, apply_twilio_status_task
 from messaging.webhook_services import (
-    sendgrid_events_apply,
     sendgrid_signature_valid,
     twilio_inbound_practice,
     twilio_inbound_receive,
     twilio_signature_valid,
-    twilio_status_apply,
     twilio_status_practice,
 )
 from trackstat.models import Practice
 
 FORBIDDEN = "Invalid signature."
+# What the asynchronous tasks need from an event, and nothing about the patient.
+TWILIO_STATUS_FIELDS = ("MessageSid", "MessageStatus", "ErrorCode")
+SENDGRID_EVENT_FIELDS = ("event", "outbox_id", "sg_event_id", "timestamp", "type")
 
 
 def _twilio_signed(request: HttpRequest, practice: Practice | None) -> bool:
@@ -46,9 +48,9 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     practice = twilio_status_practice(outbox_id=request.GET.get("outbox", ""))
     if not _twilio_signed(request, practice):
         return HttpResponseForbidden(FORBIDDEN)
-    twilio_status_apply(
-        outbox_id=request.GET.get("outbox", ""), params=request.POST, now=timezone.now()
-    )
+    # Applied asynchronously; the task gets ids and statuses only, never the phone numbers.
+    fields = {name: request.POST.get(name, "") for name in TWILIO_STATUS_FIELDS}
+    apply_twilio_status_task.delay(request.GET.get("outbox", ""), fields)
     return HttpResponse(status=204)
 
 
@@ -85,5 +87,12 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("The body must be a JSON array of events.")
     if not isinstance(events, list):
         return HttpResponseBadRequest("The body must be a JSON array of events.")
-    sendgrid_events_apply(events=events, now=timezone.now())
+    # Applied asynchronously; the task gets each event without its address or reason text.
+    apply_sendgrid_events_task.delay(
+        [
+            {name: event[name] for name in SENDGRID_EVENT_FIELDS if name in event}
+            for event in events
+            if isinstance(event, dict)
+        ]
+    )
     return HttpResponse(status=204)

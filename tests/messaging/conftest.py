@@ -6,6 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from trackstat.celery import app as celery_app
+
 
 @pytest.fixture
 def sendgrid_key(settings):
@@ -16,3 +18,12 @@ def sendgrid_key(settings):
     )
     settings.SENDGRID_WEBHOOK_PUBLIC_KEY = base64.b64encode(der).decode()
     return private_key
+
+
+@pytest.fixture(autouse=True)
+def _webhook_tasks_run_at_once():
+    """Webhooks hand their events to Celery tasks; here the tasks run in process."""
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = eager

@@ -607,3 +607,24 @@ def test_sendgrid_without_a_public_key_refuses(settings, patient):
 
 def test_sendgrid_body_that_is_not_an_array(sendgrid_key):
     assert sendgrid_post(sendgrid_key, {"event": "delivered"}).status_code == 400
+
+
+def test_webhooks_hand_events_to_tasks_without_patient_data(monkeypatch, patient, sendgrid_key):
+    """The events are applied asynchronously; what the tasks carry names no patient."""
+    queued = []
+    monkeypatch.setattr(
+        "messaging.webhooks.apply_twilio_status_task.delay", lambda *a: queued.append(a)
+    )
+    monkeypatch.setattr(
+        "messaging.webhooks.apply_sendgrid_events_task.delay", lambda *a: queued.append(a)
+    )
+    sms = outbound(patient)
+    assert status_callback(sms, "delivered").status_code == 204
+    mail = outbound(patient, channel="email", provider_id="abc")
+    event = sg_event(mail, "bounce", "ev-1", reason="550 no such user pat@example.test")
+    assert sendgrid_post(sendgrid_key, [event]).status_code == 204
+    sms.refresh_from_db()
+    assert sms.status == "sent"  # not applied in the request
+    assert len(queued) == 2
+    for value in (patient.phone, patient.email, patient.first_name, patient.last_name):
+        assert value not in repr(queued)
