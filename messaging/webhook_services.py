@@ -68,6 +68,9 @@ SENDGRID_STATUSES = {
 SENDGRID_OPT_OUTS = {
     "bounce": OptOutSource.PROVIDER,  # a bounce blocks later email to that address
     "spamreport": OptOutSource.PROVIDER,
+    # SendGrid drops mail to addresses that bounced, reported spam or are invalid: the
+    # patient's email is not usable either way.
+    "dropped": OptOutSource.PROVIDER,
     "unsubscribe": OptOutSource.UNSUBSCRIBE,
     "group_unsubscribe": OptOutSource.UNSUBSCRIBE,
 }

@@ -531,6 +531,8 @@ def test_dropped(sendgrid_key, patient):
 
     message.refresh_from_db()
     assert message.status == "dropped"
+    patient.refresh_from_db()
+    assert (patient.email_opt_out, patient.email_opt_out_source) == (True, "provider")
 
 
 @pytest.mark.parametrize("kind", ["unsubscribe", "group_unsubscribe"])
