@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from campaigns.models import Channel, DelayUnit, MessageTemplate, TemplateFolder
 from campaigns.spec import (
+    DEFAULT_SCHEDULE,
     MERGE_FIELDS,
     MISSED_MINUTES,
     TRIGGER_TYPES,
@@ -547,7 +548,7 @@ class ScheduleForm(forms.Form):
 
     @staticmethod
     def initial_from(schedule: dict | None, exclude_recent_days: int) -> dict:
-        schedule = schedule or {"frequency": "daily", "time": "10:00"}
+        schedule = schedule or DEFAULT_SCHEDULE
         return {**schedule, "exclude_recent_days": exclude_recent_days}
 
     def clean_time(self) -> str:

@@ -14,6 +14,9 @@ from rest_framework import serializers
 
 from campaigns.models import CampaignKind, Channel, DelayUnit
 
+# The schedule of a drip campaign that names none (continuous triggers): it decides the
+# local time at which day-and-longer delays fall.
+DEFAULT_SCHEDULE = {"frequency": "daily", "time": "10:00"}
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 MISSED_MINUTES = [15, 20, 25, 30, 60, 120]
 SMS_MAX_LENGTH = 1600
@@ -430,7 +433,7 @@ class CampaignSerializer(serializers.Serializer):
             if data.get("goal") and len(messages) < 2:
                 errors["goal"] = ["A goal needs a campaign with more than one message."]
             if data.get("trigger") and not data.get("schedule"):
-                data["schedule"] = {"frequency": "daily", "time": "10:00"}
+                data["schedule"] = dict(DEFAULT_SCHEDULE)
         else:
             for name in ("trigger", "goal", "schedule"):
                 if data.get(name):

@@ -14,7 +14,7 @@ import copy
 from campaigns.forms import LOOKUP_FILTERS, STATUS_CHOICES, TRIGGER_LABELS, WEEKDAY_LABELS
 from campaigns.models import Campaign, CampaignKind
 from campaigns.services import campaign_as_json
-from campaigns.spec import is_continuous
+from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
 
 STEPS = [
     ("name", "Name"),
@@ -53,7 +53,7 @@ def new_draft() -> dict:
         "name": "",
         "trigger": {"type": "birthday", "offset_days": 0},
         "filters": {"status": "active"},
-        "schedule": {"frequency": "daily", "time": "10:00"},
+        "schedule": dict(DEFAULT_SCHEDULE),
         "exclude_recent_days": 0,
         "messages": [],
         "goal": None,
@@ -68,7 +68,7 @@ def draft_key(practice_id: int, campaign_id: int | None) -> str:
 def _from_campaign(campaign: Campaign) -> dict:
     data = campaign_as_json(campaign)
     draft = {name: data[name] for name in DRAFT_FIELDS}
-    draft["schedule"] = draft["schedule"] or {"frequency": "daily", "time": "10:00"}
+    draft["schedule"] = draft["schedule"] or dict(DEFAULT_SCHEDULE)
     # To warn at step 5 when someone else changed the campaign meanwhile.
     draft["base_updated_at"] = data["updated_at"]
     return draft
@@ -174,7 +174,7 @@ def describe_trigger(trigger: dict | None) -> str:
 
 
 def describe_schedule(schedule: dict | None, trigger: dict | None) -> str:
-    schedule = schedule or {"frequency": "daily", "time": "10:00"}
+    schedule = schedule or DEFAULT_SCHEDULE
     time = schedule.get("time", "10:00")
     if trigger and is_continuous(trigger):
         return f"Checked every minute; later steps delayed by days go out at {time}"

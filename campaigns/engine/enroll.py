@@ -10,11 +10,9 @@ from django.db.models import Exists, F, OuterRef
 from campaigns.models import Campaign, CampaignKind, CampaignRun, Enrollment, EnrollmentState
 from campaigns.schedule import is_due_on, run_time
 from campaigns.selectors import audience
-from campaigns.spec import is_continuous
+from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
 from campaigns.timing import step_due
 from messaging.models import SENT_STATUSES, OutboundMessage
-
-DEFAULT_SCHEDULE = {"frequency": "daily", "time": "10:00"}
 
 
 def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from campaigns.engine.steps import STOP_FOOTER, address_problem
 from campaigns.models import Enrollment, EnrollmentState
 from campaigns.render import render_message
 from campaigns.schedule import run_time
+from campaigns.spec import DEFAULT_SCHEDULE
 from campaigns.timing import next_sending_time
 from messaging.links import links_track, unsubscribe_footer_add, unsubscribe_url_for
 from messaging.models import MessageStatus, OutboundMessage
@@ -41,7 +42,6 @@ from patients.models import (
 from patients.services import patient_opt_out_set
 
 MAX_ATTEMPTS = 5
-DEFAULT_SCHEDULE = {"frequency": "daily", "time": "10:00"}
 
 
 def message_send(*, message_id: int, now: dt.datetime | None = None) -> str:

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from campaigns.models import Channel, Enrollment, EnrollmentState
 from campaigns.render import render_message
-from campaigns.spec import is_continuous
+from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
 from campaigns.timing import end_of_local_day, step_due
 from messaging.links import (
     links_track,
@@ -32,7 +32,6 @@ from messaging.models import (
 
 BATCH = 500
 STOP_FOOTER = "Reply STOP to opt out"
-DEFAULT_SCHEDULE = {"frequency": "daily", "time": "10:00"}
 # Messages that count as "a text the patient got" for the first-SMS footer.
 NOT_RECEIVED = [MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED]
 
