@@ -224,6 +224,8 @@ class Enrollment(models.Model):
     next_step_at = models.DateTimeField(null=True, blank=True)
     exit_reason = models.CharField(max_length=100, blank=True)
     exited_at = models.DateTimeField(null=True, blank=True)
+    # A goal met that the report roll-up has not counted yet (``reports.rollup``).
+    report_pending = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-entered_at", "-id"]
@@ -235,6 +237,11 @@ class Enrollment(models.Model):
         indexes = [
             models.Index(fields=["state", "next_step_at"], name="enrollment_due"),
             models.Index(fields=["practice", "patient"], name="enrollment_patient"),
+            models.Index(
+                fields=["id"],
+                name="enrollment_report_pending",
+                condition=models.Q(report_pending=True),
+            ),
         ]
 
     def __str__(self) -> str:

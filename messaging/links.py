@@ -19,6 +19,7 @@ import secrets
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from campaigns.models import EnrollmentState
 from messaging.models import (
@@ -28,7 +29,7 @@ from messaging.models import (
     TrackedLink,
     UnsubscribeToken,
 )
-from messaging.status import message_transition
+from messaging.status import message_transition, message_unsubscribed_record
 from patients.models import OptOutSource, Patient
 from patients.services import patient_opt_out_set
 
@@ -175,7 +176,8 @@ def unsubscribe_message(*, token: str) -> OutboundMessage | None:
 def patient_unsubscribe(*, message: OutboundMessage) -> Patient:
     """Opt the patient of ``message`` out of email (an unsubscribe link was used), audited;
     their queued emails are canceled by the opt-out. Idempotent."""
-    return patient_opt_out_set(
+    already = message.patient.email_opt_out
+    patient = patient_opt_out_set(
         practice=message.practice,
         patient=message.patient,
         channel=MessageChannel.EMAIL,
@@ -183,6 +185,9 @@ def patient_unsubscribe(*, message: OutboundMessage) -> Patient:
         source=OptOutSource.UNSUBSCRIBE,
         actor=UNSUBSCRIBE_ACTOR,
     )
+    if not already:
+        message_unsubscribed_record(message=message, at=timezone.now())
+    return patient
 
 
 def tracked_link_url(*, token: str) -> str | None:

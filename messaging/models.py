@@ -104,6 +104,14 @@ class OutboundMessage(models.Model):
     error_code = models.CharField(max_length=50, blank=True)
     is_test = models.BooleanField(default=False)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # An opt-out that came in answer to this message (STOP after it, its unsubscribe link,
+    # a SendGrid unsubscribe or spam report): reports attribute it to this campaign.
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # Report roll-ups (``reports.rollup``): every transition sets ``report_pending``; the
+    # roll-up adds what changed since ``report_flags`` to the counters of ``report_day``.
+    report_pending = models.BooleanField(default=True, db_default=True)
+    report_flags = models.PositiveSmallIntegerField(default=0, db_default=0)
+    report_day = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -124,6 +132,14 @@ class OutboundMessage(models.Model):
             models.Index(fields=["patient", "channel", "status"], name="outbox_patient_channel"),
             models.Index(fields=["campaign", "status"], name="outbox_campaign_status"),
             models.Index(fields=["provider_id"], name="outbox_provider_id"),
+            # What the report roll-up has still to count: campaign messages (never tests)
+            # that changed since it last looked and are no longer in flight.
+            models.Index(
+                fields=["id"],
+                name="outbox_report_pending",
+                condition=models.Q(report_pending=True, is_test=False, campaign__isnull=False)
+                & ~models.Q(status__in=["queued", "sending", "unknown"]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -62,9 +62,12 @@ def message_transition(
         )
     message.status = status
     message.status_reason = reason[:200]
+    message.report_pending = True
     for name, value in (fields or {}).items():
         setattr(message, name, value)
-    message.save(update_fields=["status", "status_reason", "updated_at", *(fields or {})])
+    message.save(
+        update_fields=["status", "status_reason", "report_pending", "updated_at", *(fields or {})]
+    )
     return True
 
 
@@ -87,7 +90,7 @@ def messages_transition(
         if not rows:
             return 0
         OutboundMessage.objects.filter(pk__in=[pk for pk, _ in rows]).update(
-            status=status, status_reason=reason[:200], updated_at=at
+            status=status, status_reason=reason[:200], report_pending=True, updated_at=at
         )
         MessageEvent.objects.bulk_create(
             MessageEvent(
@@ -101,3 +104,16 @@ def messages_transition(
             for pk, practice_id in rows
         )
         return len(rows)
+
+
+def message_unsubscribed_record(*, message: OutboundMessage, at: dt.datetime) -> bool:
+    """Attribute an opt-out to ``message`` (its patient answered it with STOP, used its
+    unsubscribe link or reported it as spam): reports count it once, for its campaign.
+    Test sends and staff messages are nobody's campaign. Returns whether it was recorded."""
+    if message.is_test or message.campaign_id is None:
+        return False
+    return bool(
+        OutboundMessage.objects.filter(pk=message.pk, unsubscribed_at__isnull=True).update(
+            unsubscribed_at=at, report_pending=True
+        )
+    )

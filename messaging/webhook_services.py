@@ -26,6 +26,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from messaging.inbound import help_reply, inbound_keyword
 from messaging.models import (
+    SENT_STATUSES,
     InboundHandling,
     InboundMessage,
     MessageChannel,
@@ -33,7 +34,7 @@ from messaging.models import (
     MessageStatus,
     OutboundMessage,
 )
-from messaging.status import message_transition
+from messaging.status import message_transition, message_unsubscribed_record
 from patients.models import OptOutSource, Patient
 from patients.services.staff import patient_opt_out_set
 from trackstat.credentials import credentials_for
@@ -74,6 +75,12 @@ SENDGRID_OPT_OUTS = {
     "unsubscribe": OptOutSource.UNSUBSCRIBE,
     "group_unsubscribe": OptOutSource.UNSUBSCRIBE,
 }
+
+
+# Of those, the ones the patient asked for: reports count them as unsubscribes.
+SENDGRID_UNSUBSCRIBES = {"spamreport", "unsubscribe", "group_unsubscribe"}
+# A STOP counts against the campaign text it answers: the last one sent in this window.
+STOP_ATTRIBUTION_WINDOW = dt.timedelta(days=30)
 
 
 # --- signatures ----------------------------------------------------------------------------
@@ -247,6 +254,8 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
             return InboundResult(handled_as=handled_as, reply=reply)
         if handled_as in (InboundHandling.STOP, InboundHandling.START):
             for patient in patients:
+                if handled_as == InboundHandling.STOP and not patient.sms_opt_out:
+                    _stop_attribute(patient=patient, now=now)
                 patient_opt_out_set(
                     practice=practice,
                     patient=patient,
@@ -256,6 +265,23 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
                     actor=TWILIO_ACTOR,
                 )
     return InboundResult(handled_as=handled_as, reply=reply)
+
+
+def _stop_attribute(*, patient: Patient, now: dt.datetime) -> None:
+    """Attribute a STOP to the last text the patient was sent, if a campaign sent it."""
+    last = (
+        OutboundMessage.objects.filter(
+            patient=patient,
+            channel=MessageChannel.SMS,
+            status__in=SENT_STATUSES,
+            is_test=False,
+            sent_at__gte=now - STOP_ATTRIBUTION_WINDOW,
+        )
+        .order_by("-sent_at", "-id")
+        .first()
+    )
+    if last is not None:
+        message_unsubscribed_record(message=last, at=now)
 
 
 # --- SendGrid events -----------------------------------------------------------------------
@@ -302,6 +328,8 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
             provider_event_id=event_id,
         )
     if opt_out_source is not None and message.patient is not None:
+        if kind in SENDGRID_UNSUBSCRIBES and not message.patient.email_opt_out:
+            message_unsubscribed_record(message=message, at=_event_time(event, now))
         patient_opt_out_set(
             practice=message.practice,
             patient=message.patient,

@@ -1,0 +1,119 @@
+"""Report roll-ups (DESIGN §8): counters per campaign, step and practice-local day, kept up to
+date by ``reports.rollup`` as messages change, so a report reads a few hundred rows however
+many messages a campaign has sent.
+
+A message is counted on its *report day*: the local date it was sent (or, if it never went
+out, the date it was due). Later events about it (delivered, opened, a bounce, an
+unsubscribe) count on that same day, so Delivered % over any range compares like with like.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from campaigns.models import Campaign
+from trackstat.models import Practice
+
+# Step 0 holds what belongs to no step: a goal met before the first message went out.
+NO_STEP = 0
+
+
+class CampaignDayStat(models.Model):
+    """What one step of a campaign did on one local day (every counter counts messages,
+    except ``conversions``, which counts enrollments that met the goal that day)."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    step_position = models.PositiveSmallIntegerField()
+    day = models.DateField()
+    sent = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    opened = models.PositiveIntegerField(default=0)
+    clicked = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    unsubscribed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    conversions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "step_position", "day"], name="campaign_day_stat_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["practice", "day"], name="campaign_day_stat_practice")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} step {self.step_position} on {self.day}"
+
+
+class SkipDayStat(models.Model):
+    """Messages of one step that did not go out on one local day, by status and reason
+    (skipped: no phone number, opted out…; canceled: goal met…; expired)."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    step_position = models.PositiveSmallIntegerField()
+    day = models.DateField()
+    status = models.CharField(max_length=20)
+    reason = models.CharField(max_length=200)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "step_position", "day", "status", "reason"],
+                name="skip_day_stat_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} step {self.step_position} on {self.day}: {self.status}"
+
+
+class RecipientDay(models.Model):
+    """A patient was sent at least one message of a campaign (``step_position`` 0) or of one
+    of its steps on a local day.
+
+    ``prev_day`` is the patient's previous such day (None for the first), kept right by the
+    roll-up whatever order the days arrive in. Distinct recipients over [from, to] are then
+    a plain count: the rows in the range whose ``prev_day`` is before ``from`` (each patient
+    has exactly one, their first day in the range), read from the covering index.
+    ``patient_id`` is not a foreign key: reports keep counting a patient the EMR deleted.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    step_position = models.PositiveSmallIntegerField()
+    patient_id = models.BigIntegerField()
+    day = models.DateField()
+    prev_day = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "step_position", "patient_id", "day"],
+                name="recipient_day_once",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["campaign", "step_position", "day"],
+                include=["prev_day"],
+                name="recipient_day_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} step {self.step_position}: {self.patient_id} on {self.day}"
+
+
+class RollupState(models.Model):
+    """One row: when the roll-up last ran. Locked while it runs, so one runs at a time."""
+
+    name = models.CharField(max_length=50, unique=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

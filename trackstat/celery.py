@@ -32,6 +32,12 @@ app.conf.update(
             # A tick older than a minute is superseded by the next one.
             "options": {"expires": 55},
         },
+        # Report roll-ups catch up with message events (DESIGN §8).
+        "refresh-report-rollups": {
+            "task": "reports.tasks.refresh_rollups_task",
+            "schedule": 15.0,
+            "options": {"expires": 14},
+        },
         "reconcile-messages": {
             "task": "messaging.tasks.reconcile_messages_task",
             "schedule": crontab(minute="*/5"),

@@ -62,6 +62,7 @@ urlpatterns = [
     path("api/v1/", include("patients.api_urls")),
     path("api/v1/", include("campaigns.api_urls")),
     path("api/v1/", include("messaging.api_urls")),
+    path("api/v1/", include("reports.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", views.api_docs, name="api_docs"),
     path("admin/", admin.site.urls),

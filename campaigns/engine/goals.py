@@ -66,7 +66,11 @@ def enrollments_exit(*, enrollment_ids: list[int], reason: str, now: dt.datetime
     if not enrollment_ids:
         return 0
     exited = Enrollment.objects.filter(pk__in=enrollment_ids, state=EnrollmentState.ACTIVE).update(
-        state=EnrollmentState.EXITED, exit_reason=reason, exited_at=now, next_step_at=None
+        state=EnrollmentState.EXITED,
+        exit_reason=reason,
+        exited_at=now,
+        next_step_at=None,
+        report_pending=reason == "goal_met",  # a conversion, for the reports
     )
     queued = OutboundMessage.objects.filter(
         Q(status=MessageStatus.QUEUED), enrollment_id__in=enrollment_ids

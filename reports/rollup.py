@@ -1,0 +1,335 @@
+"""Keep the report roll-ups (``reports.models``) up to date as messages change.
+
+Every status transition of a message sets ``report_pending``; so does an unsubscribe
+attributed to it, and a goal met sets it on the enrollment. ``rollups_refresh`` takes the
+pending rows in batches (locked, so a webhook applied meanwhile waits and marks the row again),
+works out which report facts each message now has, and adds only the new ones to the
+counters. A fact is counted at most once per message (``report_flags`` remembers which), so
+duplicate and out-of-order webhook events, and running the roll-up at any moment, give the
+same numbers. Facts come from every status the message ever reached (its events), not only
+the current one: a click that arrived before the open still counts the open.
+
+One roll-up runs at a time (the ``RollupState`` row is locked); another that finds it busy
+returns at once and the next run picks up what is left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import zoneinfo
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from campaigns.models import Enrollment
+from messaging.models import SENT_STATUSES, MessageEvent, MessageStatus, OutboundMessage
+from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
+from trackstat.models import Practice
+
+BATCH = 2000
+ROLLUP_NAME = "reports"
+# Messages still on their way out: nothing about them is final enough to count.
+IN_FLIGHT = [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN]
+GOAL_MET = "goal_met"
+
+
+class Fact(enum.IntFlag):
+    SENT = 1
+    DELIVERED = 2
+    OPENED = 4
+    CLICKED = 8
+    ERROR = 16
+    BOUNCED = 32
+    UNSUBSCRIBED = 64
+    SKIPPED = 128  # skipped, canceled or expired: it never went out
+
+
+# The counter each fact adds to.
+FACT_COUNTERS = {
+    Fact.SENT: "sent",
+    Fact.DELIVERED: "delivered",
+    Fact.OPENED: "opened",
+    Fact.CLICKED: "clicked",
+    Fact.ERROR: "errors",
+    Fact.BOUNCED: "bounced",
+    Fact.UNSUBSCRIBED: "unsubscribed",
+    Fact.SKIPPED: "skipped",
+}
+COUNTERS = [*FACT_COUNTERS.values(), "conversions"]
+
+NOT_SENT = (MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED)
+_STATUS_FACTS = {
+    MessageStatus.SENT: Fact.SENT,
+    MessageStatus.DELIVERED: Fact.SENT | Fact.DELIVERED,
+    MessageStatus.UNDELIVERED: Fact.SENT | Fact.ERROR,
+    # Failed before the provider accepted it (a provider error), or reported failed after.
+    MessageStatus.FAILED: Fact.ERROR,
+    MessageStatus.DROPPED: Fact.ERROR,
+    MessageStatus.BOUNCED: Fact.SENT | Fact.BOUNCED,
+    MessageStatus.OPENED: Fact.SENT | Fact.DELIVERED | Fact.OPENED,
+    MessageStatus.CLICKED: Fact.SENT | Fact.DELIVERED | Fact.CLICKED,
+    MessageStatus.SPAM: Fact.SENT | Fact.DELIVERED,
+    MessageStatus.SKIPPED: Fact.SKIPPED,
+    MessageStatus.CANCELED: Fact.SKIPPED,
+    MessageStatus.EXPIRED: Fact.SKIPPED,
+}
+
+
+def message_facts(*, channel: str, statuses: Iterable[str], unsubscribed: bool) -> Fact:
+    """The report facts of a message that reached ``statuses`` (in any order)."""
+    facts = Fact(0)
+    for status in statuses:
+        facts |= _STATUS_FACTS.get(MessageStatus(status), Fact(0))
+    if facts & Fact.CLICKED and channel == "email":
+        facts |= Fact.OPENED  # a click in an email means it was opened (images off or not)
+    if unsubscribed:
+        facts |= Fact.UNSUBSCRIBED
+    return facts
+
+
+def report_day(*, sent_at: dt.datetime | None, scheduled_for: dt.datetime, tz) -> dt.date:
+    """The local day a message counts on: the day it was sent, else the day it was due."""
+    return (sent_at or scheduled_for).astimezone(tz).date()
+
+
+def rollups_refresh(*, batch: int = BATCH) -> int:
+    """Count everything pending into the roll-ups; return how many rows were counted.
+
+    Returns 0 at once when another roll-up is running (it, or the next run, counts the rest).
+    """
+    total = 0
+    while True:
+        done = _refresh_batch(batch)
+        if done is None:
+            return total
+        total += done
+        if done < batch:
+            return total
+
+
+def _lock_state() -> RollupState | None:
+    """Lock the roll-up's row (creating it the first time); None if another run holds it."""
+    state = RollupState.objects.select_for_update(skip_locked=True).filter(name=ROLLUP_NAME).first()
+    if state is not None:
+        return state
+    if RollupState.objects.filter(name=ROLLUP_NAME).exists():
+        return None  # held by another run
+    try:
+        with transaction.atomic():
+            RollupState.objects.create(name=ROLLUP_NAME)
+    except IntegrityError:
+        return None  # another run created it just now
+    return RollupState.objects.select_for_update(skip_locked=True).filter(name=ROLLUP_NAME).first()
+
+
+@transaction.atomic
+def _refresh_batch(limit: int) -> int | None:
+    state = _lock_state()
+    if state is None:
+        return None
+    messages = list(
+        OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(report_pending=True, is_test=False, campaign__isnull=False)
+        .exclude(status__in=IN_FLIGHT)
+        .order_by("id")
+        .values(
+            "id",
+            "practice_id",
+            "campaign_id",
+            "step_position",
+            "patient_id",
+            "channel",
+            "status",
+            "status_reason",
+            "sent_at",
+            "scheduled_for",
+            "unsubscribed_at",
+            "report_flags",
+            "report_day",
+        )[:limit]
+    )
+    enrollments = list(
+        Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(report_pending=True)
+        .order_by("id")
+        .values("id", "practice_id", "campaign_id", "exit_reason", "exited_at")[:limit]
+    )
+    if not messages and not enrollments:
+        state.refreshed_at = timezone.now()
+        state.save(update_fields=["refreshed_at"])
+        return 0
+    zones = {
+        pk: zoneinfo.ZoneInfo(name)
+        for pk, name in Practice.objects.filter(
+            pk__in={m["practice_id"] for m in messages} | {e["practice_id"] for e in enrollments}
+        ).values_list("pk", "time_zone")
+    }
+    counters: dict[tuple[int, int, int, dt.date], Counter] = defaultdict(Counter)
+    skips: Counter = Counter()
+    _count_messages(messages, zones, counters, skips)
+    _count_conversions(enrollments, zones, counters)
+    _counters_add(counters)
+    _skips_add(skips)
+    state.refreshed_at = timezone.now()
+    state.save(update_fields=["refreshed_at"])
+    return max(len(messages), len(enrollments))
+
+
+def _count_messages(messages: list[dict], zones, counters, skips) -> None:
+    if not messages:
+        return
+    reached: dict[int, set[str]] = defaultdict(set)
+    for message_id, status in MessageEvent.objects.filter(
+        message_id__in=[m["id"] for m in messages]
+    ).values_list("message_id", "status"):
+        reached[message_id].add(status)
+    updates: dict[tuple[int, dt.date | None], list[int]] = defaultdict(list)
+    recipients: dict[tuple[int, int, int, int], set[dt.date]] = defaultdict(set)
+    for m in messages:
+        old = Fact(m["report_flags"])
+        facts = old | message_facts(
+            channel=m["channel"],
+            statuses=reached[m["id"]] | {m["status"]},
+            unsubscribed=m["unsubscribed_at"] is not None,
+        )
+        new = facts & ~old
+        day = m["report_day"]
+        if new and day is None:
+            day = report_day(
+                sent_at=m["sent_at"],
+                scheduled_for=m["scheduled_for"],
+                tz=zones[m["practice_id"]],
+            )
+        updates[(int(facts), day)].append(m["id"])
+        if not new:
+            continue
+        step = m["step_position"] or NO_STEP
+        key = (m["practice_id"], m["campaign_id"], step, day)
+        for fact, counter in FACT_COUNTERS.items():
+            if new & fact:
+                counters[key][counter] += 1
+        if new & Fact.SKIPPED:
+            skips[(*key, m["status"], m["status_reason"][:200])] += 1
+        if new & Fact.SENT and m["patient_id"] is not None:
+            levels = {NO_STEP, step}
+            for level in levels:
+                recipients[(m["practice_id"], m["campaign_id"], level, m["patient_id"])].add(day)
+    for (flags, day), ids in updates.items():
+        OutboundMessage.objects.filter(pk__in=ids).update(
+            report_pending=False, report_flags=flags, report_day=day
+        )
+    _recipient_days_add(recipients)
+
+
+def _count_conversions(enrollments: list[dict], zones, counters) -> None:
+    """A goal met counts once, on the local day it was met, for the last step that went out
+    before it (step 0 if none had)."""
+    if not enrollments:
+        return
+    goals = [e for e in enrollments if e["exit_reason"] == GOAL_MET and e["exited_at"]]
+    last_step = _last_sent_steps([e["id"] for e in goals])
+    for e in goals:
+        day = e["exited_at"].astimezone(zones[e["practice_id"]]).date()
+        step = last_step.get(e["id"], NO_STEP)
+        counters[(e["practice_id"], e["campaign_id"], step, day)]["conversions"] += 1
+    Enrollment.objects.filter(pk__in=[e["id"] for e in enrollments]).update(report_pending=False)
+
+
+def _last_sent_steps(enrollment_ids: list[int]) -> dict[int, int]:
+    if not enrollment_ids:
+        return {}
+    return dict(
+        OutboundMessage.objects.filter(
+            enrollment_id__in=enrollment_ids, status__in=SENT_STATUSES, is_test=False
+        )
+        .values("enrollment_id")
+        .annotate(step=Max("step_position"))
+        .values_list("enrollment_id", "step")
+    )
+
+
+def _counters_add(counters: dict[tuple[int, int, int, dt.date], Counter]) -> None:
+    """Add to the day counters, set-wise: one INSERT … ON CONFLICT DO UPDATE per 500 keys,
+    in key order (two writers never wait on each other in opposite orders)."""
+    if not counters:
+        return
+    table = CampaignDayStat._meta.db_table
+    columns = ["practice_id", "campaign_id", "step_position", "day", *COUNTERS]
+    keys = sorted(counters)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(chunk))
+        params: list = []
+        for key in chunk:
+            params.extend([*key, *(counters[key][name] for name in COUNTERS)])
+        updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in COUNTERS)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {rows} "  # noqa: S608
+            f"ON CONFLICT (campaign_id, step_position, day) DO UPDATE SET {updates}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _skips_add(skips: Counter) -> None:
+    if not skips:
+        return
+    table = SkipDayStat._meta.db_table
+    keys = sorted(skips)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+        params: list = []
+        for key in chunk:
+            params.extend([*key, skips[key]])
+        sql = (
+            f"INSERT INTO {table} (practice_id, campaign_id, step_position, day, status, "  # noqa: S608
+            f"reason, count) VALUES {rows} "
+            "ON CONFLICT (campaign_id, step_position, day, status, reason) "
+            f"DO UPDATE SET count = {table}.count + excluded.count"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]]) -> None:
+    """Record new (campaign, level, patient, day) rows and keep every ``prev_day`` right: a
+    day that arrives between two known days becomes the later one's previous day."""
+    if not recipients:
+        return
+    campaign_ids = {campaign for _, campaign, _, _ in recipients}
+    patient_ids = {patient for _, _, _, patient in recipients}
+    existing: dict[tuple[int, int, int], list[tuple[dt.date, dt.date | None, int]]] = defaultdict(
+        list
+    )
+    for row in RecipientDay.objects.filter(
+        campaign_id__in=campaign_ids, patient_id__in=patient_ids
+    ).values_list("campaign_id", "step_position", "patient_id", "day", "prev_day", "id"):
+        existing[(row[0], row[1], row[2])].append((row[3], row[4], row[5]))
+    created: list[RecipientDay] = []
+    changed: list[RecipientDay] = []
+    for (practice_id, campaign_id, level, patient_id), days in recipients.items():
+        known = {day: (prev, pk) for day, prev, pk in existing[(campaign_id, level, patient_id)]}
+        previous = None
+        for day in sorted(days | known.keys()):
+            if day not in known:
+                created.append(
+                    RecipientDay(
+                        practice_id=practice_id,
+                        campaign_id=campaign_id,
+                        step_position=level,
+                        patient_id=patient_id,
+                        day=day,
+                        prev_day=previous,
+                    )
+                )
+            elif known[day][0] != previous:
+                changed.append(RecipientDay(pk=known[day][1], prev_day=previous))
+            previous = day
+    RecipientDay.objects.bulk_create(created, batch_size=1000)
+    if changed:
+        RecipientDay.objects.bulk_update(changed, ["prev_day"], batch_size=1000)
