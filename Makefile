@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint format check bench
+.PHONY: install run test lint format check bench bench-full
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -36,6 +36,10 @@ format: install
 
 check: lint test
 
-## Benchmarks against the local PostgreSQL (BENCH_DATABASE_URL); writes BENCHMARKS.md.
+## Benchmarks against the local PostgreSQL (BENCH_DATABASE_URL); each writes BENCHMARKS.md.
+## bench: a small size, under five minutes. bench-full: 1,000,000 patients, 200 practices.
 bench: install
-	$(UV) run python benchmarks/run.py
+	$(UV) run python benchmarks/run.py --size small
+
+bench-full: install
+	$(UV) run python benchmarks/run.py --size full

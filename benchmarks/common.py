@@ -4,6 +4,7 @@ timing, and the BENCHMARKS.md table."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +142,79 @@ def machine_description() -> str:
         f"{cores} cores, {kib / 1024 / 1024:.0f} GiB memory, PostgreSQL {server}, "
         f"Python {platform.python_version()}, {platform.machine()}"
     )
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measured figure against its target, for the summary table of BENCHMARKS.md."""
+
+    name: str
+    measured: str  # as printed, with its unit ("12.3 s", "4,210 msg/s", "38x slower")
+    target: str  # as printed ("≤ 30 s")
+    meets: bool | None  # None: informative, no target
+
+
+@dataclass
+class Section:
+    """A benchmark's part of BENCHMARKS.md: its heading, what it did (Markdown lines) and
+    its results against targets."""
+
+    title: str
+    lines: list[str] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
+
+
+def timed(fn, *args, **kwargs):
+    """``(seconds, fn(*args, **kwargs))``."""
+    started = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return time.perf_counter() - started, value
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def cli(bench) -> None:
+    """The command line of one benchmark module: ``python -m benchmarks.<name> --size
+    small|full [--out FILE]``. ``bench(size)`` returns its Section; it is printed, and
+    written as JSON to FILE for ``benchmarks/run.py``, which runs each module in its own
+    process (each uses its own database, and Django is set up once per process)."""
+    import argparse
+    import dataclasses
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", choices=["small", "full"], default="small")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    section = bench(args.size)
+    print(f"## {section.title}")
+    print("\n".join(section.lines))
+    for result in section.results:
+        print(f"- {result.name}: {result.measured} (target {result.target})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(dataclasses.asdict(section)))
+
+
+def section_read(path: Path) -> Section:
+    import json
+
+    data = json.loads(path.read_text())
+    return Section(
+        title=data["title"],
+        lines=data["lines"],
+        results=[Result(**result) for result in data["results"]],
+    )
+
+
+def database_url_for(name: str) -> str:
+    """A dedicated benchmark database per module (``trackstat_bench_<name>``) on the server
+    of BENCH_DATABASE_URL, so the modules never disturb each other's data."""
+    base = bench_database_url()
+    return base.rsplit("/", 1)[0] + f"/trackstat_bench_{name}"
