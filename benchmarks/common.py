@@ -86,6 +86,13 @@ def free_port() -> int:
 @contextlib.contextmanager
 def gunicorn(url: str, workers: int = 2):
     """A production-like web server (gunicorn, DEBUG off) on a free local port."""
+    # DEBUG off serves hashed static files from the manifest: build it first.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=bench_env(url),
+        check=True,
+    )
     port = free_port()
     process = subprocess.Popen(
         [

@@ -112,9 +112,11 @@ def daily_chart(days: list[DayRow]) -> Chart:
                 ),
             )
         )
+    # Counts are whole numbers: a tick at each whole value of 0, half and top, drawn at that
+    # value's height (a half of 5 would be labelled 2 at the height of 2.5).
     ticks = [
-        Tick(y=round(baseline - plot_height * fraction, 2), label=f"{round(top * fraction):,}")
-        for fraction in (0, 0.5, 1)
+        Tick(y=round(baseline - plot_height * value / top, 2), label=f"{value:,}")
+        for value in sorted({0, top // 2, top})
     ]
     every = max(1, math.ceil(len(days) / MAX_LABELS))
     labels = [

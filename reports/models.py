@@ -93,7 +93,7 @@ class RecipientDay(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["campaign", "step_position", "patient_id", "day"],
+                fields=["campaign", "patient_id", "step_position", "day"],
                 name="recipient_day_once",
             ),
         ]

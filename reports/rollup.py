@@ -16,17 +16,18 @@ returns at once and the next run picks up what is left.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from campaigns.models import Enrollment
 from messaging.models import SENT_STATUSES, MessageEvent, MessageStatus, OutboundMessage
+from reports import bulk
+from reports.bulk import ids_clause
 from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
 from trackstat.models import Practice
 
@@ -37,7 +38,9 @@ IN_FLIGHT = [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN]
 GOAL_MET = "goal_met"
 
 
-class Fact(enum.IntFlag):
+class Fact:
+    """Report facts, as bits of ``report_flags`` (plain ints: this runs per message)."""
+
     SENT = 1
     DELIVERED = 2
     OPENED = 4
@@ -62,7 +65,7 @@ FACT_COUNTERS = {
 COUNTERS = [*FACT_COUNTERS.values(), "conversions"]
 
 NOT_SENT = (MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED)
-_STATUS_FACTS = {
+_STATUS_FACTS: dict[str, int] = {
     MessageStatus.SENT: Fact.SENT,
     MessageStatus.DELIVERED: Fact.SENT | Fact.DELIVERED,
     MessageStatus.UNDELIVERED: Fact.SENT | Fact.ERROR,
@@ -79,11 +82,11 @@ _STATUS_FACTS = {
 }
 
 
-def message_facts(*, channel: str, statuses: Iterable[str], unsubscribed: bool) -> Fact:
+def message_facts(*, channel: str, statuses: Iterable[str], unsubscribed: bool) -> int:
     """The report facts of a message that reached ``statuses`` (in any order)."""
-    facts = Fact(0)
+    facts = 0
     for status in statuses:
-        facts |= _STATUS_FACTS.get(MessageStatus(status), Fact(0))
+        facts |= _STATUS_FACTS.get(status, 0)
     if facts & Fact.CLICKED and channel == "email":
         facts |= Fact.OPENED  # a click in an email means it was opened (images off or not)
     if unsubscribed:
@@ -183,14 +186,17 @@ def _count_messages(messages: list[dict], zones, counters, skips) -> None:
     if not messages:
         return
     reached: dict[int, set[str]] = defaultdict(set)
-    for message_id, status in MessageEvent.objects.filter(
-        message_id__in=[m["id"] for m in messages]
-    ).values_list("message_id", "status"):
+    where, params = ids_clause("message_id", [m["id"] for m in messages])
+    events = MessageEvent._meta.db_table
+    for message_id, status in bulk.select(
+        f"SELECT message_id, status FROM {events} WHERE {where}",  # noqa: S608
+        params,
+    ):
         reached[message_id].add(status)
-    updates: dict[tuple[int, dt.date | None], list[int]] = defaultdict(list)
+    updates: list[tuple[int, int, dt.date | None]] = []
     recipients: dict[tuple[int, int, int, int], set[dt.date]] = defaultdict(set)
     for m in messages:
-        old = Fact(m["report_flags"])
+        old = m["report_flags"]
         facts = old | message_facts(
             channel=m["channel"],
             statuses=reached[m["id"]] | {m["status"]},
@@ -204,7 +210,7 @@ def _count_messages(messages: list[dict], zones, counters, skips) -> None:
                 scheduled_for=m["scheduled_for"],
                 tz=zones[m["practice_id"]],
             )
-        updates[(int(facts), day)].append(m["id"])
+        updates.append((m["id"], facts, day))
         if not new:
             continue
         step = m["step_position"] or NO_STEP
@@ -218,11 +224,18 @@ def _count_messages(messages: list[dict], zones, counters, skips) -> None:
             levels = {NO_STEP, step}
             for level in levels:
                 recipients[(m["practice_id"], m["campaign_id"], level, m["patient_id"])].add(day)
-    for (flags, day), ids in updates.items():
-        OutboundMessage.objects.filter(pk__in=ids).update(
-            report_pending=False, report_flags=flags, report_day=day
-        )
+    _messages_mark_counted(updates)
     _recipient_days_add(recipients)
+
+
+def _messages_mark_counted(updates: list[tuple[int, int, dt.date | None]]) -> None:
+    """Store each message's facts and day and clear its pending mark, in one statement."""
+    bulk.rows_update(
+        OutboundMessage._meta.db_table,
+        ["id", "report_flags", "report_day", "report_pending"],
+        ["bigint", "integer", "date", "boolean"],
+        [(pk, flags, day, False) for pk, flags, day in updates],
+    )
 
 
 def _count_conversions(enrollments: list[dict], zones, counters) -> None:
@@ -236,7 +249,12 @@ def _count_conversions(enrollments: list[dict], zones, counters) -> None:
         day = e["exited_at"].astimezone(zones[e["practice_id"]]).date()
         step = last_step.get(e["id"], NO_STEP)
         counters[(e["practice_id"], e["campaign_id"], step, day)]["conversions"] += 1
-    Enrollment.objects.filter(pk__in=[e["id"] for e in enrollments]).update(report_pending=False)
+    bulk.rows_update(
+        Enrollment._meta.db_table,
+        ["id", "report_pending"],
+        ["bigint", "boolean"],
+        [(e["id"], False) for e in enrollments],
+    )
 
 
 def _last_sent_steps(enrollment_ids: list[int]) -> dict[int, int]:
@@ -253,47 +271,28 @@ def _last_sent_steps(enrollment_ids: list[int]) -> dict[int, int]:
 
 
 def _counters_add(counters: dict[tuple[int, int, int, dt.date], Counter]) -> None:
-    """Add to the day counters, set-wise: one INSERT … ON CONFLICT DO UPDATE per 500 keys,
-    in key order (two writers never wait on each other in opposite orders)."""
-    if not counters:
-        return
+    """Add to the day counters in one ``INSERT … ON CONFLICT DO UPDATE``."""
     table = CampaignDayStat._meta.db_table
-    columns = ["practice_id", "campaign_id", "step_position", "day", *COUNTERS]
-    keys = sorted(counters)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        rows = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(chunk))
-        params: list = []
-        for key in chunk:
-            params.extend([*key, *(counters[key][name] for name in COUNTERS)])
-        updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in COUNTERS)
-        sql = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {rows} "  # noqa: S608
-            f"ON CONFLICT (campaign_id, step_position, day) DO UPDATE SET {updates}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in COUNTERS)
+    bulk.rows_insert(
+        table,
+        ["practice_id", "campaign_id", "step_position", "day", *COUNTERS],
+        ["bigint", "bigint", "smallint", "date", *(["integer"] * len(COUNTERS))],
+        [(*key, *(counters[key][name] for name in COUNTERS)) for key in sorted(counters)],
+        on_conflict=f"ON CONFLICT (campaign_id, step_position, day) DO UPDATE SET {updates}",
+    )
 
 
 def _skips_add(skips: Counter) -> None:
-    if not skips:
-        return
     table = SkipDayStat._meta.db_table
-    keys = sorted(skips)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-        params: list = []
-        for key in chunk:
-            params.extend([*key, skips[key]])
-        sql = (
-            f"INSERT INTO {table} (practice_id, campaign_id, step_position, day, status, "  # noqa: S608
-            f"reason, count) VALUES {rows} "
-            "ON CONFLICT (campaign_id, step_position, day, status, reason) "
-            f"DO UPDATE SET count = {table}.count + excluded.count"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    bulk.rows_insert(
+        table,
+        ["practice_id", "campaign_id", "step_position", "day", "status", "reason", "count"],
+        ["bigint", "bigint", "smallint", "date", "text", "text", "integer"],
+        [(*key, skips[key]) for key in sorted(skips)],
+        on_conflict="ON CONFLICT (campaign_id, step_position, day, status, reason) "
+        f"DO UPDATE SET count = {table}.count + excluded.count",
+    )
 
 
 def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]]) -> None:
@@ -301,35 +300,39 @@ def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]
     day that arrives between two known days becomes the later one's previous day."""
     if not recipients:
         return
-    campaign_ids = {campaign for _, campaign, _, _ in recipients}
-    patient_ids = {patient for _, _, _, patient in recipients}
+    campaign_ids = sorted({campaign for _, campaign, _, _ in recipients})
+    campaigns_where, campaign_params = ids_clause("campaign_id", campaign_ids)
+    patients_where, patient_params = ids_clause(
+        "patient_id", sorted({patient for _, _, _, patient in recipients})
+    )
     existing: dict[tuple[int, int, int], list[tuple[dt.date, dt.date | None, int]]] = defaultdict(
         list
     )
-    for row in RecipientDay.objects.filter(
-        campaign_id__in=campaign_ids, patient_id__in=patient_ids
-    ).values_list("campaign_id", "step_position", "patient_id", "day", "prev_day", "id"):
-        existing[(row[0], row[1], row[2])].append((row[3], row[4], row[5]))
-    created: list[RecipientDay] = []
-    changed: list[RecipientDay] = []
+    table = RecipientDay._meta.db_table
+    for campaign_id, level, patient_id, day, prev_day, pk in bulk.select(
+        f"SELECT campaign_id, step_position, patient_id, day, prev_day, id FROM {table} "  # noqa: S608
+        f"WHERE {campaigns_where} AND {patients_where}",
+        campaign_params + patient_params,
+    ):
+        if isinstance(day, str):  # SQLite
+            day = dt.date.fromisoformat(day)
+            prev_day = dt.date.fromisoformat(prev_day) if prev_day else None
+        existing[(campaign_id, level, patient_id)].append((day, prev_day, pk))
+    created: list[tuple] = []
+    changed: list[tuple[int, dt.date | None]] = []
     for (practice_id, campaign_id, level, patient_id), days in recipients.items():
         known = {day: (prev, pk) for day, prev, pk in existing[(campaign_id, level, patient_id)]}
         previous = None
         for day in sorted(days | known.keys()):
             if day not in known:
-                created.append(
-                    RecipientDay(
-                        practice_id=practice_id,
-                        campaign_id=campaign_id,
-                        step_position=level,
-                        patient_id=patient_id,
-                        day=day,
-                        prev_day=previous,
-                    )
-                )
+                created.append((practice_id, campaign_id, level, patient_id, day, previous))
             elif known[day][0] != previous:
-                changed.append(RecipientDay(pk=known[day][1], prev_day=previous))
+                changed.append((known[day][1], previous))
             previous = day
-    RecipientDay.objects.bulk_create(created, batch_size=1000)
-    if changed:
-        RecipientDay.objects.bulk_update(changed, ["prev_day"], batch_size=1000)
+    bulk.rows_insert(
+        table,
+        ["practice_id", "campaign_id", "step_position", "patient_id", "day", "prev_day"],
+        ["bigint", "bigint", "smallint", "bigint", "date", "date"],
+        created,
+    )
+    bulk.rows_update(table, ["id", "prev_day"], ["bigint", "date"], changed)
