@@ -397,7 +397,7 @@ class CampaignSerializer(serializers.Serializer):
     messages = MessageStepSerializer(many=True)
     goal = serializers.JSONField(required=False, allow_null=True)
     send_at = serializers.DateTimeField(required=False, allow_null=True)
-    sent_at = serializers.DateTimeField(read_only=True)
+    sent_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 

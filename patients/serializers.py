@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from patients.models import Appointment, Case, Patient
+from patients.models import Appointment, Case, OptOutSource, Patient
 from patients.selectors import PATIENT_LOOKUP_FIELDS
 
 
 class PatientOutputSerializer(serializers.ModelSerializer):
     address = serializers.SerializerMethodField()
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    # Declared: a read-only model field loses ``allow_blank``, and the schema would then
+    # promise an address or a source where the answer can be "".
+    email = serializers.EmailField(read_only=True, allow_blank=True)
+    sms_opt_out_source = serializers.ChoiceField(
+        choices=OptOutSource.choices, read_only=True, allow_blank=True
+    )
+    email_opt_out_source = serializers.ChoiceField(
+        choices=OptOutSource.choices, read_only=True, allow_blank=True
+    )
 
     class Meta:
         model = Patient
@@ -45,7 +54,9 @@ class PatientOutputSerializer(serializers.ModelSerializer):
     def get_fields(self):
         fields = super().get_fields()
         for name in PATIENT_LOOKUP_FIELDS:
-            fields[name] = serializers.SlugRelatedField(read_only=True, slug_field="name")
+            fields[name] = serializers.SlugRelatedField(
+                read_only=True, slug_field="name", allow_null=True
+            )
         if not self.context.get("show_financial", True):
             fields.pop("paid_total")
         return fields
@@ -62,9 +73,11 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 
 class CaseOutputSerializer(serializers.ModelSerializer):
     patient_external_id = serializers.CharField(source="patient.external_id", read_only=True)
-    case_type = serializers.SlugRelatedField(read_only=True, slug_field="name")
-    attorney = serializers.SlugRelatedField(read_only=True, slug_field="name")
-    insurance_company = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    case_type = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
+    attorney = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
+    insurance_company = serializers.SlugRelatedField(
+        read_only=True, slug_field="name", allow_null=True
+    )
     diagnoses = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
 
     class Meta:
@@ -91,8 +104,8 @@ class AppointmentOutputSerializer(serializers.ModelSerializer):
     case_external_id = serializers.CharField(
         source="case.external_id", read_only=True, allow_null=True, default=None
     )
-    purpose = serializers.SlugRelatedField(read_only=True, slug_field="name")
-    provider = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    purpose = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
+    provider = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
     services = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
 
     class Meta:

@@ -49,6 +49,8 @@ api_urls = [
     path("practice", apis.practice_detail_api, name="api_practice"),
 ]
 
+handler404 = "trackstat.api_errors.page_not_found"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include(account_urls)),

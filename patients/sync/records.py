@@ -75,6 +75,8 @@ def text(max_length: int, *, null_as_blank: bool = True) -> Callable[[Any], str]
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise FieldError("Not a valid string.")
         value = str(value).strip()
+        if "\x00" in value:  # PostgreSQL text cannot hold it
+            raise FieldError("Null characters are not allowed.")
         if len(value) > max_length:
             raise FieldError(f"Ensure this field has no more than {max_length} characters.")
         return value
