@@ -17,6 +17,7 @@ from patients.models import (
     AppointmentService,
     Case,
     CaseDiagnosis,
+    Lookup,
     PatientStatus,
     PatientTag,
 )
@@ -53,8 +54,21 @@ def appointment_q(filters: dict) -> Q:
     return condition
 
 
-def _any(model, *conditions: Q, **lookups) -> Exists:
-    return Exists(model.objects.filter(*conditions, patient_id=OuterRef("pk"), **lookups))
+def _any(model, practice_id: int, *conditions: Q, **lookups) -> Exists:
+    # The practice as a constant, besides the patient: PostgreSQL plans an EXISTS inside an
+    # OR as a hashed subplan over every row the EXISTS matches for any patient, which without
+    # it means every practice's rows.
+    return Exists(
+        model.objects.filter(
+            *conditions, practice_id=practice_id, patient_id=OuterRef("pk"), **lookups
+        )
+    )
+
+
+def _lookup_ids(practice_id: int, names: list[str]):
+    """The practice's lookup values of these names: matching a foreign key against their ids
+    (rather than joining on the name) lets PostgreSQL read only this practice's rows."""
+    return Lookup.objects.filter(practice_id=practice_id, name__in=names).values("id")
 
 
 def filter_conditions(
@@ -67,51 +81,59 @@ def filter_conditions(
     """
     conditions: list[tuple[str, Q]] = []
     today = ctx.today
+    practice = ctx.practice.pk
 
     def add(name: str, condition: Q) -> None:
         conditions.append((name, condition))
 
     tags = filters.get("tags")
     if tags and tags["include"]:
-        add("tags.include", Q(_any(PatientTag, tag__name__in=tags["include"])))
+        add("tags.include", Q(_any(PatientTag, practice, tag__name__in=tags["include"])))
     if tags and tags["exclude"]:
-        add("tags.exclude", ~Q(_any(PatientTag, tag__name__in=tags["exclude"])))
+        add("tags.exclude", ~Q(_any(PatientTag, practice, tag__name__in=tags["exclude"])))
     status = filters.get("status")
     if status == "active":
         add("status", Q(status=PatientStatus.ACTIVE))
     elif status == "inactive":
         add("status", ~Q(status=PatientStatus.ACTIVE))
     if "has_future_appointment" in filters:
-        future = Q(_any(Appointment, start__gt=ctx.at, status__in=UPCOMING_STATUSES))
+        future = Q(_any(Appointment, practice, start__gt=ctx.at, status__in=UPCOMING_STATUSES))
         add("has_future_appointment", future if filters["has_future_appointment"] else ~future)
     if not appointment_trigger:
         appointment = appointment_q(filters)
         if appointment:
-            add("appointment", Q(_any(Appointment, appointment)))
+            add("appointment", Q(_any(Appointment, practice, appointment)))
     providers = filters.get("providers")
     if providers and providers["match"] == "primary":
         add("providers", Q(primary_provider__name__in=providers["names"]))
     if filters.get("case_types"):
-        add("case_types", Q(_any(Case, case_type__name__in=filters["case_types"])))
+        add("case_types", Q(_any(Case, practice, case_type__name__in=filters["case_types"])))
     if filters.get("diagnoses"):
         add(
             "diagnoses",
             Q(
                 Exists(
                     CaseDiagnosis.objects.filter(
-                        case__patient_id=OuterRef("pk"), diagnosis__name__in=filters["diagnoses"]
+                        practice_id=practice,
+                        case__patient_id=OuterRef("pk"),
+                        diagnosis__name__in=filters["diagnoses"],
                     )
                 )
             ),
         )
     if filters.get("attorneys"):
         names = filters["attorneys"]
-        add("attorneys", Q(attorney__name__in=names) | Q(_any(Case, attorney__name__in=names)))
+        add(
+            "attorneys",
+            Q(attorney__name__in=names)
+            | Q(_any(Case, practice, attorney_id__in=_lookup_ids(practice, names))),
+        )
     if filters.get("insurance_companies"):
         names = filters["insurance_companies"]
         add(
             "insurance_companies",
-            Q(insurance_company__name__in=names) | Q(_any(Case, insurance_company__name__in=names)),
+            Q(insurance_company__name__in=names)
+            | Q(_any(Case, practice, insurance_company_id__in=_lookup_ids(practice, names))),
         )
     for name, field in [
         ("care_packages", "care_package"),
@@ -126,6 +148,7 @@ def filter_conditions(
             Q(
                 Exists(
                     AppointmentService.objects.filter(
+                        practice_id=practice,
                         appointment__patient_id=OuterRef("pk"),
                         service__name__in=filters["services"],
                     )

@@ -236,6 +236,13 @@ class Enrollment(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "next_step_at"], name="enrollment_due"),
+            # The engine's claim of due steps, in order (next_step_at, id): many enrollments
+            # fall due at the same instant (a campaign's run), so the order needs the id too.
+            models.Index(
+                fields=["next_step_at", "id"],
+                name="enrollment_active_due",
+                condition=models.Q(state="active"),
+            ),
             models.Index(fields=["practice", "patient"], name="enrollment_patient"),
             models.Index(
                 fields=["id"],

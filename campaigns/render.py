@@ -9,6 +9,7 @@ substituted value is HTML-escaped; subjects and SMS bodies are plain text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 
 import phonenumbers
@@ -25,6 +26,7 @@ from trackstat.models import Practice
 UNSUBSCRIBE_PLACEHOLDER_PATH = "/unsubscribe/preview/"
 
 
+@functools.lru_cache(maxsize=4096)  # the practice's number, once per message the engine makes
 def format_phone_national(e164: str) -> str:
     """``+13125550100`` → ``(312) 555-0100``; the input unchanged if it does not parse."""
     if not e164:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Case, Exists, F, OuterRef, Prefetch, Q, Value, When
 
 from campaigns.models import Campaign, CampaignKind, CampaignRun, Enrollment, EnrollmentState
 from campaigns.schedule import is_due_on, run_time
 from campaigns.selectors import audience
-from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
+from campaigns.spec import APPOINTMENT_TRIGGERS, DEFAULT_SCHEDULE, MISSED_MINUTES, is_continuous
 from campaigns.timing import step_due
+from campaigns.triggers import NOT_MISSED_STATUSES
 from messaging.models import SENT_STATUSES, OutboundMessage
+from patients.models import VISIT_STATUSES, Appointment
 
 
 def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:
@@ -24,24 +27,113 @@ def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:
     every tick. A blast runs once, at the first tick at or after ``send_at``.
     """
     runs = enrolled = 0
-    campaigns = (
-        Campaign.objects.filter(enabled=True, sent_at__isnull=True)
+    campaigns = [
+        campaign
+        for campaign in Campaign.objects.filter(enabled=True, sent_at__isnull=True)
         .select_related("practice")
-        .prefetch_related("steps")
+        # A plain list (to_attr): campaign.steps.all() makes a related manager per call,
+        # which costs more than the rest of an idle tick's loop over thousands of campaigns.
+        .prefetch_related(Prefetch("steps", to_attr="step_list"))
         .order_by("id")
+        if campaign.step_list
+    ]
+    due_days = {c.pk: day for c in campaigns if (day := _due_day(c, now)) is not None}
+    # Today's runs of every due campaign in one query, not one per campaign and tick.
+    ran = set(
+        CampaignRun.objects.filter(campaign_id__in=due_days, local_date__in=set(due_days.values()))
+        .values_list("campaign_id", "local_date")
+        .order_by()
     )
+    idle = _continuous_idle(campaigns, now)
     for campaign in campaigns:
-        if not campaign.steps.all():
-            continue
-        count = _campaign_run(campaign, now)
+        if campaign.kind != CampaignKind.BLAST and not is_continuous(campaign.trigger):
+            day = due_days.get(campaign.pk)
+            if day is None or (campaign.pk, day) in ran:
+                continue
+            count = _scheduled_run(campaign, day, now)
+        elif campaign.pk in idle:
+            count = 0  # evaluated: nothing today can match yet
+        else:
+            count = _campaign_run(campaign, now)
         if count is not None:
             runs += 1
             enrolled += count
     return runs, enrolled
 
 
+def _due_day(campaign: Campaign, now: dt.datetime) -> dt.date | None:
+    """The local date of the scheduled campaign's run due at ``now``, if one is."""
+    if campaign.kind == CampaignKind.BLAST or is_continuous(campaign.trigger):
+        return None
+    tz = campaign.practice.tz
+    today = now.astimezone(tz).date()
+    if not is_due_on(campaign.schedule, today):
+        return None
+    due = run_time(campaign.schedule, today, tz)
+    if due > now or (campaign.enabled_at and campaign.enabled_at > due):
+        return None
+    return today
+
+
+def _continuous_idle(campaigns: list[Campaign], now: dt.datetime) -> set[int]:
+    """The continuous campaigns that cannot enroll anyone at ``now``: their practice has no
+    appointment today that has started (missed appointments: at least the shortest delay
+    ago; visits: checked in or completed). Without one the trigger matches nobody, whatever
+    the filters; one query for all practices (early in the day, most of them)."""
+    continuous = [c for c in campaigns if c.kind != CampaignKind.BLAST and is_continuous(c.trigger)]
+    if not continuous:
+        return set()
+    todays: dict[dt.date, set[int]] = defaultdict(set)
+    for campaign in continuous:
+        todays[now.astimezone(campaign.practice.tz).date()].add(campaign.practice_id)
+    day_q = Q()
+    for day, practice_ids in todays.items():
+        day_q |= Q(local_date=day, practice_id__in=practice_ids)
+    started = (
+        Appointment.objects.filter(day_q, start__lte=now)
+        .annotate(
+            kind=Case(
+                When(status__in=VISIT_STATUSES, then=Value("visit")),
+                When(
+                    ~Q(status__in=NOT_MISSED_STATUSES)
+                    & Q(start__lte=now - dt.timedelta(minutes=min(MISSED_MINUTES))),
+                    then=Value("missed"),
+                ),
+                default=Value(""),
+            )
+        )
+        .values_list("practice_id", "kind")
+        .order_by()
+        .distinct()
+    )
+    present = set(started)
+    return {
+        c.pk
+        for c in continuous
+        if (c.practice_id, "missed" if c.trigger["type"] == "missed_appointment" else "visit")
+        not in present
+    }
+
+
+def _scheduled_run(campaign: Campaign, today: dt.date, now: dt.datetime) -> int | None:
+    """Record today's run of a due scheduled campaign, then enroll; None when another tick
+    ran it today. The run is inserted first: its unique (campaign, day) makes a concurrent
+    tick wait there and give up, before either has inserted any enrollment."""
+    try:
+        with transaction.atomic():
+            run = CampaignRun.objects.create(
+                practice_id=campaign.practice_id, campaign=campaign, local_date=today, ran_at=now
+            )
+            count = enroll(campaign, now=now)
+            if count:
+                CampaignRun.objects.filter(pk=run.pk).update(enrolled=count)
+            return count
+    except IntegrityError:
+        return None  # another tick ran it today
+
+
 def _campaign_run(campaign: Campaign, now: dt.datetime) -> int | None:
-    """Enroll ``campaign``'s audience if it is due; None when it is not."""
+    """Enroll a blast (once, at its time) or a continuous campaign; None when not due."""
     if campaign.kind == CampaignKind.BLAST:
         if campaign.send_at and campaign.send_at > now:
             return None
@@ -52,28 +144,8 @@ def _campaign_run(campaign: Campaign, now: dt.datetime) -> int | None:
             ):
                 return None
             return enroll(campaign, now=now)
-    if is_continuous(campaign.trigger):
-        with transaction.atomic():
-            return enroll(campaign, now=now)
-    tz = campaign.practice.tz
-    today = now.astimezone(tz).date()
-    if not is_due_on(campaign.schedule, today):
-        return None
-    due = run_time(campaign.schedule, today, tz)
-    if due > now or (campaign.enabled_at and campaign.enabled_at > due):
-        return None
-    if CampaignRun.objects.filter(campaign=campaign, local_date=today).exists():
-        return None  # ran today (the insert below still settles races between ticks)
-    try:
-        with transaction.atomic():
-            run = CampaignRun.objects.create(
-                practice=campaign.practice, campaign=campaign, local_date=today, ran_at=now
-            )
-            run.enrolled = enroll(campaign, now=now)
-            run.save(update_fields=["enrolled"])
-            return run.enrolled
-    except IntegrityError:
-        return None  # another tick ran it today
+    with transaction.atomic():
+        return enroll(campaign, now=now)
 
 
 def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
@@ -90,7 +162,8 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
             sent_at__gte=now - dt.timedelta(days=campaign.exclude_recent_days),
         )
         patients = patients.exclude(Exists(recent))
-    first = campaign.steps.all()[0]
+    steps = getattr(campaign, "step_list", None)
+    first = steps[0] if steps is not None else campaign.steps.all()[0]
     first_due = step_due(
         previous=now,
         value=first.delay_value,
@@ -98,12 +171,18 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
         schedule=campaign.schedule or DEFAULT_SCHEDULE,
         tz=campaign.practice.tz,
     )
-    # Every selected column gets an explicit alias, for the outer SELECT to name.
+    # Every selected column gets an explicit alias, for the outer SELECT to name. An
+    # appointment's occurrence key is made from its id out here rather than selected: the
+    # ORM would compile (and PostgreSQL plan) the appointment's subquery once more for it.
+    by_appointment = bool(campaign.trigger) and campaign.trigger["type"] in APPOINTMENT_TRIGGERS
+    columns = ["enrolling_patient_id", "trigger_appointment_id"]
+    if by_appointment:
+        key_sql = "'appointment:' || a.trigger_appointment_id"
+    else:
+        columns.append("occurrence_key")
+        key_sql = "a.occurrence_key"
     select_sql, params = (
-        patients.order_by()
-        .annotate(enrolling_patient_id=F("pk"))
-        .values_list("enrolling_patient_id", "occurrence_key", "trigger_appointment_id")
-        .query
+        patients.order_by().annotate(enrolling_patient_id=F("pk")).values_list(*columns).query
     ).sql_with_params()
     table = Enrollment._meta.db_table
     ops = connection.ops
@@ -112,7 +191,7 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
     sql = (
         f"INSERT INTO {table} (practice_id, campaign_id, patient_id, occurrence_key, "  # noqa: S608
         "appointment_id, entered_at, state, steps_done, next_step_at, exit_reason) "
-        "SELECT %s, %s, a.enrolling_patient_id, a.occurrence_key, a.trigger_appointment_id, "
+        f"SELECT %s, %s, a.enrolling_patient_id, {key_sql}, a.trigger_appointment_id, "
         "%s, %s, 0, %s, '' "
         f"FROM ({select_sql}) AS a WHERE true "
         "ON CONFLICT (campaign_id, patient_id, occurrence_key) DO NOTHING"

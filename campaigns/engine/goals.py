@@ -4,6 +4,7 @@ queued messages are canceled."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -43,21 +44,25 @@ def goals_apply(
     Runs in every tick, and right after appointments are synced (for those patients only).
     ``clicked_link`` goals are met by the tracked-link click itself.
     """
+    patient_ids = list(patient_ids) if patient_ids is not None else None
     campaigns = Campaign.objects.filter(goal__type="future_appointment")
     if practice is not None:
         campaigns = campaigns.filter(practice=practice)
-    met = 0
-    for campaign in campaigns:
-        enrollments = Enrollment.objects.filter(campaign=campaign, state=EnrollmentState.ACTIVE)
-        if patient_ids is not None:
-            enrollments = enrollments.filter(patient_id__in=list(patient_ids))
-        ids = list(
-            enrollments.filter(future_appointment_q(campaign.goal, now)).values_list(
-                "pk", flat=True
-            )
+    # One query per distinct goal (its purpose and provider filters), not per campaign: the
+    # goal's condition does not depend on the campaign otherwise.
+    by_goal: dict[str, tuple[dict, list[int]]] = {}
+    for pk, goal in campaigns.values_list("pk", "goal").order_by("pk"):
+        key = json.dumps(goal.get("filters") or {}, sort_keys=True)
+        by_goal.setdefault(key, (goal, []))[1].append(pk)
+    ids: list[int] = []
+    for goal, campaign_ids in by_goal.values():
+        enrollments = Enrollment.objects.filter(
+            campaign_id__in=campaign_ids, state=EnrollmentState.ACTIVE
         )
-        met += enrollments_exit(enrollment_ids=ids, reason="goal_met", now=now)
-    return met
+        if patient_ids is not None:
+            enrollments = enrollments.filter(patient_id__in=patient_ids)
+        ids += enrollments.filter(future_appointment_q(goal, now)).values_list("pk", flat=True)
+    return enrollments_exit(enrollment_ids=ids, reason="goal_met", now=now)
 
 
 @transaction.atomic

@@ -9,10 +9,12 @@ however many patients it holds.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Prefetch
 
-from campaigns.models import Channel, Enrollment, EnrollmentState
+from campaigns.models import Campaign, Channel, Enrollment, EnrollmentState
 from campaigns.render import render_message
 from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
 from campaigns.timing import end_of_local_day, step_due
@@ -29,6 +31,7 @@ from messaging.models import (
     TrackedLink,
     UnsubscribeToken,
 )
+from patients.models import Appointment, Patient
 
 BATCH = 500
 STOP_FOOTER = "Reply STOP to opt out"
@@ -47,6 +50,19 @@ def address_problem(patient, channel: str) -> tuple[str, str]:
     return (patient.email, "") if patient.email else ("", "no email address")
 
 
+def _enrollments_advance(enrollments: list[Enrollment]) -> None:
+    """Save the batch's new steps_done, next_step_at and state: one UPDATE per distinct
+    combination (a campaign's step and due time), not Django's bulk_update, whose per-row
+    CASE expressions cost more than the rest of the batch."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for e in enrollments:
+        groups[(e.steps_done, e.next_step_at, e.state)].append(e.pk)
+    for (steps_done, next_step_at, state), ids in groups.items():
+        Enrollment.objects.filter(pk__in=ids).update(
+            steps_done=steps_done, next_step_at=next_step_at, state=state
+        )
+
+
 def steps_materialize(*, now: dt.datetime) -> tuple[int, int]:
     """Materialize every due step; return (messages queued, messages skipped)."""
     queued = skipped = 0
@@ -60,22 +76,37 @@ def steps_materialize(*, now: dt.datetime) -> tuple[int, int]:
 
 @transaction.atomic
 def _batch(now: dt.datetime) -> tuple[int, int, int]:
-    enrollments = list(
+    # Claim the batch by id first, then read its rows: sorting only the narrow due rows
+    # keeps the claim cheap even when PostgreSQL's statistics have not yet seen the
+    # thousands of enrollments a run just made due at the same instant.
+    claimed = list(
         Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(state=EnrollmentState.ACTIVE, next_step_at__lte=now, campaign__enabled=True)
-        .select_related(
-            "campaign",
-            "campaign__practice",
-            "patient",
-            "patient__primary_provider",
-            "appointment",
-            "appointment__provider",
-        )
-        .prefetch_related("campaign__steps")
-        .order_by("next_step_at", "id")[:BATCH]
+        .order_by("next_step_at", "id")
+        .values_list("id", flat=True)[:BATCH]
     )
-    if not enrollments:
+    if not claimed:
         return 0, 0, 0
+    # Each related table read by primary key on its own (not joined): plans that stay
+    # cheap whatever the statistics say.
+    enrollments = list(Enrollment.objects.filter(pk__in=claimed).order_by("next_step_at", "id"))
+    patients = Patient.objects.select_related("primary_provider").in_bulk(
+        {e.patient_id for e in enrollments}
+    )
+    appointments = Appointment.objects.select_related("provider").in_bulk(
+        {e.appointment_id for e in enrollments if e.appointment_id}
+    )
+    for enrollment in enrollments:
+        enrollment.patient = patients[enrollment.patient_id]
+        if enrollment.appointment_id:
+            enrollment.appointment = appointments.get(enrollment.appointment_id)
+    # The batch's few campaigns (with practice and steps) once, not joined into every row.
+    campaigns = Campaign.objects.select_related("practice").prefetch_related(
+        Prefetch("steps", to_attr="step_list")  # a list: no related manager per enrollment
+    )
+    campaigns = campaigns.in_bulk({e.campaign_id for e in enrollments})
+    for enrollment in enrollments:
+        enrollment.campaign = campaigns[enrollment.campaign_id]
     texted = set(
         OutboundMessage.objects.filter(
             patient_id__in={e.patient_id for e in enrollments}, channel=Channel.SMS
@@ -90,7 +121,7 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
     addresses_this_run: set[tuple[int, str, str]] = set()
     for enrollment in enrollments:
         campaign, patient = enrollment.campaign, enrollment.patient
-        steps = list(campaign.steps.all())
+        steps = campaign.step_list
         position = enrollment.steps_done + 1
         if position > len(steps):  # the campaign lost steps since: nothing left to send
             enrollment.state, enrollment.next_step_at = EnrollmentState.COMPLETED, None
@@ -177,6 +208,6 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         )
         for m in messages
     )
-    Enrollment.objects.bulk_update(enrollments, ["steps_done", "next_step_at", "state"])
+    _enrollments_advance(enrollments)
     skipped = sum(m.status == MessageStatus.SKIPPED for m in messages)
     return len(messages) - skipped, skipped, len(enrollments)
