@@ -284,6 +284,9 @@ def _basic_auth_user(header: str) -> str:
 def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The headers and the body go out in separate writes: with Nagle's algorithm the
+        # body would wait for the client's delayed ACK (about 40 ms per answer).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # request lines carry no patient data, but tests need quiet output

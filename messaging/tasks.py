@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from campaigns.engine import message_send
+from campaigns.engine.send import messages_send
 from messaging.reconcile import messages_reconcile
 from messaging.webhook_services import sendgrid_events_apply, twilio_status_apply
 
@@ -15,6 +16,14 @@ def send_message_task(message_id: int) -> None:
     """Send one claimed outbox message. Idempotent: a redelivered or duplicate task finds the
     message already handled and does nothing."""
     message_send(message_id=message_id)
+
+
+@shared_task(ignore_result=True)
+def send_messages_task(message_ids: list[int]) -> None:
+    """Send a batch of claimed outbox messages (``tick`` hands them over in batches of
+    ``SEND_TASK_BATCH_SIZE``: fewer tasks, and a few queries per batch instead of per
+    message). Idempotent, message by message, like ``send_message_task``."""
+    messages_send(message_ids=message_ids)
 
 
 @shared_task(ignore_result=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal, TypedDict
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,24 +39,22 @@ class TickSummary(TypedDict):
 def tick(*, now: dt.datetime, send: Literal["queue", "inline"] = "queue") -> TickSummary:
     """Run one scheduler tick at the instant ``now`` (aware).
 
-    ``send="queue"`` (beat) hands claimed messages to Celery send tasks once the claim has
-    committed; ``send="inline"`` (``manage.py tick``, tests) sends them in this process.
+    ``send="queue"`` (beat) hands claimed messages to Celery send tasks, in batches of
+    ``SEND_TASK_BATCH_SIZE``, as each practice's claim commits; ``send="inline"`` (``manage.py
+    tick``, tests) sends them in this process.
     """
     if timezone.is_naive(now):
         raise ValueError("tick() needs an aware datetime for now.")
     campaigns_run, enrolled = campaigns_run_due(now=now)
     goals_met = goals_apply(now=now)
     created, skipped = steps_materialize(now=now)
-    claimed = messages_dispatch(now=now)
     sent = 0
     if send == "inline":
+        claimed = messages_dispatch(now=now)
         for message_id in claimed:
             sent += message_send(message_id=message_id, now=now) in SENT_STATUSES
     else:
-        from messaging.tasks import send_message_task
-
-        for message_id in claimed:
-            send_message_task.delay(message_id)
+        claimed = messages_dispatch(now=now, on_claimed=_send_queue)
     summary: TickSummary = {
         "now": now.isoformat(),
         "campaigns_run": campaigns_run,
@@ -72,6 +71,15 @@ def tick(*, now: dt.datetime, send: Literal["queue", "inline"] = "queue") -> Tic
             defaults={"ticked_at": now, "finished_at": timezone.now(), "summary": summary},
         )
     return summary
+
+
+def _send_queue(message_ids: list[int]) -> None:
+    """Hand claimed messages to the Celery send tasks, ``SEND_TASK_BATCH_SIZE`` a task."""
+    from messaging.tasks import send_messages_task
+
+    size = settings.SEND_TASK_BATCH_SIZE
+    for start in range(0, len(message_ids), size):
+        send_messages_task.delay(message_ids[start : start + size])
 
 
 __all__ = ["TickSummary", "goals_apply", "message_send", "tick"]

@@ -4,10 +4,12 @@ sending — paced per practice, so one practice's blast never delays another's r
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from campaigns.timing import next_sending_time
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
@@ -17,12 +19,16 @@ from messaging.status import messages_transition
 CLAIM_SECONDS = 300
 
 
-def messages_dispatch(*, now: dt.datetime) -> list[int]:
+def messages_dispatch(
+    *, now: dt.datetime, on_claimed: Callable[[list[int]], None] | None = None
+) -> list[int]:
     """Claim the messages due at ``now``; return their ids (status ``sending``).
 
     Each practice gets at most ``SEND_RATE_PER_PRACTICE_PER_TICK`` messages per tick (its
     sender's pace), taken oldest first; practices are served in turn, each with its own
-    allowance, so a big blast in one practice never starves another.
+    allowance, so a big blast in one practice never starves another. ``on_claimed`` (the
+    send queue) gets each practice's ids as soon as its claim has committed, so sending
+    starts while the next practices are claimed.
     """
     _expire(now)
     _recover(now)
@@ -34,7 +40,10 @@ def messages_dispatch(*, now: dt.datetime) -> list[int]:
     )
     claimed: list[int] = []
     for practice_id in practices:
-        claimed += _claim(practice_id, now)
+        ids = _claim(practice_id, now)
+        claimed += ids
+        if on_claimed is not None and ids:
+            on_claimed(ids)
     return claimed
 
 
@@ -80,15 +89,17 @@ def _claim(practice_id: int, now: dt.datetime) -> list[int]:
         .order_by("scheduled_for", "id")[: settings.SEND_RATE_PER_PRACTICE_PER_TICK]
     )
     claimed, waiting = [], []
+    opens = None  # the practice's sending window, the same for all its texts at ``now``
     for message in rows:
-        practice = message.practice
         if message.channel == "sms":
-            opens = next_sending_time(
-                now,
-                start=practice.sending_window_start,
-                end=practice.sending_window_end,
-                tz=practice.tz,
-            )
+            if opens is None:
+                practice = message.practice
+                opens = next_sending_time(
+                    now,
+                    start=practice.sending_window_start,
+                    end=practice.sending_window_end,
+                    tz=practice.tz,
+                )
             if opens > now:
                 # Quiet hours: wait for the window (the expiry still applies).
                 message.scheduled_for = opens
@@ -98,8 +109,20 @@ def _claim(practice_id: int, now: dt.datetime) -> list[int]:
         message.claimed_until = now + dt.timedelta(seconds=CLAIM_SECONDS)
         message.attempts += 1
         claimed.append(message)
-    OutboundMessage.objects.bulk_update(waiting, ["scheduled_for"])
-    OutboundMessage.objects.bulk_update(claimed, ["status", "claimed_until", "attempts"])
+    # Set-wise (Django's bulk_update builds a CASE per row and field, slower than the claim):
+    # the waiting texts of a practice all wait for the same window, and every claimed
+    # message gets the same status and claim.
+    waits: dict[dt.datetime, list[int]] = defaultdict(list)
+    for message in waiting:
+        waits[message.scheduled_for].append(message.pk)
+    for opens, ids in waits.items():
+        OutboundMessage.objects.filter(pk__in=ids).update(scheduled_for=opens)
+    if claimed:
+        OutboundMessage.objects.filter(pk__in=[m.pk for m in claimed]).update(
+            status=MessageStatus.SENDING,
+            claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
+            attempts=F("attempts") + 1,
+        )
     MessageEvent.objects.bulk_create(
         MessageEvent(
             practice_id=m.practice_id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from campaigns.engine.goals import enrollments_exit, future_appointment_q
@@ -27,11 +28,16 @@ from campaigns.render import render_message
 from campaigns.schedule import run_time
 from campaigns.spec import DEFAULT_SCHEDULE
 from campaigns.timing import next_sending_time
-from messaging.links import links_track, unsubscribe_footer_add, unsubscribe_url_for
-from messaging.models import MessageStatus, OutboundMessage
+from messaging.links import (
+    links_track,
+    unsubscribe_footer_add,
+    unsubscribe_url,
+    unsubscribe_url_for,
+)
+from messaging.models import MessageEvent, MessageStatus, OutboundMessage, UnsubscribeToken
 from messaging.providers import provider_for
-from messaging.providers.base import Outgoing, ProviderError
-from messaging.status import message_transition
+from messaging.providers.base import Accepted, Outgoing, Provider, ProviderError
+from messaging.status import may_move, message_transition
 from patients.models import (
     CANCELLED_STATUSES,
     UPCOMING_STATUSES,
@@ -46,9 +52,30 @@ MAX_ATTEMPTS = 5
 
 def message_send(*, message_id: int, now: dt.datetime | None = None) -> str:
     """Send one claimed message (idempotent); return its status afterwards."""
+    statuses = messages_send(message_ids=[message_id], now=now)
+    if message_id not in statuses:
+        raise OutboundMessage.DoesNotExist(f"No outbound message {message_id}.")
+    return statuses[message_id]
+
+
+def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> dict[int, str]:
+    """Send claimed messages (idempotent); return the status of each afterwards.
+
+    One transaction locks and re-checks them all; then each in turn is marked
+    (``provider_called_at``, a compare-and-set committed on its own) and handed to its
+    provider; one transaction records the accepted ones ``sent``. Each message is judged on
+    its own: a stop or a provider error moves only that one. Marking each message just
+    before its own call keeps a worker lost mid-batch harmless: the messages it had not
+    called yet are unmarked, so the dispatcher puts them back in the queue; only the ones it
+    may have sent are reconciled.
+    """
     now = now or timezone.now()
+    statuses: dict[int, str] = {}
+    outgoing: list[OutboundMessage] = []
     with transaction.atomic():
-        message = (
+        # Locked in id order, so two batches sharing messages (a duplicate task) never
+        # deadlock: the second waits, then finds them handled.
+        messages = (
             OutboundMessage.objects.select_for_update(of=("self",))
             .select_related(
                 "practice",
@@ -59,48 +86,142 @@ def message_send(*, message_id: int, now: dt.datetime | None = None) -> str:
                 "enrollment__appointment",
                 "enrollment__appointment__provider",
             )
-            .get(pk=message_id)
+            .filter(pk__in=message_ids)
+            .order_by("pk")
         )
-        if message.status != MessageStatus.SENDING or message.provider_called_at is not None:
-            return message.status  # already handled: a duplicate or late delivery
-        if _recheck_stops(message, now):
-            return message.status
-        message.provider_called_at = now
-        message.save(update_fields=["provider_called_at", "to", "subject", "body", "updated_at"])
-    return _deliver(message, now)
+        rewritten: list[OutboundMessage] = []
+        for message in messages:
+            statuses[message.pk] = message.status
+            if message.status != MessageStatus.SENDING or message.provider_called_at is not None:
+                continue  # already handled: a duplicate or late delivery
+            before = (message.to, message.subject, message.body)
+            if _recheck_stops(message, now):
+                statuses[message.pk] = message.status
+                continue
+            outgoing.append(message)
+            if (message.to, message.subject, message.body) != before:
+                rewritten.append(message)
+        for message in rewritten:
+            message.save(update_fields=["to", "subject", "body", "updated_at"])
+    if outgoing:
+        statuses.update(_deliver(outgoing, now))
+    return statuses
 
 
-def _deliver(message: OutboundMessage, now: dt.datetime) -> str:
-    practice = message.practice
-    provider = provider_for(message.channel, practice)
-    outgoing = Outgoing(
-        outbox_id=message.pk,
-        practice_id=practice.pk,
-        channel=message.channel,
-        to=message.to,
-        sender=practice.sms_from if message.channel == "sms" else practice.email_from,
-        subject=message.subject,
-        body=message.body,
-        unsubscribe_url=unsubscribe_url_for(message) if message.channel == "email" else "",
+def _deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:
+    statuses: dict[int, str] = {}
+    tokens = dict(
+        UnsubscribeToken.objects.filter(
+            message__in=[m for m in messages if m.channel == "email" and m.patient_id]
+        ).values_list("message_id", "token")
     )
-    try:
-        accepted = provider.send(outgoing)
-    except ProviderError as error:
-        return _failed(message.pk, error, now)
-    with transaction.atomic():
-        message = OutboundMessage.objects.select_for_update().get(pk=message.pk)
-        message_transition(
-            message,
-            status=MessageStatus.SENT,
-            at=now,
-            source=provider.name,
-            fields={"provider": provider.name, "provider_id": accepted.provider_id, "sent_at": now},
+    providers: dict[tuple[str, int], Provider] = {}
+    accepted: list[tuple[OutboundMessage, Provider, Accepted]] = []
+    for message in messages:
+        practice = message.practice
+        key = (message.channel, practice.pk)
+        if key not in providers:
+            providers[key] = provider_for(message.channel, practice)
+        provider = providers[key]
+        if message.channel != "email":
+            unsubscribe = ""
+        elif message.pk in tokens:
+            unsubscribe = unsubscribe_url(tokens[message.pk])
+        else:
+            unsubscribe = unsubscribe_url_for(message)  # made now, or "" for a test send
+        outgoing = Outgoing(
+            outbox_id=message.pk,
+            practice_id=practice.pk,
+            channel=message.channel,
+            to=message.to,
+            sender=practice.sms_from if message.channel == "sms" else practice.email_from,
+            subject=message.subject,
+            body=message.body,
+            unsubscribe_url=unsubscribe,
         )
-        for status, event_id in getattr(provider, "simulated_events", lambda _a: [])(accepted):
-            message_transition(
-                message, status=status, at=now, source=provider.name, provider_event_id=event_id
+        # The exactly-once mark: of two tasks holding this message, one sets it, the other
+        # finds it set (or the message moved) and leaves it alone.
+        marked = OutboundMessage.objects.filter(
+            pk=message.pk, status=MessageStatus.SENDING, provider_called_at__isnull=True
+        ).update(provider_called_at=now, updated_at=timezone.now())
+        if not marked:
+            statuses[message.pk] = (
+                OutboundMessage.objects.filter(pk=message.pk)
+                .values_list("status", flat=True)
+                .first()
             )
-    return message.status
+            continue
+        message.provider_called_at = now
+        try:
+            accepted.append((message, provider, provider.send(outgoing)))
+        except ProviderError as error:
+            statuses[message.pk] = _failed(message.pk, error, now)
+    if accepted:
+        statuses.update(_sent_record(accepted, now))
+    return statuses
+
+
+def _sent_record(
+    accepted: list[tuple[OutboundMessage, Provider, Accepted]], now: dt.datetime
+) -> dict[int, str]:
+    """Record the accepted messages ``sent``, set-wise: one locking read of their current
+    status (a webhook may already have moved one forward: a status only moves forward), one
+    UPDATE and one insert of events."""
+    statuses: dict[int, str] = {}
+    with transaction.atomic():
+        current = dict(
+            OutboundMessage.objects.select_for_update()
+            .filter(pk__in=[message.pk for message, _, _ in accepted])
+            .order_by("pk")
+            .values_list("pk", "status")
+        )
+        moved: list[tuple[OutboundMessage, Provider, Accepted]] = []
+        updated_at = timezone.now()
+        for message, provider, answer in accepted:
+            message.status = current[message.pk]
+            statuses[message.pk] = message.status
+            if not may_move(message.status, MessageStatus.SENT):
+                continue
+            message.status = statuses[message.pk] = MessageStatus.SENT
+            message.status_reason = ""
+            message.report_pending = True
+            message.provider = provider.name
+            message.provider_id = answer.provider_id
+            message.sent_at = now
+            message.updated_at = updated_at
+            moved.append((message, provider, answer))
+        # One UPDATE per provider; only the provider id differs from message to message.
+        by_provider: dict[str, list[OutboundMessage]] = {}
+        for message, provider, _ in moved:
+            by_provider.setdefault(provider.name, []).append(message)
+        for name, messages in by_provider.items():
+            OutboundMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
+                status=MessageStatus.SENT,
+                status_reason="",
+                report_pending=True,
+                provider=name,
+                provider_id=Case(*(When(pk=m.pk, then=Value(m.provider_id)) for m in messages)),
+                sent_at=now,
+                updated_at=updated_at,
+            )
+        MessageEvent.objects.bulk_create(
+            MessageEvent(
+                practice_id=message.practice_id,
+                message=message,
+                status=MessageStatus.SENT,
+                reason="",
+                at=now,
+                source=provider.name,
+            )
+            for message, provider, _ in moved
+        )
+        for message, provider, answer in moved:
+            for status, event_id in getattr(provider, "simulated_events", lambda _a: [])(answer):
+                message_transition(
+                    message, status=status, at=now, source=provider.name, provider_event_id=event_id
+                )
+            statuses[message.pk] = message.status
+    return statuses
 
 
 def _failed(message_id: int, error: ProviderError, now: dt.datetime) -> str:

@@ -19,7 +19,7 @@ from campaigns.engine import message_send, tick
 from campaigns.models import Campaign
 from campaigns.services import campaign_create
 from campaigns.spec import CampaignSerializer
-from messaging.tasks import send_message_task
+from messaging.tasks import send_messages_task
 from tests.campaigns.builders import Clinic, ny
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,7 @@ BIRTHDAY = {
 def queued(monkeypatch) -> list[int]:
     """The message ids a tick hands to the send queue (nothing is published)."""
     ids: list[int] = []
-    monkeypatch.setattr(send_message_task, "delay", ids.append)
+    monkeypatch.setattr(send_messages_task, "delay", ids.extend)
     return ids
 
 

@@ -90,60 +90,77 @@ def purge_default_queue() -> None:
 
 
 def test_a_worker_killed_mid_send_never_sends_again_and_the_message_reconciles(start_fake):
+    """A batch of four is handed to a real worker; it is killed while the provider holds the
+    second message's call. The first went out before it (accepted, not yet recorded); the
+    last two were never called. Redelivered, the task sends only those two; the first two
+    reconcile as sent. The provider accepts each message exactly once."""
     fake = start_fake(slow_seconds=60)  # the victim's send is answered a minute later
     clinic = midday_practice()
     campaign = blast_now(clinic, 4)
-    victim = Patient.objects.filter(practice=clinic.practice).order_by("pk").first()
-    # Twilio's magic slow number: the fake accepts (and lists) the text, then is slow to say so.
-    Patient.objects.filter(pk=victim.pk).update(phone=TWILIO_SLOW)
     purge_default_queue()
     now = timezone.now()
 
     summary = tick(now=now, send="queue")  # the claims commit, then the send task to Redis
     assert summary["messages_dispatched"] == 4, summary
-    killed_pk = OutboundMessage.objects.get(patient=victim).pk
     outbox = OutboundMessage.objects.filter(campaign=campaign)
-    batch = list(outbox.order_by("scheduled_for", "pk").values_list("pk", flat=True))
+    batch = list(outbox.order_by("pk").values_list("pk", flat=True))  # the order it is sent in
+    before, victim, after = batch[0], batch[1], batch[2:]
+    # Twilio's magic slow number: the fake accepts (and lists) the text, then is slow to say
+    # so. The send re-reads the patient's number, so the victim's text goes to it.
+    Patient.objects.filter(pk=outbox.get(pk=victim).patient_id).update(phone=TWILIO_SLOW)
 
     with celery_worker(broker_url=settings.CELERY_BROKER_URL, env=provider_env(fake)) as worker:
         wait_until(
-            lambda: any(pk == killed_pk for pk, _sid in fake.accepted),
+            lambda: any(pk == victim for pk, _sid in fake.accepted),
             seconds=60,
             what="the worker's call to the provider",
         )
         os.kill(worker.pid, signal.SIGKILL)  # mid-call: Twilio took it, the worker never heard
         worker.wait(timeout=10)
-    killed = OutboundMessage.objects.get(pk=killed_pk)
-    assert killed.status == MessageStatus.SENDING
-    assert killed.provider_called_at is not None
+    rows = {
+        pk: (status, called is not None)
+        for pk, status, called in outbox.values_list("pk", "status", "provider_called_at")
+    }
+    # Called (maybe accepted) and so marked; never called and so unmarked: free to send.
+    assert rows == {
+        before: (MessageStatus.SENDING, True),
+        victim: (MessageStatus.SENDING, True),
+        **{pk: (MessageStatus.SENDING, False) for pk in after},
+    }, rows
+    assert fake.posts_for(before) == 1
 
     # The killed worker never acknowledged its task, so the broker redelivers it (after its
-    # visibility timeout; here sent again at once) to another worker, which sends the rest
-    # of the batch and leaves the killed worker's message alone.
+    # visibility timeout; here sent again at once) to another worker, which sends the two
+    # never called and leaves the two that may have gone out alone.
     with celery_worker(broker_url=settings.CELERY_BROKER_URL, env=provider_env(fake)):
         send_messages_task.delay(batch)
-        others = outbox.exclude(pk=killed_pk)
         wait_until(
-            lambda: set(others.values_list("status", flat=True)) == {MessageStatus.SENT},
+            lambda: (
+                set(outbox.filter(pk__in=after).values_list("status", flat=True))
+                == {MessageStatus.SENT}
+            ),
             seconds=60,
-            what="the redelivered task to send the other three",
+            what="the redelivered task to send the two never called",
         )
-    assert OutboundMessage.objects.get(pk=killed_pk).status == MessageStatus.SENDING
+    assert set(outbox.filter(pk__in=[before, victim]).values_list("status", flat=True)) == {
+        MessageStatus.SENDING
+    }
 
-    # The claim runs out: the provider may have it, so unknown, never back to the queue ...
+    # The claim runs out: the provider may have them, so unknown, never back to the queue ...
     tick(now=now + CLAIM + MINUTE, send="inline")
-    killed.refresh_from_db()
-    assert (killed.status, killed.status_reason) == (
-        MessageStatus.UNKNOWN,
-        "no answer from the provider",
-    )
+    for message in outbox.filter(pk__in=[before, victim]):
+        assert (message.status, message.status_reason) == (
+            MessageStatus.UNKNOWN,
+            "no answer from the provider",
+        ), message.pk
     tick(now=now + CLAIM + 2 * MINUTE, send="inline")
-    # ... and reconciliation finds it at the provider, with the sid the provider gave it.
-    assert messages_reconcile(now=now + CLAIM + 5 * MINUTE)["sent"] == 1
-    killed.refresh_from_db()
-    [sid] = [sid for pk, sid in fake.accepted if pk == killed_pk]
-    assert (killed.status, killed.provider_id) == (MessageStatus.SENT, sid)
-    assert fake.posts_for(killed_pk) == 1, "the killed worker's message was sent again"
+    # ... and reconciliation finds them at the provider, with the sids the provider gave.
+    assert messages_reconcile(now=now + CLAIM + 5 * MINUTE)["sent"] == 2
+    sids = dict(fake.accepted)
+    for message in outbox.filter(pk__in=[before, victim]):
+        assert (message.status, message.provider_id) == (MessageStatus.SENT, sids[message.pk])
+    for pk in batch:
+        assert fake.posts_for(pk) == 1, f"message {pk} was sent again"
     assert_each_step_accepted_once(fake, due_steps(campaign, [1]))
 
 

@@ -1,0 +1,133 @@
+"""Batched sending (``messages_send``, ``send_messages_task``): a batch of claimed messages is
+re-checked and recorded in a few queries, and each message is still sent exactly once, judged
+on its own. The exactly-once scenarios of ``test_engine_exactly_once`` run through the same
+code (``message_send`` is a batch of one)."""
+
+from __future__ import annotations
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from campaigns.engine.send import messages_send
+from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SandboxMessage
+from messaging.providers import provider_for
+from messaging.providers.base import Accepted
+from messaging.providers.sandbox import SandboxProvider
+from messaging.tasks import send_messages_task
+from patients.models import Patient
+from tests.campaigns.test_engine_exactly_once import (
+    MINUTE,
+    RUN_AT,
+    claimed_messages,
+    needs_postgres,
+    run_in_parallel,
+)
+from tests.factories import PracticeFactory
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[int]:
+    """The outbox id of every call to the (sandbox) provider, from any thread."""
+    seen: list[int] = []
+    real_send = SandboxProvider.send
+
+    def send(self, outgoing):
+        seen.append(outgoing.outbox_id)
+        return real_send(self, outgoing)
+
+    monkeypatch.setattr(SandboxProvider, "send", send)
+    return seen
+
+
+@pytest.mark.django_db
+def test_a_batch_judges_each_message_on_its_own(calls):
+    handled, opted_out, *rest = claimed_messages(5)
+    messages_send(message_ids=[handled], now=RUN_AT)
+    Patient.objects.filter(messages__pk=opted_out).update(sms_opt_out=True)
+
+    statuses = messages_send(message_ids=[handled, opted_out, *rest], now=RUN_AT + MINUTE)
+
+    assert statuses[handled] == MessageStatus.DELIVERED  # already sent: left alone
+    assert statuses[opted_out] == MessageStatus.SKIPPED
+    assert [statuses[pk] for pk in rest] == [MessageStatus.DELIVERED] * 3
+    assert sorted(calls) == sorted([handled, *rest])
+    sent = MessageEvent.objects.filter(status=MessageStatus.SENT)
+    assert sorted(sent.values_list("message_id", flat=True)) == sorted([handled, *rest])
+    for message in OutboundMessage.objects.filter(pk__in=rest):
+        assert message.provider == "sandbox"
+        assert message.provider_id == f"SB{message.pk:012d}"
+        assert message.sent_at == RUN_AT + MINUTE
+
+
+@pytest.mark.django_db
+def test_a_batch_runs_a_fixed_number_of_queries_plus_one_mark_per_message(monkeypatch):
+    class Provider:  # answers at once and writes nothing (the sandbox writes per message)
+        name = "stub"
+
+        def send(self, outgoing):
+            return Accepted(provider_id=f"stub-{outgoing.outbox_id}")
+
+    monkeypatch.setattr("campaigns.engine.send.provider_for", lambda channel, practice: Provider())
+    small, large = claimed_messages(2), claimed_messages(12)
+    with CaptureQueriesContext(connection) as few:
+        messages_send(message_ids=small, now=RUN_AT)
+    with CaptureQueriesContext(connection) as many:
+        statuses = messages_send(message_ids=large, now=RUN_AT)
+    assert set(statuses.values()) == {MessageStatus.SENT}
+    # Each message is marked on its own just before its provider call (so a worker lost
+    # mid-batch leaves the rest unmarked, to be queued again): one UPDATE each.
+    marks = [
+        q
+        for q in many.captured_queries
+        if q["sql"].startswith("UPDATE") and ("provider_called_at" in q["sql"].split("WHERE")[0])
+    ]
+    assert len(marks) == 12
+    assert len(many.captured_queries) - len(few.captured_queries) == 12 - 2
+
+
+@pytest.mark.django_db
+def test_a_batch_task_delivered_twice_sends_each_message_once(calls):
+    claimed = claimed_messages(4)
+    with time_machine.travel(RUN_AT + MINUTE, tick=False):
+        send_messages_task.apply(args=[claimed]).get()
+        send_messages_task.apply(args=[claimed]).get()  # redelivered by the broker
+    assert sorted(calls) == sorted(claimed)
+    assert SandboxMessage.objects.count() == 4
+    assert set(OutboundMessage.objects.values_list("status", flat=True)) == {
+        MessageStatus.DELIVERED
+    }
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_batches_at_once_send_each_message_once(calls):
+    claimed = claimed_messages(20)
+    # Two workers got overlapping batches (and in another order): no deadlock, no double send.
+    first, second = claimed[:14], list(reversed(claimed[6:]))
+
+    results = run_in_parallel(
+        lambda: messages_send(message_ids=first, now=RUN_AT),
+        lambda: messages_send(message_ids=second, now=RUN_AT),
+    )
+
+    assert sorted(calls) == sorted(claimed)
+    assert SandboxMessage.objects.count() == 20
+    for pk in claimed[6:14]:
+        statuses = {results[0][pk], results[1][pk]}
+        assert MessageStatus.DELIVERED in statuses
+        assert statuses <= {MessageStatus.DELIVERED, MessageStatus.SENDING}
+
+
+@pytest.mark.django_db
+def test_provider_for_reuses_one_http_session_per_account(settings):
+    settings.SMS_PROVIDER, settings.EMAIL_PROVIDER = "twilio", "sendgrid"
+    settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = "AC" + "0" * 32, "token"
+    settings.SENDGRID_API_KEY = "SG.key"
+    settings.TWILIO_API_BASE_URL = settings.SENDGRID_API_BASE_URL = "http://127.0.0.1:9"
+    practice, other = PracticeFactory(), PracticeFactory()
+    assert provider_for("sms", practice) is provider_for("sms", other)
+    assert provider_for("email", practice) is provider_for("email", other)
+    settings.SENDGRID_API_KEY = "SG.another"
+    assert provider_for("email", practice).client.api_key == "SG.another"
