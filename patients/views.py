@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -62,6 +63,15 @@ def patient_list(request: PracticeRequest) -> HttpResponse:
             query=form.cleaned_data["q"],
             status=form.cleaned_data["status"],
             tag=form.cleaned_data["tag"],
+        )
+        # The list shows no lookups (provider, insurer, …): no joins for them. The page's tags
+        # as plain lists (``tag_list``): ``patient.tags.all`` cloned a queryset per row.
+        patients = (
+            patients.select_related(None)
+            .prefetch_related(None)
+            .prefetch_related(
+                Prefetch("tags", queryset=Tag.objects.order_by("name"), to_attr="tag_list")
+            )
         )
     else:
         patients = Patient.objects.none()
