@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from celery._state import _set_task_join_will_block
 from twilio.request_validator import RequestValidator
 
 from campaigns.engine import tick
@@ -46,6 +47,10 @@ def tasks_in_the_request():
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = eager
+    # An eager task sets Celery's process-wide "a join would block" flag while it runs and
+    # restores the value it found; eager tasks in parallel threads can restore one another's
+    # True, leaving it set, and a later result.get() in this process would then refuse.
+    _set_task_join_will_block(False)
 
 
 def test_one_status_callback_delivered_fifty_times_at_once_counts_once(

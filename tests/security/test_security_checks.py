@@ -288,7 +288,7 @@ print(json.dumps({
 """
 
 
-def test_production_redirects_to_https_and_sends_hsts_and_secure_cookies():
+def test_production_redirects_to_https_and_sends_hsts_and_secure_cookies(tmp_path):
     """With DEBUG off, through the real middleware: http is redirected to https, https answers
     carry HSTS and the CSP, and cookies are marked Secure (the session cookie HttpOnly too)."""
     env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS"}}
@@ -297,9 +297,19 @@ def test_production_redirects_to_https_and_sends_hsts_and_secure_cookies():
         SECRET_KEY=GOOD_KEY,
         ALLOWED_HOSTS="app.example.com",
         DJANGO_SETTINGS_MODULE="trackstat.settings",
+        # Its own var/ (static files, broker folders), collected as a deployment does: DEBUG
+        # off serves static files from the manifest collectstatic writes.
+        TRACKSTAT_VAR_DIR=str(tmp_path),
     )
     env.pop("SECURE_SSL_REDIRECT", None)
     env.pop("SECURE_HSTS_SECONDS", None)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     result = subprocess.run(
         [sys.executable, "-c", PRODUCTION_PROBE],
         cwd=ROOT,
