@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Prefetch, Q, Value, When
 
-from campaigns.models import Campaign, CampaignKind, CampaignRun, Enrollment, EnrollmentState
+from campaigns.models import (
+    Campaign,
+    CampaignKind,
+    CampaignRun,
+    Enrollment,
+    EnrollmentState,
+    MessageStep,
+)
 from campaigns.schedule import is_due_on, run_time
 from campaigns.selectors import audience
 from campaigns.spec import APPOINTMENT_TRIGGERS, DEFAULT_SCHEDULE, MISSED_MINUTES, is_continuous
@@ -16,6 +25,20 @@ from campaigns.timing import step_due
 from campaigns.triggers import NOT_MISSED_STATUSES
 from messaging.models import SENT_STATUSES, OutboundMessage
 from patients.models import VISIT_STATUSES, Appointment
+
+
+@dataclass(frozen=True)
+class _Head:
+    """What deciding whether a campaign is due needs: a few columns, not the model (an idle
+    tick looks at every enabled campaign of every practice, thousands of them)."""
+
+    pk: int
+    kind: str
+    trigger: dict
+    schedule: dict
+    enabled_at: dt.datetime | None
+    practice_id: int
+    tz: zoneinfo.ZoneInfo
 
 
 def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:
@@ -26,33 +49,39 @@ def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:
     enabled after today's time first runs on its next due day). Continuous triggers run at
     every tick. A blast runs once, at the first tick at or after ``send_at``.
     """
-    runs = enrolled = 0
-    campaigns = [
-        campaign
-        for campaign in Campaign.objects.filter(enabled=True, sent_at__isnull=True)
-        .select_related("practice")
-        # A plain list (to_attr): campaign.steps.all() makes a related manager per call,
-        # which costs more than the rest of an idle tick's loop over thousands of campaigns.
-        .prefetch_related(Prefetch("steps", to_attr="step_list"))
-        .order_by("id")
-        if campaign.step_list
-    ]
-    due_days = {c.pk: day for c in campaigns if (day := _due_day(c, now)) is not None}
+    heads = _heads(now)
+    due_days = {h.pk: day for h in heads if (day := _due_day(h, now)) is not None}
     # Today's runs of every due campaign in one query, not one per campaign and tick.
     ran = set(
         CampaignRun.objects.filter(campaign_id__in=due_days, local_date__in=set(due_days.values()))
         .values_list("campaign_id", "local_date")
         .order_by()
     )
-    idle = _continuous_idle(campaigns, now)
+    idle = _continuous_idle(heads, now)
+    to_run = [
+        h.pk
+        for h in heads
+        if ((h.kind == CampaignKind.BLAST or is_continuous(h.trigger)) and h.pk not in idle)
+        or (h.pk in due_days and (h.pk, due_days[h.pk]) not in ran)
+    ]
+    runs = enrolled = 0
+    if not to_run:
+        return runs, enrolled
+    campaigns = (
+        Campaign.objects.filter(pk__in=to_run, enabled=True, sent_at__isnull=True)
+        .select_related("practice")
+        # A plain list (to_attr): campaign.steps.all() makes a related manager per call.
+        .prefetch_related(Prefetch("steps", to_attr="step_list"))
+        .order_by("id")
+    )
     for campaign in campaigns:
+        if not campaign.step_list:
+            continue
         if campaign.kind != CampaignKind.BLAST and not is_continuous(campaign.trigger):
             day = due_days.get(campaign.pk)
-            if day is None or (campaign.pk, day) in ran:
-                continue
+            if day is None:
+                continue  # changed since the first look: the next tick decides
             count = _scheduled_run(campaign, day, now)
-        elif campaign.pk in idle:
-            count = 0  # evaluated: nothing today can match yet
         else:
             count = _campaign_run(campaign, now)
         if count is not None:
@@ -61,11 +90,41 @@ def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:
     return runs, enrolled
 
 
-def _due_day(campaign: Campaign, now: dt.datetime) -> dt.date | None:
+def _heads(now: dt.datetime) -> list[_Head]:
+    """Every enabled campaign with at least one step (blasts not yet sent), as ``_Head``s."""
+    has_steps = Exists(MessageStep.objects.filter(campaign_id=OuterRef("pk")))
+    zones: dict[str, zoneinfo.ZoneInfo] = {}
+    return [
+        _Head(
+            pk=pk,
+            kind=kind,
+            trigger=trigger or {},
+            schedule=schedule or {},
+            enabled_at=enabled_at,
+            practice_id=practice_id,
+            tz=zones.setdefault(zone, zoneinfo.ZoneInfo(zone)),
+        )
+        for pk, kind, trigger, schedule, enabled_at, practice_id, zone in Campaign.objects.filter(
+            has_steps, enabled=True, sent_at__isnull=True
+        )
+        .order_by("id")
+        .values_list(
+            "pk",
+            "kind",
+            "trigger",
+            "schedule",
+            "enabled_at",
+            "practice_id",
+            "practice__time_zone",
+        )
+    ]
+
+
+def _due_day(campaign: _Head, now: dt.datetime) -> dt.date | None:
     """The local date of the scheduled campaign's run due at ``now``, if one is."""
     if campaign.kind == CampaignKind.BLAST or is_continuous(campaign.trigger):
         return None
-    tz = campaign.practice.tz
+    tz = campaign.tz
     today = now.astimezone(tz).date()
     if not is_due_on(campaign.schedule, today):
         return None
@@ -75,7 +134,7 @@ def _due_day(campaign: Campaign, now: dt.datetime) -> dt.date | None:
     return today
 
 
-def _continuous_idle(campaigns: list[Campaign], now: dt.datetime) -> set[int]:
+def _continuous_idle(campaigns: list[_Head], now: dt.datetime) -> set[int]:
     """The continuous campaigns that cannot enroll anyone at ``now``: their practice has no
     appointment today that has started (missed appointments: at least the shortest delay
     ago; visits: checked in or completed). Without one the trigger matches nobody, whatever
@@ -85,7 +144,7 @@ def _continuous_idle(campaigns: list[Campaign], now: dt.datetime) -> set[int]:
         return set()
     todays: dict[dt.date, set[int]] = defaultdict(set)
     for campaign in continuous:
-        todays[now.astimezone(campaign.practice.tz).date()].add(campaign.practice_id)
+        todays[now.astimezone(campaign.tz).date()].add(campaign.practice_id)
     day_q = Q()
     for day, practice_ids in todays.items():
         day_q |= Q(local_date=day, practice_id__in=practice_ids)
