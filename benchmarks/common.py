@@ -140,7 +140,10 @@ def machine_description() -> str:
 
         settings = parse(bench_database_url())
         with psycopg.connect(
-            host=settings["HOST"], user=settings["USER"] or "postgres", dbname=settings["NAME"]
+            host=settings["HOST"],
+            port=settings["PORT"] or 5432,
+            user=settings["USER"] or "postgres",
+            dbname="postgres",  # the server's version: any database will do
         ) as conn:
             server = conn.execute("SHOW server_version").fetchone()[0]
     except Exception:  # the description is informative only
