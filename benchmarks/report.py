@@ -105,11 +105,11 @@ def populate(messages: int) -> tuple[int, int]:
                 report_pending)
             SELECT %(practice)s, %(campaign)s, %(first_patient)s + g.n %% %(patients)s,
                 'occurrence-' || g.n,
-                %(first)s + ((g.n * 7919) %% %(days)s) * interval '1 day',
+                %(first)s + ((g.n::bigint * 7919) %% %(days)s) * interval '1 day',
                 CASE WHEN g.n %% 10 = 0 THEN 'exited' ELSE 'completed' END, 3,
                 CASE WHEN g.n %% 10 = 0 THEN 'goal_met' ELSE '' END,
                 CASE WHEN g.n %% 10 = 0 THEN %(first)s
-                    + ((g.n * 7919) %% %(days)s) * interval '1 day' + interval '26 hours'
+                    + ((g.n::bigint * 7919) %% %(days)s) * interval '1 day' + interval '26 hours'
                 END,
                 g.n %% 10 = 0
             FROM generate_series(0, %(enrollments)s - 1) AS g(n)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, Section, machine_description, section_read
+from benchmarks.common import ROOT, Result, Section, machine_description, section_read
 
 # In the order they run and appear in BENCHMARKS.md.
 MODULES = ["engine", "send", "bulk_patients", "report", "web"]
@@ -41,12 +41,27 @@ def main() -> None:
                 continue
             out = Path(tmp) / f"{name}.json"
             print(f"--- benchmarks/{name}.py --size {args.size}", flush=True)
-            subprocess.run(
+            done = subprocess.run(
                 [sys.executable, "-m", f"benchmarks.{name}", "--size", args.size, "--out", out],
                 cwd=ROOT,
-                check=True,
             )
-            sections.append(section_read(out))
+            if done.returncode == 0:
+                sections.append(section_read(out))
+            else:  # said in the report, and the other benchmarks still run
+                sections.append(
+                    Section(
+                        title=f"benchmarks/{name}.py",
+                        lines=[f"**Failed** (exit status {done.returncode}): see its output."],
+                        results=[
+                            Result(
+                                name=f"benchmarks/{name}.py",
+                                measured="failed",
+                                target="runs",
+                                meets=False,
+                            )
+                        ],
+                    )
+                )
     minutes = (time.perf_counter() - started) / 60
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
