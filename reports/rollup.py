@@ -20,7 +20,7 @@ import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -300,20 +300,29 @@ def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]
     day that arrives between two known days becomes the later one's previous day."""
     if not recipients:
         return
-    campaign_ids = sorted({campaign for _, campaign, _, _ in recipients})
-    campaigns_where, campaign_params = ids_clause("campaign_id", campaign_ids)
-    patients_where, patient_params = ids_clause(
-        "patient_id", sorted({patient for _, _, _, patient in recipients})
-    )
+    pairs = sorted({(campaign, patient) for _, campaign, _, patient in recipients})
     existing: dict[tuple[int, int, int], list[tuple[dt.date, dt.date | None, int]]] = defaultdict(
         list
     )
     table = RecipientDay._meta.db_table
-    for campaign_id, level, patient_id, day, prev_day, pk in bulk.select(
-        f"SELECT campaign_id, step_position, patient_id, day, prev_day, id FROM {table} "  # noqa: S608
-        f"WHERE {campaigns_where} AND {patients_where}",
-        campaign_params + patient_params,
-    ):
+    columns = "r.campaign_id, r.step_position, r.patient_id, r.day, r.prev_day, r.id"
+    if connection.vendor == "postgresql":
+        # The batch's (campaign, patient) pairs joined in: index probes on the unique
+        # (campaign, patient, …) index, whatever the planner's idea of the table's size.
+        sql = (
+            f"SELECT {columns} FROM unnest(%s::bigint[], %s::bigint[]) AS k(campaign_id, "  # noqa: S608
+            f"patient_id) JOIN {table} r ON r.campaign_id = k.campaign_id "
+            "AND r.patient_id = k.patient_id"
+        )
+        params = [[c for c, _ in pairs], [p for _, p in pairs]]
+    else:
+        campaigns_where, campaign_params = ids_clause(
+            "r.campaign_id", sorted({c for c, _ in pairs})
+        )
+        patients_where, patient_params = ids_clause("r.patient_id", sorted({p for _, p in pairs}))
+        sql = f"SELECT {columns} FROM {table} r WHERE {campaigns_where} AND {patients_where}"  # noqa: S608
+        params = campaign_params + patient_params
+    for campaign_id, level, patient_id, day, prev_day, pk in bulk.select(sql, params):
         if isinstance(day, str):  # SQLite
             day = dt.date.fromisoformat(day)
             prev_day = dt.date.fromisoformat(prev_day) if prev_day else None
