@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -201,35 +200,6 @@ def wait_until(condition: Callable[[], bool], *, seconds: float, what: str) -> N
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {seconds}s waiting for {what}"
         time.sleep(0.05)
-
-
-def run_in_threads(*works: Callable[[], object]) -> list:
-    """Run each of ``works`` in its own thread and database connection, released together;
-    return their results in order (re-raising the first error)."""
-    barrier = threading.Barrier(len(works))
-    results: list = [None] * len(works)
-    errors: list[BaseException] = []
-
-    def worker(index: int, work: Callable[[], object]) -> None:
-        try:
-            connection.ensure_connection()
-            barrier.wait(timeout=30)
-            results[index] = work()
-        except BaseException as error:
-            errors.append(error)
-            barrier.abort()
-        finally:
-            connection.close()
-
-    pool = [threading.Thread(target=worker, args=item) for item in enumerate(works)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in pool), "a thread is stuck (a deadlock?)"
-    if errors:
-        raise errors[0]
-    return results
 
 
 # --- a practice and its campaign -------------------------------------------------------------
