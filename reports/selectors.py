@@ -26,6 +26,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
 from campaigns.models import Campaign
 from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
@@ -102,8 +103,6 @@ class CampaignReport:
 
 def default_range(practice: Practice, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """The last 30 local days, today included."""
-    from django.utils import timezone
-
     today = today or timezone.now().astimezone(practice.tz).date()
     return today - dt.timedelta(days=DEFAULT_DAYS - 1), today
 
