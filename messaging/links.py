@@ -209,10 +209,11 @@ def link_click(*, token: str, now: dt.datetime) -> str | None:
     """Record one opening of a tracked link and return its URL (None for an unknown token).
 
     The message moves to ``clicked``; a ``clicked_link`` goal of its enrollment's campaign is
-    met, ending the enrollment at once (no later step is sent, queued ones are canceled).
+    met, ending the enrollment at once (no later step is sent, queued ones are canceled), and
+    counting as a conversion even when the click comes after the last step.
     """
     # Imported here: the engine imports this module to track the links it materializes.
-    from campaigns.engine.goals import enrollments_exit
+    from campaigns.engine.goals import enrollment_goal_meet
 
     link = TrackedLink.objects.select_for_update().filter(token=token).first()
     if link is None:
@@ -228,11 +229,12 @@ def link_click(*, token: str, now: dt.datetime) -> str | None:
     )
     message_transition(message, status=MessageStatus.CLICKED, at=now, source="link")
     enrollment = message.enrollment
-    # A completed enrollment may still have its last step queued: that is canceled too.
+    # A completed enrollment (the click came after its last step went out, or while that
+    # step is still queued: it is canceled) meets the goal too: it counts as a conversion.
     if (
         enrollment is not None
         and enrollment.state != EnrollmentState.EXITED
         and goal_met_by_click(enrollment.campaign.goal, link.url)
     ):
-        enrollments_exit(enrollment_ids=[enrollment.pk], reason="goal_met", now=now)
+        enrollment_goal_meet(enrollment_id=enrollment.pk, now=now)
     return link.url

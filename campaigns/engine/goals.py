@@ -66,11 +66,22 @@ def goals_apply(
 
 
 @transaction.atomic
-def enrollments_exit(*, enrollment_ids: list[int], reason: str, now: dt.datetime) -> int:
-    """End these enrollments (no later step is sent) and cancel their queued messages."""
+def enrollments_exit(
+    *,
+    enrollment_ids: list[int],
+    reason: str,
+    now: dt.datetime,
+    states: tuple[str, ...] = (EnrollmentState.ACTIVE,),
+) -> int:
+    """End these enrollments (no later step is sent) and cancel their queued messages.
+
+    Only enrollments in ``states`` exit (once: an exited one is left alone); a goal the
+    patient meets after the last step went out also ends a ``completed`` one (see
+    ``enrollment_goal_meet``).
+    """
     if not enrollment_ids:
         return 0
-    exited = Enrollment.objects.filter(pk__in=enrollment_ids, state=EnrollmentState.ACTIVE).update(
+    exited = Enrollment.objects.filter(pk__in=enrollment_ids, state__in=states).update(
         state=EnrollmentState.EXITED,
         exit_reason=reason,
         exited_at=now,
@@ -88,3 +99,21 @@ def enrollments_exit(*, enrollment_ids: list[int], reason: str, now: dt.datetime
         source="engine",
     )
     return exited
+
+
+def enrollment_goal_meet(*, enrollment_id: int, now: dt.datetime) -> bool:
+    """The patient met the goal by their own action (a tracked-link click): the enrollment
+    exits ``goal_met`` and counts as a conversion, once.
+
+    A click can come after the last step went out, when the enrollment is already
+    ``completed``: the goal still counts (the report's conversions), and the sequence stays
+    over (an exited enrollment is never due again). Returns whether this call met it.
+    """
+    return bool(
+        enrollments_exit(
+            enrollment_ids=[enrollment_id],
+            reason="goal_met",
+            now=now,
+            states=(EnrollmentState.ACTIVE, EnrollmentState.COMPLETED),
+        )
+    )

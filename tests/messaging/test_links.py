@@ -10,10 +10,12 @@ import pytest
 import time_machine
 from django.test import Client
 
-from campaigns.models import Enrollment
-from messaging.links import link_click, links_track, unsubscribe_url_for
+from campaigns.models import Campaign, Enrollment
+from messaging.links import link_click, links_track, tracked_url, unsubscribe_url_for
 from messaging.models import MessageEvent, OutboundMessage, TrackedLink, UnsubscribeToken
 from patients.models import Patient
+from reports.rollup import rollups_refresh
+from reports.selectors import campaign_report
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import drip, email, received, run, sms, statuses
 from trackstat.models import AuditEvent
@@ -216,8 +218,8 @@ def test_links_track_outside_the_engine_reuses_the_messages_links(clinic):
 # --- the clicked_link goal -------------------------------------------------------------------
 
 
-def two_steps(clinic: Clinic, goal: dict, **step2_delay) -> None:
-    drip(
+def two_steps(clinic: Clinic, goal: dict, **step2_delay) -> Campaign:
+    return drip(
         clinic,
         {"type": "birthday"},
         enabled_at=ny(2026, 6, 1),
@@ -288,6 +290,56 @@ def test_a_click_in_a_campaign_without_that_goal_only_records_it(clinic):
     assert Enrollment.objects.get().state == "active"
     run(ny(2026, 6, 18, 10, 0))
     assert [step for _, step, _ in received(patient)] == [1, 2]
+
+
+def report_totals(campaign, day_from: dt.date, day_to: dt.date):
+    rollups_refresh()
+    return campaign_report(campaign, date_from=day_from, date_to=day_to)
+
+
+def test_a_click_after_the_last_step_counts_as_the_goal_once(clinic):
+    campaign = two_steps(clinic, {"type": "clicked_link"}, value=1, unit="days")
+    patient = ann(clinic)
+    run(ny(2026, 6, 15, 10, 0))
+    run(ny(2026, 6, 16, 10, 0))  # step 2, the last: the enrollment is completed
+    assert Enrollment.objects.get().state == "completed"
+    assert [step for _, step, _ in received(patient)] == [1, 2]
+
+    link_click(token=token_for(patient, BOOKING), now=ny(2026, 6, 17, 9, 0))
+    link_click(token=token_for(patient, "https://example.test/faq"), now=ny(2026, 6, 17, 9, 5))
+    Client().get(path_of(tracked_url(token_for(patient, BOOKING))))  # and again, in a browser
+
+    report = report_totals(campaign, dt.date(2026, 6, 15), dt.date(2026, 6, 17))
+    assert (report.totals.recipients, report.totals.conversions) == (1, 1)
+    by_day = {row.day: row.numbers.conversions for row in report.days}
+    assert by_day == {
+        dt.date(2026, 6, 15): 0,
+        dt.date(2026, 6, 16): 0,
+        dt.date(2026, 6, 17): 1,  # the day of the click
+    }
+    # Counted for the last step that went out before it.
+    assert {s.position: s.numbers.conversions for s in report.steps} == {1: 0, 2: 1}
+    enrollment = Enrollment.objects.get()
+    assert (enrollment.exit_reason, enrollment.exited_at) == ("goal_met", ny(2026, 6, 17, 9, 0))
+    # The sequence is not resurrected: nothing more is sent, and later clicks change nothing.
+    run(ny(2026, 6, 18, 10, 0))
+    run(ny(2026, 6, 25, 10, 0))
+    link_click(token=token_for(patient, BOOKING), now=ny(2026, 6, 26, 9, 0))
+    assert [step for _, step, _ in received(patient)] == [1, 2]
+    assert enrollment.next_step_at is None
+    report = report_totals(campaign, dt.date(2026, 6, 15), dt.date(2026, 6, 30))
+    assert report.totals.conversions == 1
+
+
+def test_a_click_after_the_last_step_of_another_goal_counts_nothing(clinic):
+    campaign = two_steps(clinic, {"type": "future_appointment"}, value=1, unit="days")
+    patient = ann(clinic)
+    run(ny(2026, 6, 15, 10, 0))
+    run(ny(2026, 6, 16, 10, 0))
+    link_click(token=token_for(patient, BOOKING), now=ny(2026, 6, 17, 9, 0))
+    assert Enrollment.objects.get().state == "completed"
+    report = report_totals(campaign, dt.date(2026, 6, 15), dt.date(2026, 6, 17))
+    assert (report.totals.clicked, report.totals.conversions) == (1, 0)
 
 
 # --- unsubscribe ---------------------------------------------------------------------------
