@@ -137,7 +137,7 @@ def hand_sql(now: dt.datetime) -> tuple[float, dict]:
                 cursor.cursor,
                 now=now,
                 scheduled=scheduled,
-                rate=settings.SEND_RATE_PER_PRACTICE_PER_TICK,
+                rate=settings.SEND_RATE_PER_PRACTICE_PER_MINUTE,
             )
             transaction.set_rollback(True)
     return result
@@ -570,7 +570,7 @@ def bench(size: str) -> Section:
         "statement of the hand-written SQL, more than running it.",
         "",
         "A tick is its four phases called directly; dispatch *claims* due messages (at most "
-        "`SEND_RATE_PER_PRACTICE_PER_TICK` per practice). Handing the claimed ids to Celery "
+        "`SEND_RATE_PER_PRACTICE_PER_MINUTE` per practice). Handing the claimed ids to Celery "
         'as `tick(send="queue")` does (`send_messages_task.delay`, a batch of '
         "`SEND_TASK_BATCH_SIZE` ids per task) costs "
         f"{enqueue * 1e6:,.0f} µs per message on the in-memory broker "

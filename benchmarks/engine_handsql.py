@@ -5,7 +5,7 @@ hand, one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` per campaign *across 
 once*, then step 1 of every new enrollment as outbound messages (merge fields rendered with
 ``replace``, skipped recipients, one message per address per run, the STOP footer, tracked
 and unsubscribe links), their events, the enrollments moved on, and the dispatcher's claim
-(at most ``SEND_RATE_PER_PRACTICE_PER_TICK`` per practice). What PostgreSQL itself needs for
+(at most ``SEND_RATE_PER_PRACTICE_PER_MINUTE`` per practice). What PostgreSQL itself needs for
 the work of a full tick, with no ORM, no Python per row and no per-practice statement.
 """
 

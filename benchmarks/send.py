@@ -3,7 +3,7 @@
 A fresh database holds P practices of 250 patients each, every one with a mobile number and
 an email address, and two blasts per practice (one SMS, one email), materialized into queued
 outbox messages before the clock starts (500 messages per practice, within the default pace
-of ``SEND_RATE_PER_PRACTICE_PER_TICK``, so one tick hands every message over). Then, timed:
+of ``SEND_RATE_PER_PRACTICE_PER_MINUTE``, so one tick hands every message over). Then, timed:
 one scheduler tick (``tick(send="queue")``) claims the due messages and hands them to Celery
 on Redis; ``celery -A trackstat worker`` processes send them through the real Twilio and
 SendGrid SDK adapters over HTTP to ``manage.py fake_providers``; the clock stops when every

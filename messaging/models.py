@@ -165,6 +165,22 @@ class MessageEvent(models.Model):
         return f"{self.message_id} {self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
+class SendAllowance(models.Model):
+    """How many messages of one practice the dispatcher has claimed in the current wall-clock
+    minute (UTC): the per-minute send allowance (``SEND_RATE_PER_PRACTICE_PER_MINUTE``) holds
+    across ticks that run at once or one after another. One row per practice, locked while
+    the practice's messages are claimed."""
+
+    practice = models.OneToOneField(
+        Practice, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    minute = models.DateTimeField()
+    claimed = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.practice_id}: {self.claimed} at {self.minute:%Y-%m-%d %H:%M}"
+
+
 class SandboxMessage(models.Model):
     """What the sandbox provider "sent": visible on the Sandbox page, nothing leaves."""
 

@@ -261,9 +261,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # (a new PostgreSQL backend per task); with it, a worker keeps its connection for about this
 # many tasks (CONN_MAX_AGE and the health checks still apply). 0: close around every task.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 200)
-# The most messages one practice may hand to its provider per scheduler tick (a minute): its
-# sender's pace. Each practice has its own allowance, so no practice waits on another's blast.
-SEND_RATE_PER_PRACTICE_PER_TICK = env_int("SEND_RATE_PER_PRACTICE_PER_TICK", 600)
+# The most messages one practice may hand to its provider per wall-clock minute, however many
+# ticks run in it: its sender's pace. Each practice has its own allowance, so no practice waits
+# on another's blast. SEND_RATE_PER_PRACTICE_PER_TICK is its old name, still read when the new
+# one is unset (a deployment that set it keeps its pace).
+SEND_RATE_PER_PRACTICE_PER_MINUTE = env_int(
+    "SEND_RATE_PER_PRACTICE_PER_MINUTE", env_int("SEND_RATE_PER_PRACTICE_PER_TICK", 600)
+)
 # How many claimed messages one send task takes (a few queries per batch, not per message).
 SEND_TASK_BATCH_SIZE = max(1, env_int("SEND_TASK_BATCH_SIZE", 20))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -1,5 +1,16 @@
 """Step 4 of a tick: expire stale messages, recover stuck ones, and claim due messages for
-sending — paced per practice, so one practice's blast never delays another's reminders."""
+sending — paced per practice, so one practice's blast never delays another's reminders.
+
+The pace is an allowance per practice per wall-clock minute (UTC),
+``SEND_RATE_PER_PRACTICE_PER_MINUTE``, kept in the practice's ``SendAllowance`` row: a claim
+locks that row, takes at most what is left of the minute's allowance, and adds what it took,
+so ticks running at once (beat's, a slow one, ``manage.py tick``) or one after another in the
+same minute share one allowance. The wall-clock minute rather than a sliding 60 seconds:
+beat ticks once a minute with some jitter, and a sliding window would still hold the
+previous tick's claims when the next tick comes 59.9 s later, halving the practice's pace; a
+minute boundary lets each tick of the schedule take a full allowance. A tick whose ``now``
+is behind the newest minute seen (a late clock) counts against that newest minute.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from campaigns.timing import next_sending_time
-from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SendAllowance
 from messaging.status import messages_transition
 
 # How long a claimed message may stay "sending" before the claim is considered lost.
@@ -24,8 +35,9 @@ def messages_dispatch(
 ) -> list[int]:
     """Claim the messages due at ``now``; return their ids (status ``sending``).
 
-    Each practice gets at most ``SEND_RATE_PER_PRACTICE_PER_TICK`` messages per tick (its
-    sender's pace), taken oldest first; practices are served in turn, each with its own
+    Each practice gets at most ``SEND_RATE_PER_PRACTICE_PER_MINUTE`` messages per wall-clock
+    minute, whatever the number of ticks in it (its sender's pace), taken oldest first; the
+    rest stay queued for the next minute. Practices are served in turn, each with its own
     allowance, so a big blast in one practice never starves another. ``on_claimed`` (the
     send queue) gets each practice's ids as soon as its claim has committed, so sending
     starts while the next practices are claimed.
@@ -77,8 +89,24 @@ def _recover(now: dt.datetime) -> None:
     )
 
 
+def _allowance_lock(practice_id: int, now: dt.datetime) -> tuple[SendAllowance, int]:
+    """Lock the practice's send allowance (a concurrent claim of the same practice waits for
+    this transaction, then sees what it took); return it, moved on to ``now``'s minute, and
+    how many messages may still be claimed in that minute."""
+    minute = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
+    allowance, _ = SendAllowance.objects.select_for_update().get_or_create(
+        practice_id=practice_id, defaults={"minute": minute}
+    )
+    if allowance.minute < minute:
+        allowance.minute, allowance.claimed = minute, 0
+    return allowance, max(0, settings.SEND_RATE_PER_PRACTICE_PER_MINUTE - allowance.claimed)
+
+
 @transaction.atomic
 def _claim(practice_id: int, now: dt.datetime) -> list[int]:
+    allowance, left = _allowance_lock(practice_id, now)
+    if not left:
+        return []  # the practice's minute is used up: its messages wait for the next one
     rows = list(
         # of=self: lock the messages only, not the practice row joined for its window (that
         # would make a concurrent tick skip every message of the practice).
@@ -86,7 +114,7 @@ def _claim(practice_id: int, now: dt.datetime) -> list[int]:
         .filter(practice_id=practice_id, status=MessageStatus.QUEUED, scheduled_for__lte=now)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .select_related("practice")
-        .order_by("scheduled_for", "id")[: settings.SEND_RATE_PER_PRACTICE_PER_TICK]
+        .order_by("scheduled_for", "id")[:left]
     )
     claimed, waiting = [], []
     opens = None  # the practice's sending window, the same for all its texts at ``now``
@@ -122,6 +150,9 @@ def _claim(practice_id: int, now: dt.datetime) -> list[int]:
             status=MessageStatus.SENDING,
             claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
             attempts=F("attempts") + 1,
+        )
+        SendAllowance.objects.filter(pk=practice_id).update(
+            minute=allowance.minute, claimed=allowance.claimed + len(claimed)
         )
     MessageEvent.objects.bulk_create(
         MessageEvent(

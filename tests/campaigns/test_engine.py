@@ -596,7 +596,7 @@ def test_messages_api_lists_the_outbox_with_history(clinic):
 
 
 def test_one_practices_blast_does_not_delay_anothers_reminder(settings):
-    settings.SEND_RATE_PER_PRACTICE_PER_TICK = 5
+    settings.SEND_RATE_PER_PRACTICE_PER_MINUTE = 5
     busy, quiet = Clinic(), Clinic()
     for n in range(12):
         busy.patient(phone=f"+1312555{1000 + n:04d}")
