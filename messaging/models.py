@@ -88,6 +88,11 @@ class OutboundMessage(models.Model):
     to = models.CharField(max_length=254, blank=True)
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField(blank=True)
+    # The step's templates this message was rendered from, kept by a message about an
+    # appointment: the send re-renders it from them when the appointment moves, whatever
+    # edits the campaign's steps had since (a message is self-contained).
+    subject_template = models.CharField(max_length=200, blank=True, default="", db_default="")
+    body_template = models.TextField(blank=True, default="", db_default="")
     status = models.CharField(
         max_length=20, choices=MessageStatus.choices, default=MessageStatus.QUEUED
     )

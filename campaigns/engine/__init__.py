@@ -19,7 +19,7 @@ from django.utils import timezone
 from campaigns.engine.dispatch import messages_dispatch
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.engine.goals import goals_apply
-from campaigns.engine.send import message_send
+from campaigns.engine.send import message_send, messages_send
 from campaigns.engine.steps import steps_materialize
 from campaigns.models import SchedulerHeartbeat
 from messaging.models import SENT_STATUSES
@@ -52,7 +52,9 @@ def tick(*, now: dt.datetime, send: Literal["queue", "inline"] = "queue") -> Tic
     if send == "inline":
         claimed = messages_dispatch(now=now)
         for message_id in claimed:
-            sent += message_send(message_id=message_id, now=now) in SENT_STATUSES
+            # .get: a message whose row vanished meanwhile (its patient deleted) is not sent.
+            statuses = messages_send(message_ids=[message_id], now=now)
+            sent += statuses.get(message_id) in SENT_STATUSES
     else:
         claimed = messages_dispatch(now=now, on_claimed=_send_queue)
     summary: TickSummary = {

@@ -11,19 +11,28 @@ called for it (``provider_called_at``), checked under a row lock. A duplicate ta
 task or a redelivered Celery message finds it already handled and does nothing. A worker that
 dies after calling the provider leaves it ``sending`` with ``provider_called_at`` set, and the
 dispatcher turns it ``unknown`` for reconciliation: never resent blindly.
+
+One message never takes its batch down with it: each is re-checked in its own savepoint, and
+an unexpected error moves only that message (back to the queue a few times, then failed).
+What a provider accepted is recorded whatever happens later in the batch. A message is
+self-contained: it is sent as it was made (a reminder re-rendered from its own templates when
+its appointment moves), and skipped if staff removed its step from the campaign since.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import traceback
+from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from campaigns.engine.goals import enrollments_exit, future_appointment_q
 from campaigns.engine.steps import STOP_FOOTER, address_problem
-from campaigns.models import Enrollment, EnrollmentState
+from campaigns.models import Enrollment, EnrollmentState, MessageStep
 from campaigns.render import render_message
 from campaigns.schedule import run_time
 from campaigns.spec import DEFAULT_SCHEDULE
@@ -47,7 +56,10 @@ from patients.models import (
 )
 from patients.services import patient_opt_out_set
 
+logger = logging.getLogger(__name__)
+
 MAX_ATTEMPTS = 5
+STEP_REMOVED = "step removed from the campaign"
 
 
 def message_send(*, message_id: int, now: dt.datetime | None = None) -> str:
@@ -75,7 +87,7 @@ def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> 
     with transaction.atomic():
         # Locked in id order, so two batches sharing messages (a duplicate task) never
         # deadlock: the second waits, then finds them handled.
-        messages = (
+        messages = list(
             OutboundMessage.objects.select_for_update(of=("self",))
             .select_related(
                 "practice",
@@ -89,27 +101,144 @@ def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> 
             .filter(pk__in=message_ids)
             .order_by("pk")
         )
-        rewritten: list[OutboundMessage] = []
+        steps = _steps_of(messages)
         for message in messages:
             statuses[message.pk] = message.status
             if message.status != MessageStatus.SENDING or message.provider_called_at is not None:
                 continue  # already handled: a duplicate or late delivery
-            before = (message.to, message.subject, message.body)
-            if _recheck_stops(message, now):
+            if _prepare_stops(message, now, steps):
                 statuses[message.pk] = message.status
                 continue
             outgoing.append(message)
-            if (message.to, message.subject, message.body) != before:
-                rewritten.append(message)
-        for message in rewritten:
-            message.save(update_fields=["to", "subject", "body", "updated_at"])
     if outgoing:
-        statuses.update(_deliver(outgoing, now))
+        for message_id, status in _deliver(outgoing, now).items():
+            if status is None:
+                del statuses[message_id]  # its row is gone (the patient was deleted meanwhile)
+            else:
+                statuses[message_id] = status
     return statuses
 
 
-def _deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str]:
-    statuses: dict[int, str] = {}
+def _steps_of(messages: list[OutboundMessage]) -> set[tuple[int, int]]:
+    """(campaign id, position) of every step the batch's campaigns have now (one query)."""
+    campaign_ids = {m.campaign_id for m in messages if m.enrollment_id and m.campaign_id}
+    if not campaign_ids:
+        return set()
+    return set(
+        MessageStep.objects.filter(campaign_id__in=campaign_ids).values_list(
+            "campaign_id", "position"
+        )
+    )
+
+
+def _prepare_stops(message: OutboundMessage, now: dt.datetime, steps: set[tuple[int, int]]) -> bool:
+    """Re-check one locked message of the batch and save what the re-check rewrote (its
+    address, a re-rendered reminder); True if it must not go out now (its status has moved).
+
+    In its own savepoint: an unexpected error rolls back this message's re-check only, and
+    the message is moved on its own (``_prepare_failed``); the batch goes on.
+    """
+    before = (message.to, message.subject, message.body)
+    try:
+        with transaction.atomic():
+            if (
+                message.enrollment_id is not None
+                and message.campaign_id is not None
+                and (message.campaign_id, message.step_position) not in steps
+            ):
+                # Staff removed the step (shortened the campaign) after it was made.
+                return _stop(message, MessageStatus.SKIPPED, STEP_REMOVED, now)
+            if _recheck_stops(message, now):
+                return True
+            if (message.to, message.subject, message.body) != before:
+                message.save(update_fields=["to", "subject", "body", "updated_at"])
+            return False
+    except Exception as error:
+        message.status = _prepare_failed(message.pk, error, now) or message.status
+        return True
+
+
+def _where(error: BaseException) -> str:
+    """Where an error was raised (file, line, function): safe to log, unlike its message,
+    which may quote patient data."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "?"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+
+def _prepare_failed(message_id: int, error: Exception, now: dt.datetime) -> str | None:
+    """An unexpected error while preparing a message, before any provider call: it goes back
+    to the queue after a backoff (1, 2, 4, 8 minutes), and fails once it has been claimed
+    ``MAX_ATTEMPTS`` times. Only the error's type is logged and recorded, never its message.
+    Returns the message's status (None if its row is gone)."""
+    kind = type(error).__name__
+    logger.error(
+        "send: message %s could not be prepared (%s at %s)", message_id, kind, _where(error)
+    )
+    with transaction.atomic():
+        message = (
+            OutboundMessage.objects.select_for_update(of=("self",)).filter(pk=message_id).first()
+        )
+        if message is None:
+            return None
+        if message.attempts < MAX_ATTEMPTS:
+            message_transition(
+                message,
+                status=MessageStatus.QUEUED,
+                reason=f"retry after an internal error ({kind})",
+                at=now,
+                source="engine",
+                fields={
+                    "scheduled_for": now + dt.timedelta(minutes=2 ** max(message.attempts - 1, 0)),
+                    "claimed_until": None,
+                },
+            )
+        else:
+            message_transition(
+                message,
+                status=MessageStatus.FAILED,
+                reason=f"could not be prepared for sending ({kind})",
+                at=now,
+                source="engine",
+            )
+    return message.status
+
+
+def _provider_called_mark(message_id: int, now: dt.datetime) -> bool:
+    """The exactly-once mark, set just before the provider call: of two tasks holding this
+    message, one sets it, the other finds it set (or the message moved) and leaves it alone.
+
+    It must be committed before the provider is called (a worker lost after the call must
+    leave it set, and a concurrent task must see it): it runs in autocommit, and refuses to
+    run inside an outer transaction.
+    """
+    if connection.in_atomic_block:
+        _refuse_inside_a_transaction()
+    return bool(
+        OutboundMessage.objects.filter(
+            pk=message_id, status=MessageStatus.SENDING, provider_called_at__isnull=True
+        ).update(provider_called_at=now, updated_at=timezone.now())
+    )
+
+
+def _refuse_inside_a_transaction() -> None:
+    """Raise inside a transaction, unless it is a test case's own (Django's rule for durable
+    atomic blocks, which tests wrap in a transaction of their own)."""
+    try:
+        with transaction.atomic(durable=True):
+            pass
+    except RuntimeError as error:
+        raise RuntimeError(
+            "The provider-called mark must commit on its own, before the provider call: "
+            "send messages outside any transaction."
+        ) from error
+
+
+def _deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str | None]:
+    """Hand each message to its provider; return their statuses (None: the row is gone)."""
+    statuses: dict[int, str | None] = {}
     tokens = dict(
         UnsubscribeToken.objects.filter(
             message__in=[m for m in messages if m.channel == "email" and m.patient_id]
@@ -117,57 +246,71 @@ def _deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[int, str
     )
     providers: dict[tuple[str, int], Provider] = {}
     accepted: list[tuple[OutboundMessage, Provider, Accepted]] = []
-    for message in messages:
-        practice = message.practice
-        key = (message.channel, practice.pk)
-        if key not in providers:
-            providers[key] = provider_for(message.channel, practice)
-        provider = providers[key]
-        if message.channel != "email":
-            unsubscribe = ""
-        elif message.pk in tokens:
-            unsubscribe = unsubscribe_url(tokens[message.pk])
-        else:
-            unsubscribe = unsubscribe_url_for(message)  # made now, or "" for a test send
-        outgoing = Outgoing(
-            outbox_id=message.pk,
-            practice_id=practice.pk,
-            channel=message.channel,
-            to=message.to,
-            sender=practice.sms_from if message.channel == "sms" else practice.email_from,
-            subject=message.subject,
-            body=message.body,
-            unsubscribe_url=unsubscribe,
-        )
-        # The exactly-once mark: of two tasks holding this message, one sets it, the other
-        # finds it set (or the message moved) and leaves it alone.
-        marked = OutboundMessage.objects.filter(
-            pk=message.pk, status=MessageStatus.SENDING, provider_called_at__isnull=True
-        ).update(provider_called_at=now, updated_at=timezone.now())
-        if not marked:
-            statuses[message.pk] = (
-                OutboundMessage.objects.filter(pk=message.pk)
-                .values_list("status", flat=True)
-                .first()
-            )
-            continue
-        message.provider_called_at = now
-        try:
-            accepted.append((message, provider, provider.send(outgoing)))
-        except ProviderError as error:
-            statuses[message.pk] = _failed(message.pk, error, now)
-    if accepted:
-        statuses.update(_sent_record(accepted, now))
+    try:
+        for message in messages:
+            practice = message.practice
+            try:
+                key = (message.channel, practice.pk)
+                if key not in providers:
+                    providers[key] = provider_for(message.channel, practice)
+                provider = providers[key]
+                if message.channel != "email":
+                    unsubscribe = ""
+                elif message.pk in tokens:
+                    unsubscribe = unsubscribe_url(tokens[message.pk])
+                else:
+                    unsubscribe = unsubscribe_url_for(message)  # made now, or "" for a test
+                outgoing = Outgoing(
+                    outbox_id=message.pk,
+                    practice_id=practice.pk,
+                    channel=message.channel,
+                    to=message.to,
+                    sender=practice.sms_from if message.channel == "sms" else practice.email_from,
+                    subject=message.subject,
+                    body=message.body,
+                    unsubscribe_url=unsubscribe,
+                )
+            except Exception as error:  # not called: safe to queue again (a few times)
+                statuses[message.pk] = _prepare_failed(message.pk, error, now)
+                continue
+            if not _provider_called_mark(message.pk, now):
+                current = (
+                    OutboundMessage.objects.filter(pk=message.pk)
+                    .values_list("status", flat=True)
+                    .first()
+                )
+                statuses[message.pk] = current
+                continue
+            message.provider_called_at = now
+            try:
+                accepted.append((message, provider, provider.send(outgoing)))
+            except ProviderError as error:
+                statuses[message.pk] = _failed(message.pk, error, now)
+            except Exception as error:
+                # The provider may have taken it: reconciled, never sent again blindly.
+                logger.error(
+                    "send: provider call for message %s raised %s at %s",
+                    message.pk,
+                    type(error).__name__,
+                    _where(error),
+                )
+                unanswered = ProviderError("unexpected_error", ambiguous=True)
+                statuses[message.pk] = _failed(message.pk, unanswered, now)
+    finally:
+        # What the provider accepted is recorded whatever happened after (an error, the
+        # worker stopping): an accepted message must never end unknown, then failed.
+        if accepted:
+            statuses.update(_sent_record(accepted, now))
     return statuses
 
 
 def _sent_record(
     accepted: list[tuple[OutboundMessage, Provider, Accepted]], now: dt.datetime
-) -> dict[int, str]:
+) -> dict[int, str | None]:
     """Record the accepted messages ``sent``, set-wise: one locking read of their current
     status (a webhook may already have moved one forward: a status only moves forward), one
-    UPDATE and one insert of events."""
-    statuses: dict[int, str] = {}
+    UPDATE and one insert of events. A message whose row is gone gets None."""
+    statuses: dict[int, str | None] = {}
     with transaction.atomic():
         current = dict(
             OutboundMessage.objects.select_for_update()
@@ -178,6 +321,9 @@ def _sent_record(
         moved: list[tuple[OutboundMessage, Provider, Accepted]] = []
         updated_at = timezone.now()
         for message, provider, answer in accepted:
+            if message.pk not in current:
+                statuses[message.pk] = None  # its row is gone (the patient was deleted)
+                continue
             message.status = current[message.pk]
             statuses[message.pk] = message.status
             if not may_move(message.status, MessageStatus.SENT):
@@ -215,6 +361,8 @@ def _sent_record(
             )
             for message, provider, _ in moved
         )
+    # After the record has committed: nothing here can undo it.
+    with transaction.atomic():
         for message, provider, answer in moved:
             for status, event_id in getattr(provider, "simulated_events", lambda _a: [])(answer):
                 message_transition(
@@ -224,13 +372,17 @@ def _sent_record(
     return statuses
 
 
-def _failed(message_id: int, error: ProviderError, now: dt.datetime) -> str:
+def _failed(message_id: int, error: ProviderError, now: dt.datetime) -> str | None:
+    """Record a provider error; return the message's status (None if its row is gone)."""
     with transaction.atomic():
         message = (
             OutboundMessage.objects.select_for_update(of=("self",))
             .select_related("patient", "practice")
-            .get(pk=message_id)
+            .filter(pk=message_id)
+            .first()
         )
+        if message is None:
+            return None  # the row is gone (the patient was deleted meanwhile)
         if error.retryable and message.attempts < MAX_ATTEMPTS:
             # Not accepted: safe to send again, after a backoff (1, 2, 4, 8 minutes).
             backoff = dt.timedelta(minutes=2 ** (message.attempts - 1))
@@ -361,12 +513,14 @@ def _appointment_recheck(
     if appointment.start <= now:
         return _stop(message, MessageStatus.CANCELED, "appointment already started", now)
     # Re-render: the date and time follow the appointment if it moved.
-    step = campaign.steps.get(position=message.step_position)
+    templates = _templates(message, campaign)
+    if templates is None:
+        return _stop(message, MessageStatus.SKIPPED, STEP_REMOVED, now)
     unsubscribe = unsubscribe_url_for(message) if message.channel == "email" else ""
     subject, body = render_message(
         channel=message.channel,
-        subject=step.subject,
-        body=step.body,
+        subject=templates[0],
+        body=templates[1],
         patient=message.patient,
         practice=campaign.practice,
         appointment=appointment,
@@ -396,3 +550,13 @@ def _appointment_recheck(
             )
             return True
     return False
+
+
+def _templates(message: OutboundMessage, campaign) -> tuple[str, str] | None:
+    """The (subject, body) templates ``message`` was made from: its own copy, whatever edits
+    the campaign's steps had since; for a message made before messages kept them, its
+    step's, if the step is still there (None if not)."""
+    if message.body_template:
+        return message.subject_template, message.body_template
+    step = campaign.steps.filter(position=message.step_position).first()
+    return (step.subject, step.body) if step is not None else None

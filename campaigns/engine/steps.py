@@ -181,6 +181,10 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
                     practice_id=enrollment.practice_id, message=message, token=unsubscribe_token
                 )
             )
+        if to and enrollment.appointment_id:
+            # Self-contained: if the appointment moves, the send re-renders the message from
+            # the templates it was made from, whatever edits the campaign's steps had since.
+            message.subject_template, message.body_template = step.subject, step.body
         messages.append(message)
         enrollment.steps_done = position
         if position < len(steps):
