@@ -69,20 +69,23 @@ class MessageChannel(models.TextChoices):
 
 class OutboundMessage(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    # What was sent is history: deleting its enrollment, campaign or patient alone is refused
+    # (RESTRICT; a campaign is archived instead), while deleting the whole practice removes
+    # everything of it.
     # Empty for test sends and Inbox replies (blasts enroll like drips).
     enrollment = models.ForeignKey(
         "campaigns.Enrollment",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.RESTRICT,
         related_name="messages",
     )
     campaign = models.ForeignKey(
-        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
     )
     step_position = models.PositiveSmallIntegerField(null=True, blank=True)
     patient = models.ForeignKey(
-        Patient, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+        Patient, null=True, blank=True, on_delete=models.RESTRICT, related_name="messages"
     )
     channel = models.CharField(max_length=10, choices=MessageChannel.choices)
     to = models.CharField(max_length=254, blank=True)
