@@ -354,3 +354,11 @@ def webhook_events_clean(*, now: dt.datetime) -> int:
         .delete()
     )
     return deleted
+
+
+def webhook_events_retry(*, event_ids: list[int]) -> int:
+    """Send failed events back to the sweep (the operator fixed what failed them); returns
+    how many. Applied and pending events are left alone."""
+    return WebhookEvent.objects.filter(pk__in=event_ids, failed_at__isnull=False).update(
+        failed_at=None, attempts=0, error=""
+    )

@@ -20,6 +20,8 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from messaging import webhook_events
@@ -33,7 +35,7 @@ from messaging.webhook_events import (
 )
 from patients.models import OptOutSource
 from patients.services import patient_opt_out_set
-from tests.factories import PatientFactory, PracticeFactory
+from tests.factories import PatientFactory, PracticeFactory, UserFactory
 from tests.faults.conftest import needs_postgres
 from tests.messaging.test_webhooks import (
     EMPTY_TWIML,
@@ -400,3 +402,26 @@ def test_a_signed_batch_signed_too_long_ago_is_refused(sendgrid_key, patient, se
     message.refresh_from_db()
     assert message.status == "delivered"
     assert MessageEvent.objects.get().provider_event_id == "sendgrid:ev3"
+
+
+def test_the_operator_sees_failed_events_and_sends_them_back(sendgrid_key, patient):
+    message = outbound(patient, channel="email", provider_id="abc")
+    sendgrid_post(sendgrid_key, [sg_event(message, "delivered", "ev\x00bad")])
+    WebhookEvent.objects.filter(pk=WebhookEvent.objects.get().pk).update(
+        payload=json.dumps({"event": "delivered", "sg_event_id": "ev1", "outbox_id": message.pk})
+    )
+    [failed] = WebhookEvent.objects.filter(failed_at__isnull=False)
+    operator = Client()
+    operator.force_login(UserFactory(is_staff=True, is_superuser=True))
+    changelist = reverse("admin:messaging_webhookevent_changelist")
+
+    page = operator.get(changelist, {"state": "failed"}).content.decode()
+    assert "NUL character in sg_event_id" in page
+    assert patient.email not in page
+    operator.post(changelist, {"action": "retry", "_selected_action": [failed.pk]})
+
+    failed.refresh_from_db()
+    assert (failed.failed_at, failed.attempts, failed.error) == (None, 0, "")
+    assert webhook_events_process_pending(now=later()) == 1
+    message.refresh_from_db()
+    assert message.status == "delivered"
