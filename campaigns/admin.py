@@ -1,8 +1,10 @@
 """Django admin for the operator: campaigns (read-mostly) and the template library.
 
 Campaigns change through their services (validated and audited), so the admin shows them and
-only turns them on or off, with the same service the pages use. The master library (folders
-without a practice) is managed here.
+only turns them on or off or removes them, with the same services the pages use: removing
+archives a campaign that has history (its messages and report stay) and refuses a sent blast;
+the admin's own delete, which would cascade, is off. The master library (folders without a
+practice) is managed here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.core.exceptions import ValidationError
 
 from campaigns.forms import message_validate
 from campaigns.models import Campaign, MessageStep, MessageTemplate, TemplateFolder
-from campaigns.services import campaign_set_enabled
+from campaigns.services import campaign_delete, campaign_set_enabled
 
 CAMPAIGN_FIELDS = [
     "practice",
@@ -28,6 +30,7 @@ CAMPAIGN_FIELDS = [
     "goal",
     "send_at",
     "sent_at",
+    "archived_at",
     "created_by",
     "created_at",
     "updated_at",
@@ -47,19 +50,20 @@ class MessageStepInline(admin.TabularInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "practice", "kind", "enabled", "updated_at"]
-    list_filter = ["kind", "enabled", "practice"]
+    list_display = ["name", "practice", "kind", "enabled", "archived_at", "updated_at"]
+    list_filter = ["kind", "enabled", ("archived_at", admin.EmptyFieldListFilter), "practice"]
     search_fields = ["name", "practice__name"]
     fields = CAMPAIGN_FIELDS
     readonly_fields = CAMPAIGN_FIELDS
     inlines = [MessageStepInline]
-    actions = ["turn_on", "turn_off"]
+    actions = ["turn_on", "turn_off", "archive"]
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        # Deleting goes through the practice's pages or the API, which audit it.
+        # The admin's delete cascades; removing goes through ``campaign_delete`` (the
+        # "archive" action), which keeps history and audits it.
         return False
 
     def _set_enabled(self, request, queryset, enabled: bool) -> None:
@@ -80,6 +84,23 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.action(description="Turn the selected campaigns off")
     def turn_off(self, request, queryset):
         self._set_enabled(request, queryset, False)
+
+    @admin.action(description="Remove the selected campaigns (archived when they have history)")
+    def archive(self, request, queryset):
+        outcomes = {"archived": 0, "deleted": 0}
+        for campaign in queryset.filter(archived_at__isnull=True):
+            try:
+                outcomes[campaign_delete(campaign=campaign, actor=request.user)] += 1
+            except ValidationError as error:
+                self.message_user(
+                    request,
+                    f"{campaign} cannot be removed: {' '.join(error.messages)}",
+                    messages.ERROR,
+                )
+        self.message_user(
+            request,
+            f"{outcomes['archived']} campaign(s) archived, {outcomes['deleted']} deleted.",
+        )
 
 
 class MessageTemplateForm(forms.ModelForm):

@@ -223,7 +223,14 @@ class CampaignDetailApi(CampaignApiView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, campaign_id: int):
-        services.campaign_delete(campaign=self.get_campaign(campaign_id), actor=actor_of(request))
+        """Delete the campaign; one that enrolled anyone is archived instead (it stops and
+        leaves this API, its messages and report stay). A sent blast answers 400."""
+        try:
+            services.campaign_delete(
+                campaign=self.get_campaign(campaign_id), actor=actor_of(request)
+            )
+        except DjangoValidationError as error:
+            raise _service_errors(error) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

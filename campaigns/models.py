@@ -48,6 +48,10 @@ class Campaign(models.Model):
     # Blasts: when to send (None: as soon as enabled) and when it was sent (then never again).
     send_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Deleting a campaign that enrolled anyone archives it instead (``campaign_delete``): it
+    # never runs again and leaves the lists, while its messages, their links and its report
+    # stay (they are the practice's record of what was sent).
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -59,6 +63,12 @@ class Campaign(models.Model):
         indexes = [
             models.Index(fields=["practice", "kind", "enabled"], name="campaign_practice_kind"),
             models.Index(fields=["enabled", "kind"], name="campaign_enabled_kind"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(archived_at__isnull=True) | models.Q(enabled=False),
+                name="archived_campaign_is_off",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -210,8 +220,10 @@ class Enrollment(models.Model):
     """
 
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="enrollments")
+    # RESTRICT, not CASCADE: an enrollment holds the messages sent for it, so deleting its
+    # campaign or patient alone is refused; deleting the whole practice removes them all.
+    campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="enrollments")
+    patient = models.ForeignKey(Patient, on_delete=models.RESTRICT, related_name="enrollments")
     occurrence_key = models.CharField(max_length=100)
     appointment = models.ForeignKey(
         "patients.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

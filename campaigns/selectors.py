@@ -8,16 +8,29 @@ from django.db.models import CharField, Q, QuerySet, Value
 
 from campaigns.explain import explain_patient
 from campaigns.filters import appointment_q, filter_conditions, with_filter_annotations
-from campaigns.models import Campaign, CampaignKind, MessageTemplate, TemplateFolder
+from campaigns.models import Campaign, CampaignKind, Enrollment, MessageTemplate, TemplateFolder
 from campaigns.spec import APPOINTMENT_TRIGGERS, VISIT_TRIGGERS
 from campaigns.triggers import NO_APPOINTMENT, RunContext, trigger_audience
+from messaging.models import OutboundMessage
 from patients.models import Patient
 from trackstat.models import Practice
 
 
 def campaign_list(*, practice: Practice, kind: str | None = None) -> QuerySet[Campaign]:
-    campaigns = Campaign.objects.filter(practice=practice).prefetch_related("steps")
+    """The practice's campaigns in use (archived ones are left out), with their steps."""
+    campaigns = Campaign.objects.filter(
+        practice=practice, archived_at__isnull=True
+    ).prefetch_related("steps")
     return campaigns.filter(kind=kind) if kind else campaigns
+
+
+def campaign_has_history(campaign: Campaign) -> bool:
+    """Whether anything was done in the campaign's name (an enrollment or an outbox row):
+    then deleting it archives it (``services.campaign_delete``)."""
+    return (
+        Enrollment.objects.filter(campaign=campaign).exists()
+        or OutboundMessage.objects.filter(campaign=campaign).exists()
+    )
 
 
 def template_folders(*, practice: Practice) -> QuerySet[TemplateFolder]:

@@ -5,6 +5,8 @@ Every change to a campaign is audited with its JSON before and after (DESIGN §3
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -13,13 +15,21 @@ from campaigns.models import (
     BlastExclusion,
     Campaign,
     CampaignKind,
+    Enrollment,
+    EnrollmentState,
     MessageStep,
     MessageTemplate,
     TemplateFolder,
 )
+from campaigns.selectors import campaign_has_history
+from messaging.models import MessageStatus, OutboundMessage
+from messaging.status import messages_transition
 from patients.models import Patient
 from trackstat.audit import audit_record
 from trackstat.models import Practice
+
+# Why an archived campaign's enrollments ended (and, spaced, its queued messages' reason).
+ARCHIVED = "campaign_archived"
 
 CAMPAIGN_FIELDS = [
     "name",
@@ -121,6 +131,8 @@ def campaign_update(*, campaign: Campaign, data: dict, actor) -> Campaign:
     A blast that has been sent can no longer change (it may still be switched off).
     """
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.archived_at is not None:
+        raise ValidationError({"campaign": "This campaign was deleted; it can no longer change."})
     if campaign.sent_at and set(data) - {"enabled"}:
         raise ValidationError({"kind": "This blast has been sent and can no longer change."})
     if "kind" in data and data["kind"] != campaign.kind:
@@ -154,15 +166,58 @@ def campaign_set_enabled(*, campaign: Campaign, enabled: bool, actor) -> Campaig
 
 
 @transaction.atomic
-def campaign_delete(*, campaign: Campaign, actor) -> None:
+def campaign_delete(*, campaign: Campaign, actor, now: dt.datetime | None = None) -> str:
+    """Take a campaign out of use, never its history; returns ``"deleted"`` or ``"archived"``.
+
+    A campaign that never enrolled anyone is deleted (nothing was sent in its name; the audit
+    log keeps its JSON). One that did is archived: switched off for good, its active
+    enrollments ended and its queued messages canceled, gone from the lists and the campaign
+    API, while its messages, their tracked and unsubscribe links, the patients' history and
+    its report stay. A sent blast is the record of what went out and cannot be removed.
+    """
+    now = now or timezone.now()
+    # Locked: a tick claiming a blast (or enrolling into this campaign) waits, then finds it
+    # deleted or off; a second delete waits, then finds it archived.
+    campaign = Campaign.objects.select_for_update().select_related("practice").get(pk=campaign.pk)
+    if campaign.archived_at is not None:
+        return "archived"
+    if campaign.kind == CampaignKind.BLAST and campaign.sent_at:
+        raise ValidationError(
+            {"campaign": "This blast has been sent: it is kept as the record of what went out."}
+        )
+    before = _audit_snapshot(campaign)
+    if not campaign_has_history(campaign):
+        audit_record(
+            practice=campaign.practice,
+            actor=actor,
+            action="campaign.delete",
+            target=campaign,
+            before=before,
+        )
+        campaign.delete()
+        return "deleted"
+    campaign.enabled = False
+    campaign.archived_at = now
+    campaign.save(update_fields=["enabled", "archived_at", "updated_at"])
+    Enrollment.objects.filter(campaign=campaign, state=EnrollmentState.ACTIVE).update(
+        state=EnrollmentState.EXITED, exit_reason=ARCHIVED, exited_at=now, next_step_at=None
+    )
+    messages_transition(
+        messages=OutboundMessage.objects.filter(campaign=campaign, status=MessageStatus.QUEUED),
+        status=MessageStatus.CANCELED,
+        reason=ARCHIVED.replace("_", " "),
+        at=now,
+        source="staff",
+    )
     audit_record(
         practice=campaign.practice,
         actor=actor,
-        action="campaign.delete",
+        action="campaign.archive",
         target=campaign,
-        before=_audit_snapshot(campaign),
+        before=before,
+        after={"archived_at": now.isoformat()},
     )
-    campaign.delete()
+    return "archived"
 
 
 @transaction.atomic

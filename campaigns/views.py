@@ -45,7 +45,13 @@ from campaigns.forms import (
 )
 from campaigns.models import BlastExclusion, Campaign, CampaignKind, Channel, MessageTemplate
 from campaigns.render import render_message
-from campaigns.selectors import audience, campaign_list, template_folders, template_visible
+from campaigns.selectors import (
+    audience,
+    campaign_has_history,
+    campaign_list,
+    template_folders,
+    template_visible,
+)
 from campaigns.sms import non_gsm7_characters, sms_segments
 from campaigns.spec import MERGE_FIELDS, CampaignSerializer, is_continuous, sanitize_email_html
 from messaging.services import message_test_send
@@ -73,7 +79,9 @@ def _wants_partial(request: PracticeRequest) -> bool:
 
 
 def _campaign_or_404(request: PracticeRequest, campaign_id: int, kind: str) -> Campaign:
-    return get_object_or_404(Campaign, pk=campaign_id, practice=request.practice, kind=kind)
+    return get_object_or_404(
+        Campaign, pk=campaign_id, practice=request.practice, kind=kind, archived_at__isnull=True
+    )
 
 
 def _can_see_financials(request: PracticeRequest) -> bool:
@@ -222,19 +230,30 @@ def drip_toggle(request: PracticeRequest, campaign_id: int) -> HttpResponse:
 
 @role_required(Role.USER_PLUS)
 def campaign_delete(request: PracticeRequest, campaign_id: int) -> HttpResponse:
-    """GET: ask to confirm; POST: delete (audited). A sent blast is kept as it is."""
-    campaign = get_object_or_404(Campaign, pk=campaign_id, practice=request.practice)
+    """GET: ask to confirm; POST: delete (audited) — or archive, when the campaign enrolled
+    anyone (``services.campaign_delete``). A sent blast is kept as it is."""
+    campaign = get_object_or_404(
+        Campaign, pk=campaign_id, practice=request.practice, archived_at__isnull=True
+    )
     back = "campaigns:blast_list" if campaign.is_blast else "campaigns:drip_list"
-    if campaign.sent_at:
-        context = {"campaign": campaign, "back": back, "error": "A sent blast is read-only."}
+    context = {"campaign": campaign, "back": back, "archives": campaign_has_history(campaign)}
+    if campaign.is_blast and campaign.sent_at:
+        context["error"] = "A sent blast is read-only: it is kept as the record of what went out."
         return _render(request, "campaigns/confirm_delete.html", context, status=400)
     if request.method == "POST":
         name = campaign.name
+        try:
+            outcome = services.campaign_delete(campaign=campaign, actor=request.user)
+        except ValidationError as error:
+            context["error"] = _error_text(error)
+            return _render(request, "campaigns/confirm_delete.html", context, status=400)
         wizard.draft_discard(request.session, practice_id=request.practice.pk, campaign=campaign)
-        services.campaign_delete(campaign=campaign, actor=request.user)
-        flash.success(request, f"Deleted “{name}”.")
+        if outcome == "archived":
+            flash.success(request, f"Archived “{name}”: it has stopped; its report is kept.")
+        else:
+            flash.success(request, f"Deleted “{name}”.")
         return redirect(back)
-    return _render(request, "campaigns/confirm_delete.html", {"campaign": campaign, "back": back})
+    return _render(request, "campaigns/confirm_delete.html", context)
 
 
 # --- Drip campaigns: the wizard ----------------------------------------------------------------

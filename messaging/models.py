@@ -69,20 +69,23 @@ class MessageChannel(models.TextChoices):
 
 class OutboundMessage(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    # What was sent is history: deleting its enrollment, campaign or patient alone is refused
+    # (RESTRICT; a campaign is archived instead), while deleting the whole practice removes
+    # everything of it.
     # Empty for test sends and Inbox replies (blasts enroll like drips).
     enrollment = models.ForeignKey(
         "campaigns.Enrollment",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        on_delete=models.RESTRICT,
         related_name="messages",
     )
     campaign = models.ForeignKey(
-        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
     )
     step_position = models.PositiveSmallIntegerField(null=True, blank=True)
     patient = models.ForeignKey(
-        Patient, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+        Patient, null=True, blank=True, on_delete=models.RESTRICT, related_name="messages"
     )
     channel = models.CharField(max_length=10, choices=MessageChannel.choices)
     to = models.CharField(max_length=254, blank=True)
@@ -289,3 +292,54 @@ class CannedReply(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class WebhookKind(models.TextChoices):
+    TWILIO_STATUS = "twilio_status", "Twilio status callback"
+    TWILIO_INBOUND = "twilio_inbound", "Twilio inbound SMS"
+    SENDGRID = "sendgrid", "SendGrid event"
+
+
+class WebhookEvent(models.Model):
+    """A verified provider webhook event, stored before the provider is answered: what the
+    provider said is never lost to a broker outage or a failing worker
+    (``messaging.webhook_events``). One row per provider event (``event_key``, so a
+    redelivery stores nothing new); a task applies it at once and a beat sweep catches up
+    what is still unprocessed. An event that cannot be applied is kept and marked failed.
+
+    ``payload`` is JSON text, not ``jsonb``: PostgreSQL refuses a NUL in ``jsonb`` and text
+    alike, and JSON text keeps it escaped. It holds only what applying needs (ids and
+    statuses; an inbound SMS's numbers and words) and is emptied once applied. Never logged.
+    """
+
+    kind = models.CharField(max_length=20, choices=WebhookKind.choices)
+    # Null when unknown at intake (a status callback for no outbox row, say).
+    practice = models.ForeignKey(
+        Practice, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # The provider's id of the event; null when it sent none usable (then never deduplicated).
+    event_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    payload = models.TextField(blank=True)
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Given up (malformed, or failing every attempt): kept for the operator, never retried.
+    failed_at = models.DateTimeField(null=True, blank=True)
+    # Why it failed, in our words or an exception's class name: never the payload.
+    error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [
+            # The sweep's scan, in arrival (id) order.
+            models.Index(
+                fields=["id"],
+                name="webhook_event_pending",
+                condition=models.Q(processed_at__isnull=True, failed_at__isnull=True),
+            ),
+            # The retention clean-up.
+            models.Index(fields=["received_at"], name="webhook_event_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} event {self.pk}"

@@ -8,6 +8,11 @@ from django.utils import timezone
 from campaigns.engine import message_send
 from campaigns.engine.send import messages_send
 from messaging.reconcile import messages_reconcile
+from messaging.webhook_events import (
+    webhook_events_clean,
+    webhook_events_process,
+    webhook_events_process_pending,
+)
 from messaging.webhook_services import sendgrid_events_apply, twilio_status_apply
 
 
@@ -31,6 +36,27 @@ def reconcile_messages_task(message_ids: list[int] | None = None) -> None:
     """Ask the providers about ``unknown`` messages (all due ones, or only ``message_ids``).
     Idempotent: a settled message is no longer ``unknown`` and is not looked at again."""
     messages_reconcile(now=timezone.now(), message_ids=message_ids)
+
+
+@shared_task(ignore_result=True)
+def process_webhook_events_task(event_ids: list[int]) -> None:
+    """Apply stored webhook events (``WebhookEvent`` row ids: nothing about the patient).
+    Idempotent: each row is claimed and marked applied with its effects, so a redelivered
+    task, or the sweep running meanwhile, applies none twice."""
+    webhook_events_process(event_ids=event_ids, now=timezone.now())
+
+
+@shared_task(ignore_result=True)
+def sweep_webhook_events_task() -> None:
+    """Beat: apply the webhook events still unprocessed a little while after they arrived
+    (their task was lost, or the broker was down), and delete old applied ones."""
+    now = timezone.now()
+    webhook_events_process_pending(now=now)
+    webhook_events_clean(now=now)
+
+
+# The webhooks queued these before events were stored first (``messaging.webhook_events``);
+# kept so that tasks already queued when this version is deployed still apply.
 
 
 @shared_task(ignore_result=True)

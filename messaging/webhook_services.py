@@ -6,8 +6,8 @@ numbers and email addresses, so logs name only outbox ids and provider ids.
 
 Twilio signatures are checked with the auth token of the practice the request is about (the
 outbox message's practice for a status callback, the practice whose sender number is ``To``
-for an inbound SMS), else ``TWILIO_AUTH_TOKEN``. Later step: applying SendGrid batches in a
-Celery task rather than in the request.
+for an inbound SMS), else ``TWILIO_AUTH_TOKEN``. The webhooks store each verified event
+first (``messaging.webhook_events``), which then applies it with the functions here.
 """
 
 from __future__ import annotations
@@ -79,6 +79,9 @@ SENDGRID_OPT_OUTS = {
 
 # Of those, the ones the patient asked for: reports count them as unsubscribes.
 SENDGRID_UNSUBSCRIBES = {"spamreport", "unsubscribe", "group_unsubscribe"}
+# What happened to the address, recorded (and reported) even when it comes after a status
+# it cannot move the message back from: a bounce after the email was opened.
+SENDGRID_ALWAYS_RECORDED = {MessageStatus.BOUNCED, MessageStatus.DROPPED, MessageStatus.SPAM}
 # A STOP counts against the campaign text it answers: the last one sent in this window.
 STOP_ATTRIBUTION_WINDOW = dt.timedelta(days=30)
 
@@ -125,6 +128,16 @@ def twilio_signature_valid(
     return RequestValidator(token).validate(
         url, params, signature, algorithm=get_signature_algorithm(settings_header)
     )
+
+
+def sendgrid_timestamp_fresh(*, timestamp: str, now: dt.datetime) -> bool:
+    """Whether a SendGrid batch was signed within ``SENDGRID_WEBHOOK_MAX_AGE_SECONDS`` of
+    ``now`` (either way, for clock skew): an older signed batch is a replay, refused."""
+    try:
+        signed_at = int(timestamp)
+    except ValueError:
+        return False
+    return abs(now.timestamp() - signed_at) <= settings.SENDGRID_WEBHOOK_MAX_AGE_SECONDS
 
 
 def sendgrid_signature_valid(*, payload: str, signature: str, timestamp: str) -> bool:
@@ -319,7 +332,7 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
         return False
     if status is not None:
         reason = str(event.get("type", ""))  # the bounce type; the reason text may name addresses
-        message_transition(
+        moved = message_transition(
             message,
             status=status,
             reason=reason,
@@ -327,6 +340,10 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
             source=WEBHOOK_SOURCE,
             provider_event_id=event_id,
         )
+        if not moved and status in SENDGRID_ALWAYS_RECORDED:
+            _event_record(
+                message, status=status, reason=reason, at=_event_time(event, now), event_id=event_id
+            )
     if opt_out_source is not None and message.patient is not None:
         if kind in SENDGRID_UNSUBSCRIBES and not message.patient.email_opt_out:
             message_unsubscribed_record(message=message, at=_event_time(event, now))
@@ -339,6 +356,27 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
             actor=SENDGRID_ACTOR,
         )
     return True
+
+
+def _event_record(
+    message: OutboundMessage, *, status: str, reason: str, at: dt.datetime, event_id: str
+) -> None:
+    """Record a provider event that does not move the message's status (once per event id),
+    and have the reports count its fact."""
+    try:
+        with transaction.atomic():
+            MessageEvent.objects.create(
+                practice_id=message.practice_id,
+                message=message,
+                status=status,
+                reason=reason[:200],
+                at=at,
+                source=WEBHOOK_SOURCE,
+                provider_event_id=event_id,
+            )
+    except IntegrityError:
+        return  # already recorded
+    OutboundMessage.objects.filter(pk=message.pk).update(report_pending=True)
 
 
 def sendgrid_events_apply(*, events: list[Any], now: dt.datetime) -> int:

@@ -1,8 +1,11 @@
 """Provider webhooks (DESIGN §7; the paths are a contract): thin views that check the
-signature, parse, and call one service in ``messaging.webhook_services``.
+signature, parse, and hand the event to ``messaging.webhook_events``, which stores it before
+the provider is answered and applies it from there.
 
 Providers POST without a CSRF token, so these views are CSRF-exempt; the signature is the
-credential. A forged or unsigned request answers 403 and changes nothing.
+credential. A forged or unsigned request answers 403 and changes nothing; so does a signed
+SendGrid batch whose signing time is outside ``SENDGRID_WEBHOOK_MAX_AGE_SECONDS`` (a replay).
+A verified event is answered 2xx once stored, whether or not the broker is up.
 """
 
 from __future__ import annotations
@@ -15,20 +18,21 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
-from messaging.tasks import apply_sendgrid_events_task, apply_twilio_status_task
+from messaging.webhook_events import (
+    sendgrid_events_accept,
+    twilio_inbound_accept,
+    twilio_status_accept,
+)
 from messaging.webhook_services import (
     sendgrid_signature_valid,
+    sendgrid_timestamp_fresh,
     twilio_inbound_practice,
-    twilio_inbound_receive,
     twilio_signature_valid,
     twilio_status_practice,
 )
 from trackstat.models import Practice
 
 FORBIDDEN = "Invalid signature."
-# What the asynchronous tasks need from an event, and nothing about the patient.
-TWILIO_STATUS_FIELDS = ("MessageSid", "MessageStatus", "ErrorCode")
-SENDGRID_EVENT_FIELDS = ("event", "outbox_id", "sg_event_id", "timestamp", "type")
 
 
 def _twilio_signed(request: HttpRequest, practice: Practice | None) -> bool:
@@ -45,24 +49,28 @@ def _twilio_signed(request: HttpRequest, practice: Practice | None) -> bool:
 @require_POST
 def twilio_status(request: HttpRequest) -> HttpResponse:
     """A Twilio status callback for the outbox row named by ``?outbox=<id>``."""
-    practice = twilio_status_practice(outbox_id=request.GET.get("outbox", ""))
+    outbox_id = request.GET.get("outbox", "")
+    practice = twilio_status_practice(outbox_id=outbox_id)
     if not _twilio_signed(request, practice):
         return HttpResponseForbidden(FORBIDDEN)
-    # Applied asynchronously; the task gets ids and statuses only, never the phone numbers.
-    fields = {name: request.POST.get(name, "") for name in TWILIO_STATUS_FIELDS}
-    apply_twilio_status_task.delay(request.GET.get("outbox", ""), fields)
+    # Stored (ids and statuses only, never the phone numbers), then applied by a task.
+    twilio_status_accept(
+        outbox_id=outbox_id, params=request.POST, practice=practice, now=timezone.now()
+    )
     return HttpResponse(status=204)
 
 
 @csrf_exempt
 @require_POST
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
-    """An inbound SMS: answered with TwiML (empty, or the HELP text)."""
-    if not _twilio_signed(request, twilio_inbound_practice(params=request.POST)):
+    """An inbound SMS: stored, applied at once, and answered with TwiML (empty, or the HELP
+    text). Should applying fail, it is retried from the table and the answer is empty."""
+    practice = twilio_inbound_practice(params=request.POST)
+    if not _twilio_signed(request, practice):
         return HttpResponseForbidden(FORBIDDEN)
-    result = twilio_inbound_receive(params=request.POST, now=timezone.now())
+    result = twilio_inbound_accept(params=request.POST, practice=practice, now=timezone.now())
     twiml = MessagingResponse()
-    if result.reply:
+    if result is not None and result.reply:
         twiml.message(result.reply)
     return HttpResponse(str(twiml), content_type="text/xml")
 
@@ -75,11 +83,13 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
         payload = request.body.decode("utf-8")
     except UnicodeDecodeError:
         return HttpResponseBadRequest("The body must be UTF-8 JSON.")
+    timestamp = request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", "")
+    now = timezone.now()
     if not sendgrid_signature_valid(
         payload=payload,
         signature=request.headers.get("X-Twilio-Email-Event-Webhook-Signature", ""),
-        timestamp=request.headers.get("X-Twilio-Email-Event-Webhook-Timestamp", ""),
-    ):
+        timestamp=timestamp,
+    ) or not sendgrid_timestamp_fresh(timestamp=timestamp, now=now):
         return HttpResponseForbidden(FORBIDDEN)
     try:
         events = json.loads(payload)
@@ -87,12 +97,6 @@ def sendgrid_events(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("The body must be a JSON array of events.")
     if not isinstance(events, list):
         return HttpResponseBadRequest("The body must be a JSON array of events.")
-    # Applied asynchronously; the task gets each event without its address or reason text.
-    apply_sendgrid_events_task.delay(
-        [
-            {name: event[name] for name in SENDGRID_EVENT_FIELDS if name in event}
-            for event in events
-            if isinstance(event, dict)
-        ]
-    )
+    # Stored one row per event (without its address or reason text), then applied by tasks.
+    sendgrid_events_accept(events=events, now=now)
     return HttpResponse(status=204)

@@ -46,9 +46,10 @@ class Lookup(models.Model):
 
 
 def lookup_field() -> models.ForeignKey:
-    """An optional lookup value (a provider, a purpose, …); a value in use cannot be deleted."""
+    """An optional lookup value (a provider, a purpose, …); a value in use cannot be deleted
+    (RESTRICT: unless its practice is deleted with everything of it)."""
     return models.ForeignKey(
-        Lookup, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Lookup, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
     )
 
 
@@ -229,7 +230,7 @@ class Case(models.Model):
 class CaseDiagnosis(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
     case = models.ForeignKey(Case, on_delete=models.CASCADE)
-    diagnosis = models.ForeignKey(Lookup, on_delete=models.PROTECT)
+    diagnosis = models.ForeignKey(Lookup, on_delete=models.RESTRICT)
 
     class Meta:
         constraints = [
@@ -307,7 +308,7 @@ class Appointment(models.Model):
 class AppointmentService(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
     appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE)
-    service = models.ForeignKey(Lookup, on_delete=models.PROTECT)
+    service = models.ForeignKey(Lookup, on_delete=models.RESTRICT)
 
     class Meta:
         constraints = [

@@ -38,6 +38,13 @@ app.conf.update(
             "schedule": 15.0,
             "options": {"expires": 14},
         },
+        # Webhook events still unprocessed after a short while (their task was lost or the
+        # broker was down when they arrived) are applied from the table.
+        "sweep-webhook-events": {
+            "task": "messaging.tasks.sweep_webhook_events_task",
+            "schedule": 30.0,
+            "options": {"expires": 25},
+        },
         "reconcile-messages": {
             "task": "messaging.tasks.reconcile_messages_task",
             "schedule": crontab(minute="*/5"),

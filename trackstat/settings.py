@@ -237,6 +237,11 @@ TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL")
 SENDGRID_API_KEY = env_str("SENDGRID_API_KEY")
 SENDGRID_API_BASE_URL = env_str("SENDGRID_API_BASE_URL")
 SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY")
+# A signed SendGrid batch whose signing time is further than this from now is refused (a
+# replay of a captured request).
+SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env_int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", 600)
+# Stored webhook events, once applied (or given up), are deleted after this many days.
+WEBHOOK_EVENT_RETENTION_DAYS = env_int("WEBHOOK_EVENT_RETENTION_DAYS", 30)
 SMS_PROVIDER = env_str(
     "SMS_PROVIDER", "twilio" if TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN else "sandbox"
 )

@@ -30,11 +30,11 @@ import json
 
 import requests
 from django.conf import settings
-from django.utils.html import strip_tags
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Header, Mail
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from messaging.plaintext import html_to_text
 from messaging.providers.base import Accepted, Outgoing, ProviderError
 
 DEFAULT_TIMEOUT = 10.0
@@ -99,9 +99,9 @@ def _mail(outgoing: Outgoing) -> Mail:
         from_email=outgoing.sender,
         to_emails=outgoing.to,
         subject=outgoing.subject,
-        # Campaign emails are HTML (sanitized when saved); a plain-text part for clients
-        # that prefer it.
-        plain_text_content=strip_tags(outgoing.body),
+        # Campaign emails are HTML (sanitized when saved); a plain-text part that reads like
+        # it, every link (the unsubscribe link too) written out, for clients that prefer it.
+        plain_text_content=html_to_text(outgoing.body),
         html_content=outgoing.body,
     )
     mail.custom_arg = CustomArg("outbox_id", str(outgoing.outbox_id))

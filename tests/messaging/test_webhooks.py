@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -18,8 +19,9 @@ from django.test import Client
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
-from messaging.models import InboundMessage, MessageEvent, OutboundMessage
+from messaging.models import InboundMessage, MessageEvent, OutboundMessage, WebhookEvent
 from patients.models import Patient
+from tests.clients import CommitClient
 from tests.factories import PatientFactory, PracticeFactory
 from trackstat.credentials import provider_credentials_set
 from trackstat.models import AuditEvent
@@ -69,7 +71,7 @@ def twilio_post(path: str, params: dict, *, signed_url: str | None = None, signa
     if signature is None:
         signature = RequestValidator(TOKEN).compute_signature(signed_url or BASE + path, params)
     headers = {"X-Twilio-Signature": signature} if signature else {}
-    return Client().post(path, params, headers=headers)
+    return CommitClient().post(path, params, headers=headers)
 
 
 def status_callback(message: OutboundMessage, status: str, **extra):
@@ -445,7 +447,9 @@ def test_forged_inbound_is_refused(practice, patient):
 # --- SendGrid events -----------------------------------------------------------------------
 
 
-def sendgrid_post(private_key, events, *, signature: str | None = None, timestamp="1790000000"):
+def sendgrid_post(private_key, events, *, signature: str | None = None, timestamp=None):
+    """POST ``events`` as SendGrid would, signed now (or at ``timestamp``, unix seconds)."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
     payload = json.dumps(events)
     if signature is None:
         raw = private_key.sign((timestamp + payload).encode(), ec.ECDSA(hashes.SHA256()))
@@ -456,7 +460,9 @@ def sendgrid_post(private_key, events, *, signature: str | None = None, timestam
             "X-Twilio-Email-Event-Webhook-Signature": signature,
             "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
         }
-    return Client().post(SENDGRID_PATH, payload, content_type="application/json", headers=headers)
+    return CommitClient().post(
+        SENDGRID_PATH, payload, content_type="application/json", headers=headers
+    )
 
 
 def sg_event(message: OutboundMessage, kind: str, event_id: str, **extra) -> dict:
@@ -612,13 +618,12 @@ def test_sendgrid_body_that_is_not_an_array(sendgrid_key):
 
 
 def test_webhooks_hand_events_to_tasks_without_patient_data(monkeypatch, patient, sendgrid_key):
-    """The events are applied asynchronously; what the tasks carry names no patient."""
+    """The events are stored, then applied asynchronously: the tasks carry row ids only, and
+    what is stored names no patient (no address, no bounce reason text)."""
     queued = []
     monkeypatch.setattr(
-        "messaging.webhooks.apply_twilio_status_task.delay", lambda *a: queued.append(a)
-    )
-    monkeypatch.setattr(
-        "messaging.webhooks.apply_sendgrid_events_task.delay", lambda *a: queued.append(a)
+        "messaging.tasks.process_webhook_events_task.apply_async",
+        lambda args, **options: queued.append(args),
     )
     sms = outbound(patient)
     assert status_callback(sms, "delivered").status_code == 204
@@ -627,6 +632,8 @@ def test_webhooks_hand_events_to_tasks_without_patient_data(monkeypatch, patient
     assert sendgrid_post(sendgrid_key, [event]).status_code == 204
     sms.refresh_from_db()
     assert sms.status == "sent"  # not applied in the request
-    assert len(queued) == 2
-    for value in (patient.phone, patient.email, patient.first_name, patient.last_name):
+    stored = list(WebhookEvent.objects.order_by("id"))
+    assert queued == [([stored[0].pk],), ([stored[1].pk],)]
+    for value in (patient.phone, patient.email, patient.first_name, patient.last_name, "550"):
         assert value not in repr(queued)
+        assert all(value not in row.payload for row in stored)

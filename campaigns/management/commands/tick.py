@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from campaigns.engine import tick
+from messaging.webhook_events import webhook_events_process_pending
 
 
 def parse_instant(value: str) -> dt.datetime:
@@ -22,11 +23,18 @@ def parse_instant(value: str) -> dt.datetime:
 
 
 class Command(BaseCommand):
-    help = "Run one scheduler tick in process (sending due messages too); print its summary."
+    help = (
+        "Apply pending provider webhook events, then run one scheduler tick in process "
+        "(sending due messages too); print its summary."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--now", help="The instant to run at (ISO 8601 with offset).")
 
     def handle(self, *args, now: str | None = None, **options):
         instant = parse_instant(now) if now else timezone.now()
-        self.stdout.write(json.dumps(tick(now=instant, send="inline")))
+        # Provider events received and not applied yet first (an opt-out before sending);
+        # in process, nothing else may be there to apply them.
+        applied = webhook_events_process_pending(now=timezone.now(), min_age=dt.timedelta(0))
+        summary = {**tick(now=instant, send="inline"), "webhook_events_applied": applied}
+        self.stdout.write(json.dumps(summary))
