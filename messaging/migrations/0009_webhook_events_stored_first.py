@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0006_outbox_history_is_restricted'),
+        ('messaging', '0008_outbox_history_is_restricted'),
         ('trackstat', '0003_providercredentials'),
     ]
 

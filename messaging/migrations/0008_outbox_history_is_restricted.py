@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('campaigns', '0007_campaign_archive_keeps_history'),
-        ('messaging', '0005_outboundmessage_report_day_and_more'),
+        ('messaging', '0007_outboundmessage_templates'),
         ('patients', '0002_patient_address_lower_statistics'),
     ]
 
