@@ -293,14 +293,15 @@ def test_a_worker_stopped_mid_batch_still_records_what_the_provider_accepted(use
 def test_a_message_row_that_vanishes_mid_send_does_not_crash_the_batch(use):
     accepted_gone, refused_gone, first, last = claimed_messages(4)
 
-    def delete_patient_of(message_id: int):
-        # The EMR deletes the patient while the message is at the provider: the row goes.
-        return lambda: Patient.objects.filter(messages__pk=message_id).delete()
+    def delete(message_id: int):
+        # The row goes while the message is at the provider (an operator's delete: a patient
+        # with history can no longer be deleted on its own, but the row can still vanish).
+        return lambda: OutboundMessage.objects.filter(pk=message_id).delete()
 
     provider = use(
         Stub(
             fail={refused_gone: ProviderError("429", retryable=True)},
-            before={pk: delete_patient_of(pk) for pk in (accepted_gone, refused_gone)},
+            before={pk: delete(pk) for pk in (accepted_gone, refused_gone)},
         )
     )
 
@@ -320,8 +321,8 @@ def test_a_message_row_that_vanishes_mid_send_does_not_crash_an_inline_tick(call
 
     def send_and_lose(self, outgoing):
         accepted = real_send(self, outgoing)
-        if not calls[1:]:  # the first message sent: its patient is deleted meanwhile
-            Patient.objects.filter(messages__pk=outgoing.outbox_id).delete()
+        if not calls[1:]:  # the first message sent: its row is deleted meanwhile
+            OutboundMessage.objects.filter(pk=outgoing.outbox_id).delete()
         return accepted
 
     monkeypatch.setattr(SandboxProvider, "send", send_and_lose)
