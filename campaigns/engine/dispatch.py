@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from campaigns.timing import next_sending_time
+from campaigns.timing import WINDOWED_CHANNELS, next_sending_time
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
 from messaging.status import messages_transition
 
@@ -89,9 +89,9 @@ def _claim(practice_id: int, now: dt.datetime) -> list[int]:
         .order_by("scheduled_for", "id")[: settings.SEND_RATE_PER_PRACTICE_PER_TICK]
     )
     claimed, waiting = [], []
-    opens = None  # the practice's sending window, the same for all its texts at ``now``
+    opens = None  # the practice's sending window, the same for all its messages at ``now``
     for message in rows:
-        if message.channel == "sms":
+        if message.channel in WINDOWED_CHANNELS:
             if opens is None:
                 practice = message.practice
                 opens = next_sending_time(
