@@ -148,6 +148,8 @@ def hand_sql(now: dt.datetime) -> tuple[float, dict]:
 
 def _naive_trigger(trigger: dict, filters: dict, data: dict, at: dt.datetime, tz) -> tuple:
     """(occurrence key, appointment id) when the trigger matches the patient, else None."""
+    from campaigns.triggers import reminder_occurrence_key
+
     patient = data["patient"]
     today = at.astimezone(tz).date()
     kind = trigger["type"]
@@ -204,6 +206,8 @@ def _naive_trigger(trigger: dict, filters: dict, data: dict, at: dt.datetime, tz
         if not candidates:
             return None
         first = min(candidates, key=lambda a: (a.start, a.id))
+        if kind == "scheduled_appointment":  # the appointment at its start
+            return reminder_occurrence_key(first.id, first.start), first.id
         return f"appointment:{first.id}", first.id
     # Visit triggers: each case's latest appointment (appointments without a case: one more).
     visit = kind == "last_visit_checked_in"
@@ -338,14 +342,23 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
     """The django-drip-style baseline on these patients, in a rolled-back transaction:
     returns (seconds, the (campaign, patient, occurrence key) it enrolled)."""
     from django.db import transaction
+    from django.db.models import Q
 
     from campaigns.engine.steps import address_problem
+    from campaigns.exclusions import PENDING_STATUSES
     from campaigns.models import Campaign, CampaignKind, Enrollment
     from campaigns.render import render_message
     from campaigns.schedule import is_due_on, run_time
     from campaigns.spec import APPOINTMENT_TRIGGERS, is_continuous
     from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
-    from patients.models import Appointment, AppointmentService, Case, CaseDiagnosis, Patient
+    from patients.models import (
+        Appointment,
+        AppointmentService,
+        Case,
+        CaseDiagnosis,
+        Patient,
+        PatientStatus,
+    )
 
     enrolled = set()
     started = time.perf_counter()
@@ -386,9 +399,13 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
                     )
                 ),
             }
-            campaigns = Campaign.objects.filter(
-                practice=practice, enabled=True, kind=CampaignKind.DRIP
-            ).prefetch_related("steps")
+            if patient.status == PatientStatus.DECEASED:
+                continue  # never sent anything
+            campaigns = (
+                Campaign.objects.filter(practice=practice, enabled=True, kind=CampaignKind.DRIP)
+                .prefetch_related("steps")
+                .order_by("id")  # the engine's order
+            )
             today = now.astimezone(tz).date()
             for campaign in campaigns:
                 trigger = campaign.trigger
@@ -402,14 +419,19 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
                     campaign.filters, data, now, tz, trigger["type"] in APPOINTMENT_TRIGGERS
                 ):
                     continue
+                since = now - dt.timedelta(days=campaign.exclude_recent_days)
                 if (
                     campaign.exclude_recent_days
                     and OutboundMessage.objects.filter(
+                        Q(status__in=SENT_STATUSES, sent_at__gte=since)
+                        | Q(status__in=PENDING_STATUSES, scheduled_for__gte=since),
                         patient=patient,
+                        campaign__kind=CampaignKind.DRIP,
                         enrollment__isnull=False,
-                        status__in=SENT_STATUSES,
-                        sent_at__gte=now - dt.timedelta(days=campaign.exclude_recent_days),
-                    ).exists()
+                        is_test=False,
+                    )
+                    .exclude(campaign=campaign)
+                    .exists()
                 ):
                     continue
                 key, appointment_id = matched

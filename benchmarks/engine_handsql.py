@@ -2,9 +2,11 @@
 
 The same audiences as the generated campaigns (``benchmarks.generate.CAMPAIGNS``), written by
 hand, one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` per campaign *across all practices at
-once*, then step 1 of every new enrollment as outbound messages (merge fields rendered with
-``replace``, skipped recipients, one message per address per run, the STOP footer, tracked
-and unsubscribe links), their events, the enrollments moved on, and the dispatcher's claim
+once* (in campaign order, each seeing the enrollments of the ones before, as the engine's
+``exclude_recent_days`` does), then step 1 of every new enrollment as outbound messages (merge
+fields rendered with ``replace``, skipped recipients, one message per address per campaign and
+day, tracked and unsubscribe links; the STOP footer is decided at send time, outside the
+tick), their events, the enrollments moved on, and the dispatcher's claim
 (at most ``SEND_RATE_PER_PRACTICE_PER_MINUTE`` per practice). What PostgreSQL itself needs for
 the work of a full tick, with no ORM, no Python per row and no per-practice statement.
 """
@@ -154,10 +156,21 @@ AUDIENCES: dict[str, str] = {
             + _lookup("case_type", ["Personal Injury", "Wellness"]),
         ),
         f"NOT {_tagged(['not qualified', 'moved'])} AND p.status = 'active' AND {NO_FUTURE} "
-        "AND NOT EXISTS (SELECT 1 FROM messaging_outboundmessage m WHERE m.patient_id = p.id "
+        # exclude_recent_days 30: messages of other drips sent or on their way, and (within
+        # the tick) enrollments of other drips whose first message is not made yet.
+        "AND NOT EXISTS (SELECT 1 FROM messaging_outboundmessage m "
+        "JOIN campaigns_campaign mc ON mc.id = m.campaign_id WHERE m.patient_id = p.id "
         "AND m.practice_id = p.practice_id AND m.enrollment_id IS NOT NULL AND NOT m.is_test "
-        "AND m.status IN ('sent', 'delivered', 'undelivered', 'opened', 'clicked', 'bounced', "
-        "'spam') AND m.sent_at >= %(now)s - interval '30 days')",
+        "AND mc.kind = 'drip' AND m.campaign_id <> y.cid "
+        "AND ((m.status IN ('sent', 'delivered', 'undelivered', 'opened', 'clicked', 'bounced', "
+        "'spam') AND m.sent_at >= %(now)s - interval '30 days') "
+        "OR (m.status IN ('queued', 'sending', 'unknown') "
+        "AND m.scheduled_for >= %(now)s - interval '30 days'))) "
+        "AND NOT EXISTS (SELECT 1 FROM campaigns_enrollment pe "
+        "JOIN campaigns_campaign pc ON pc.id = pe.campaign_id WHERE pe.patient_id = p.id "
+        "AND pe.practice_id = p.practice_id AND pc.kind = 'drip' AND pe.campaign_id <> y.cid "
+        "AND pe.state = 'active' AND pe.steps_done = 0 "
+        "AND pe.entered_at >= %(now)s - interval '30 days')",
     ),
     "No-conversion": _newest(
         _latest_on(
@@ -171,7 +184,8 @@ AUDIENCES: dict[str, str] = {
     ),
     "Appointment reminder": f"""
         SELECT DISTINCT ON (a.patient_id) c.id, c.practice_id, a.patient_id,
-               'appointment:' || a.id, a.id
+               'appointment:' || a.id || '@'
+               || to_char(a.start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), a.id
         FROM c JOIN patients_appointment a
              ON a.practice_id = c.practice_id AND a.local_date = c.today + 1
         WHERE a.status IN {UPCOMING} AND a.start > %(now)s
@@ -226,11 +240,13 @@ INSERT INTO campaigns_enrollment (practice_id, campaign_id, patient_id, occurren
 SELECT a.practice_id, a.cid, a.patient_id, a.occurrence_key, a.appointment_id, %(now)s,
        'active', 0, %(now)s, '', false
 FROM ({audience}) AS a (cid, practice_id, patient_id, occurrence_key, appointment_id)
+WHERE NOT EXISTS (
+    SELECT 1 FROM patients_patient d WHERE d.id = a.patient_id AND d.status = 'deceased')
 ON CONFLICT (campaign_id, patient_id, occurrence_key) DO NOTHING
 """
 
 # Step 1 of every enrollment made now: addresses, skips, one message per address per
-# campaign, merge fields, the first-SMS STOP footer, tracked and unsubscribe link tokens.
+# campaign and day, merge fields, tracked and unsubscribe link tokens.
 MESSAGES = """
 CREATE TEMP TABLE new_messages ON COMMIT DROP AS
 WITH e AS (
@@ -245,6 +261,7 @@ WITH e AS (
                      WHEN p.phone = '' THEN 'no mobile phone' ELSE '' END
                 ELSE CASE WHEN p.email_opt_out THEN 'opted out of email'
                      WHEN p.email = '' THEN 'no email address' ELSE '' END END AS reason,
+           (%(now)s::timestamptz AT TIME ZONE pr.time_zone)::date AS local_day,
            a.start, coalesce(ap.name, pp.name, '') AS provider,
            substr(md5(e.id::text || 'l'), 1, 12) AS link_token,
            substr(md5(e.id::text || 'u'), 1, 22) AS unsubscribe_token,
@@ -260,19 +277,29 @@ WITH e AS (
     LEFT JOIN patients_lookup ap ON ap.id = a.provider_id
     LEFT JOIN patients_lookup pp ON pp.id = p.primary_provider_id
     WHERE e.entered_at = %(now)s AND e.steps_done = 0 AND e.state = 'active'
-), ranked AS (
-    SELECT e.*,
-           row_number() OVER (PARTITION BY campaign_id, channel, address ORDER BY id) AS nth,
-           row_number() OVER (PARTITION BY patient_id, channel ORDER BY id) AS nth_sms
+), keyed AS (
+    SELECT e.*, CASE WHEN e.channel = 'email' THEN lower(e.address) ELSE e.address END
+                AS address_key
     FROM e
+), ranked AS (
+    SELECT k.*,
+           row_number() OVER (PARTITION BY campaign_id, channel, address_key ORDER BY id)
+           + CASE WHEN EXISTS (SELECT 1 FROM messaging_outboundmessage o
+                               WHERE o.campaign_id = k.campaign_id AND o.channel = k.channel
+                               AND o.address_key = k.address_key AND o.local_day = k.local_day
+                               AND o.status NOT IN ('skipped', 'canceled', 'expired'))
+                  THEN 1 ELSE 0 END AS nth
+    FROM keyed k
 )
 SELECT r.id AS enrollment_id, r.practice_id, r.campaign_id, r.patient_id, r.channel,
        r.continuous, r.time_zone, r.link_token, r.unsubscribe_token,
        r.online_scheduling_url,
        CASE WHEN r.reason <> '' THEN '' WHEN r.nth > 1 THEN '' ELSE r.address END AS "to",
        CASE WHEN r.reason <> '' THEN r.reason
-            WHEN r.nth > 1 THEN 'another patient at this address got this message'
+            WHEN r.nth > 1 THEN 'shared_address'
             ELSE '' END AS reason,
+       CASE WHEN r.reason = '' THEN r.address_key ELSE '' END AS address_key,
+       CASE WHEN r.reason = '' THEN r.local_day END AS local_day,
        replace(replace(r.subject, '{{PatientFirstName}}', r.first_name),
                '{{PracticeName}}', r.practice_name) AS subject,
        replace(replace(replace(replace(replace(replace(replace(replace(r.body,
@@ -286,11 +313,7 @@ SELECT r.id AS enrollment_id, r.practice_id, r.campaign_id, r.patient_id, r.chan
            coalesce(to_char(r.start AT TIME ZONE r.time_zone, 'FMHH12:MI AM'), '')),
            '{{OnlineSchedulingLink}}', 'https://trackstat.test/l/' || r.link_token),
            '{{UnsubscribeLink}}', 'https://trackstat.test/unsubscribe/' || r.unsubscribe_token)
-       || CASE WHEN r.channel = 'sms' AND r.reason = '' AND r.nth = 1 AND r.nth_sms = 1
-               AND NOT EXISTS (SELECT 1 FROM messaging_outboundmessage o
-                               WHERE o.patient_id = r.patient_id AND o.channel = 'sms'
-                               AND o.status NOT IN ('skipped', 'canceled', 'expired'))
-               THEN E'\\nReply STOP to opt out' ELSE '' END AS body,
+           AS body,
        r.body LIKE '%%{{OnlineSchedulingLink}}%%' AS has_link
 FROM ranked r
 """
@@ -300,14 +323,14 @@ WITH inserted AS (
     INSERT INTO messaging_outboundmessage (practice_id, enrollment_id, campaign_id,
         step_position, patient_id, channel, "to", subject, body, status, status_reason,
         scheduled_for, expires_at, attempts, provider, provider_id, error_code, is_test,
-        created_at, updated_at, report_pending, report_flags)
+        created_at, updated_at, report_pending, report_flags, address_key, local_day)
     SELECT n.practice_id, n.enrollment_id, n.campaign_id, 1, n.patient_id, n.channel, n."to",
            n.subject, n.body, CASE WHEN n."to" <> '' THEN 'queued' ELSE 'skipped' END,
            n.reason, %(now)s,
            CASE WHEN n.continuous THEN
                 (((%(now)s::timestamptz AT TIME ZONE n.time_zone)::date + 1)::timestamp
                  AT TIME ZONE n.time_zone) END,
-           0, '', '', '', false, %(now)s, %(now)s, true, 0
+           0, '', '', '', false, %(now)s, %(now)s, true, 0, n.address_key, n.local_day
     FROM new_messages n
     RETURNING id, practice_id, enrollment_id, status, status_reason, channel
 ), events AS (

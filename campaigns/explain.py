@@ -1,5 +1,6 @@
 """Why a patient would or would not enter a campaign at an instant (the "Why?" panel and
-``GET /api/v1/campaigns/{id}/explain``)."""
+``GET /api/v1/campaigns/{id}/explain``): each trigger and filter condition, each exclusion
+(naming the message or enrollment that excludes), channels and quiet hours."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 
+from campaigns.exclusions import pending_drip_enrollments, recent_drip_messages
 from campaigns.filters import with_filter_annotations
-from campaigns.models import Campaign, CampaignKind, Channel
+from campaigns.models import Campaign, CampaignKind, Channel, Enrollment
 from campaigns.triggers import RunContext
-from patients.models import VISIT_STATUSES, Appointment, Patient
+from patients.models import VISIT_STATUSES, Appointment, Patient, PatientStatus
 
 FILTER_LABELS = {
     "tags.include": "Has one of the tags",
@@ -114,13 +116,122 @@ def _quiet_hours(campaign: Campaign, ctx: RunContext) -> dict:
     }
 
 
+def _local(at: dt.datetime, campaign: Campaign) -> str:
+    return f"{at.astimezone(campaign.practice.tz):%Y-%m-%d %H:%M}"
+
+
+def _recent_detail(campaign: Campaign, patient: Patient, ctx: RunContext) -> str | None:
+    """The message (or, within a tick, the enrollment) of another drip that excludes the
+    patient, in staff's words; None when there is none."""
+    message = (
+        recent_drip_messages(campaign, at=ctx.at)
+        .filter(patient=patient)
+        .select_related("campaign")
+        .order_by("-scheduled_for", "-id")
+        .first()
+    )
+    if message is not None:
+        if message.sent_at:
+            when = f"sent {_local(message.sent_at, campaign)}"
+        else:
+            status = message.get_status_display().lower()
+            when = f"{status}, due {_local(message.scheduled_for, campaign)}"
+        channel = message.get_channel_display()
+        return f"{channel} message {message.pk} of “{message.campaign.name}”, {when}."
+    enrollment = (
+        pending_drip_enrollments(campaign, at=ctx.at)
+        .filter(patient=patient)
+        .select_related("campaign")
+        .order_by("-entered_at", "-id")
+        .first()
+    )
+    if enrollment is not None:
+        return (
+            f"Entered “{enrollment.campaign.name}” at {_local(enrollment.entered_at, campaign)} "
+            f"(enrollment {enrollment.pk}); its first message is not in the outbox yet."
+        )
+    return None
+
+
+def _exclusion_checks(
+    campaign: Campaign,
+    patient: Patient,
+    ctx: RunContext,
+    occurrence_key: str | None,
+    enrolled_first_by: list[Campaign],
+) -> list[dict]:
+    """The exclusions a run applies (DESIGN §5.6), each naming what excludes."""
+    checks = [
+        {
+            "check": "exclusion: the patient is not deceased",
+            "passed": patient.status != PatientStatus.DECEASED,
+            "detail": "Status: deceased." if patient.status == PatientStatus.DECEASED else None,
+        }
+    ]
+    if campaign.exclude_recent_days:
+        days = campaign.exclude_recent_days
+        recent = _recent_detail(campaign, patient, ctx)
+        checks.append(
+            {
+                "check": f"exclusion: no message of another drip campaign in the last {days} "
+                f"day{'s' if days != 1 else ''}",
+                "passed": recent is None,
+                "detail": recent,
+            }
+        )
+        checks.append(
+            {
+                "check": "exclusion: no other drip campaign enrolls the patient first in the "
+                "same tick",
+                "passed": not enrolled_first_by,
+                "detail": "; ".join(
+                    f"“{other.name}” runs before this campaign at this instant and enrolls "
+                    "the patient."
+                    for other in enrolled_first_by
+                )
+                or None,
+            }
+        )
+    entered = None
+    if occurrence_key is not None and campaign.pk is not None:
+        entered = (
+            Enrollment.objects.filter(
+                campaign=campaign, patient=patient, occurrence_key=occurrence_key
+            )
+            .order_by("entered_at", "id")
+            .first()
+        )
+    checks.append(
+        {
+            "check": "exclusion: this occurrence has not entered yet",
+            "passed": entered is None,
+            "detail": (
+                f"Entered at {_local(entered.entered_at, campaign)} (enrollment {entered.pk}, "
+                f"occurrence {occurrence_key})."
+                if entered
+                else occurrence_key
+            ),
+        }
+    )
+    return checks
+
+
 def explain_patient(
     campaign: Campaign,
     patient: Patient,
     ctx: RunContext,
     patients: QuerySet,
     conditions: list[tuple[str, Q]],
+    *,
+    occurrence_key: str | None,
+    enrolled_first_by: list[Campaign],
 ) -> dict:
+    """The verdict on ``patient``: each trigger and filter condition, then each exclusion.
+
+    ``occurrence_key`` is the occurrence a run at ``ctx.at`` would enroll (None when it would
+    not), ``enrolled_first_by`` the drips that would enroll the patient earlier in the same
+    tick: both from the engine's own queries, so ``would_enter`` is what a run would do.
+    """
     matched = patients.filter(pk=patient.pk).values("occurrence_key").first()
     # Filters are judged on the patient alone, whatever the trigger says.
     mine = with_filter_annotations(Patient.objects.filter(pk=patient.pk))
@@ -146,16 +257,22 @@ def explain_patient(
         checks.append(
             {"check": "not removed from the blast", "passed": not removed, "detail": None}
         )
+    checks += _exclusion_checks(
+        campaign,
+        patient,
+        ctx,
+        matched["occurrence_key"] if matched else None,
+        enrolled_first_by,
+    )
     channels = _channels(campaign, patient)
-    would_enter = all(check["passed"] for check in checks)
     return {
         "campaign": campaign.pk,
         "patient_external_id": patient.external_id,
         "at": ctx.at.isoformat(),
         "local_date": ctx.today.isoformat(),
         "enabled": campaign.enabled,
-        "would_enter": would_enter,
-        "occurrence_key": matched["occurrence_key"] if matched and would_enter else None,
+        "would_enter": occurrence_key is not None,
+        "occurrence_key": occurrence_key,
         "checks": checks,
         "channels": channels,
         "reachable": any(c["usable"] for c in channels),

@@ -535,11 +535,12 @@ class ScheduleForm(forms.Form):
         help_text="1 to 31; in a shorter month, its last day.",
     )
     exclude_recent_days = forms.IntegerField(
-        label="Skip patients sent any campaign message in the last (days)",
+        label="Skip patients sent a message of another drip campaign in the last (days)",
         required=False,
         min_value=0,
         max_value=3650,
-        help_text="0 = do not skip anyone.",
+        help_text="0 = do not skip anyone. Messages still queued count; blasts, test sends "
+        "and Inbox replies do not.",
     )
 
     def __init__(self, *args, **kwargs):

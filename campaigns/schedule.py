@@ -33,3 +33,18 @@ def run_time(schedule: dict, day: dt.date, tz: zoneinfo.ZoneInfo) -> dt.datetime
     local = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz)
     # Round-trip through UTC: a wall time in a DST gap maps forward to a real instant.
     return local.astimezone(dt.UTC).astimezone(tz)
+
+
+def due_day(
+    schedule: dict, *, enabled_at: dt.datetime | None, tz: zoneinfo.ZoneInfo, now: dt.datetime
+) -> dt.date | None:
+    """The local date of a scheduled campaign's run due at ``now``, if one is: today when it
+    is due on today, its time has come and it was not enabled after that time (DESIGN §5.3).
+    Whether it already ran today is the caller's to check (``CampaignRun``)."""
+    today = now.astimezone(tz).date()
+    if not is_due_on(schedule, today):
+        return None
+    due = run_time(schedule, today, tz)
+    if due > now or (enabled_at and enabled_at > due):
+        return None
+    return today

@@ -12,6 +12,9 @@ import zoneinfo
 
 from campaigns.schedule import run_time
 
+# The practice's sending window holds for texts and email alike (DESIGN §5.6).
+WINDOWED_CHANNELS = ("sms", "email")
+
 
 def add_months(day: dt.date, months: int) -> dt.date:
     """``day`` plus ``months`` months; the 31st becomes the last day of a shorter month."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db.models import (
     CharField,
     Exists,
+    Func,
     IntegerField,
     OuterRef,
     Q,
@@ -80,28 +81,52 @@ def _key(prefix: str) -> Value:
     return Value(prefix, output_field=CharField())
 
 
+# An instant as "YYYY-MM-DDTHH:MM:SSZ" (UTC), in each database's SQL: a reminder's occurrence
+# key carries its appointment's start. "{}" is the instant's SQL.
+UTC_STAMP_SQL = {
+    "postgresql": """to_char(({}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""",
+    "sqlite": "(replace(datetime({}), ' ', 'T') || 'Z')",
+}
+
+
+class UtcStamp(Func):
+    """``UTC_STAMP_SQL`` as an expression."""
+
+    output_field = CharField()
+
+    def as_sql(self, compiler, connection, **extra):
+        template = UTC_STAMP_SQL[connection.vendor].format("%(expressions)s")
+        return super().as_sql(compiler, connection, template=template, **extra)
+
+
+def reminder_occurrence_key(appointment_id: int, start: dt.datetime) -> str:
+    """A reminder's occurrence: the appointment *and* its start (DESIGN §5.1), so an
+    appointment moved after its reminder went out is reminded again for its new time."""
+    return f"appointment:{appointment_id}@{start.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
 def _appointment_keyed(
-    patients: QuerySet, candidates: QuerySet, *, newest: bool = False
+    patients: QuerySet, candidates: QuerySet, *, newest: bool = False, by_start: bool = False
 ) -> QuerySet:
     """Patients with a candidate appointment; the earliest (or ``newest``) one is the
-    occurrence.
+    occurrence (with ``by_start``, the appointment at its start: ``reminder_occurrence_key``).
 
     A patient enters at most once per run however many appointments match. Visit triggers key
     on the newest matching visit, so a patient with two lapsed cases stays one occurrence from
     run to run instead of entering once per case.
     """
     order = ("-start", "-id") if newest else ("start", "id")
-    first = candidates.filter(patient_id=OuterRef("pk")).order_by(*order).values("id")[:1]
+    mine = candidates.filter(patient_id=OuterRef("pk")).order_by(*order)
+    key = [_key("appointment:"), Cast("trigger_appointment_id", CharField())]
+    if by_start:
+        stamp = mine.annotate(stamp=UtcStamp("start")).values("stamp")[:1]
+        key += [_key("@"), Subquery(stamp, output_field=CharField())]
     return (
         patients.filter(Exists(candidates.filter(patient_id=OuterRef("pk"))))
-        .annotate(trigger_appointment_id=Subquery(first, output_field=IntegerField()))
         .annotate(
-            occurrence_key=Concat(
-                _key("appointment:"),
-                Cast("trigger_appointment_id", CharField()),
-                output_field=CharField(),
-            )
+            trigger_appointment_id=Subquery(mine.values("id")[:1], output_field=IntegerField())
         )
+        .annotate(occurrence_key=Concat(*key, output_field=CharField()))
     )
 
 
@@ -187,7 +212,7 @@ def trigger_audience(
             )
         else:
             candidates = upcoming.filter(local_date=today + dt.timedelta(days=trigger["days"]))
-        return _appointment_keyed(patients, candidates)
+        return _appointment_keyed(patients, candidates, by_start=True)
     if kind == "missed_appointment":
         candidates = appointments.filter(
             local_date=today,

@@ -524,6 +524,7 @@ def _messages_context(request: PracticeRequest, wiz: Wizard, rows: list[dict]) -
         "delay_units": ["minutes", "hours", "days", "weeks", "months"],
         "preview_patient": request.POST.get("preview_patient", ""),
         "max_steps": MAX_STEPS,
+        "later_steps": wizard.describe_later_steps(wiz.draft["schedule"], wiz.draft["trigger"]),
     }
 
 

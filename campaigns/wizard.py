@@ -187,6 +187,22 @@ def describe_schedule(schedule: dict | None, trigger: dict | None) -> str:
     return f"Every day at {time}"
 
 
+def describe_later_steps(schedule: dict | None, trigger: dict | None) -> str:
+    """When messages delayed by days or more go out (DESIGN §5.4): at the campaign's time on
+    their day; a continuous trigger has no run time of its own, so its schedule's time (10:00
+    unless set) is for these alone."""
+    time = (schedule or DEFAULT_SCHEDULE).get("time", DEFAULT_SCHEDULE["time"])
+    if trigger and is_continuous(trigger):
+        return (
+            f"Messages delayed by days or more go out at {time} on their day: this trigger is "
+            "checked every minute, and the time of its schedule (step 2, 10:00 unless you set "
+            "one) is for these messages."
+        )
+    return (
+        f"Messages delayed by days or more go out at {time} on their day, when the campaign runs."
+    )
+
+
 def _names(values) -> str:
     return ", ".join(str(v) for v in values)
 

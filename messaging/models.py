@@ -120,6 +120,12 @@ class OutboundMessage(models.Model):
     report_pending = models.BooleanField(default=True, db_default=True)
     report_flags = models.PositiveSmallIntegerField(default=0, db_default=0)
     report_day = models.DateField(null=True, blank=True)
+    # A campaign sends at most one message per address per local day, however many patients
+    # share it (DESIGN §5.6): the address as a key (the phone as stored, E.164; the email in
+    # lower case) and the practice-local day the message goes out, set when a campaign message
+    # is created and never changed (a message rescheduled or re-addressed keeps its place).
+    address_key = models.CharField(max_length=254, blank=True, default="")
+    local_day = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,6 +136,14 @@ class OutboundMessage(models.Model):
                 fields=["enrollment", "step_position"],
                 condition=models.Q(enrollment__isnull=False),
                 name="one_message_per_enrollment_step",
+            ),
+            # Of a campaign's messages to one address on one day, one may go out: the others
+            # are skipped (``shared_address``) or never went (canceled, expired).
+            models.UniqueConstraint(
+                fields=["campaign", "channel", "address_key", "local_day"],
+                condition=models.Q(local_day__isnull=False)
+                & ~models.Q(status__in=["skipped", "canceled", "expired"]),
+                name="one_message_per_address_per_day",
             ),
         ]
         indexes = [

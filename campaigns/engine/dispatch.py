@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from campaigns.timing import next_sending_time
+from campaigns.timing import WINDOWED_CHANNELS, next_sending_time
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SendAllowance
 from messaging.status import messages_transition
 
@@ -117,9 +117,9 @@ def _claim(practice_id: int, now: dt.datetime) -> list[int]:
         .order_by("scheduled_for", "id")[:left]
     )
     claimed, waiting = [], []
-    opens = None  # the practice's sending window, the same for all its texts at ``now``
+    opens = None  # the practice's sending window, the same for all its messages at ``now``
     for message in rows:
-        if message.channel == "sms":
+        if message.channel in WINDOWED_CHANNELS:
             if opens is None:
                 practice = message.practice
                 opens = next_sending_time(

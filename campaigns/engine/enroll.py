@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Prefetch, Q, Value, When
+from django.db.models import Case, Exists, OuterRef, Prefetch, Q, Value, When
 
 from campaigns.models import (
     Campaign,
@@ -18,12 +18,11 @@ from campaigns.models import (
     EnrollmentState,
     MessageStep,
 )
-from campaigns.schedule import is_due_on, run_time
-from campaigns.selectors import audience
-from campaigns.spec import APPOINTMENT_TRIGGERS, DEFAULT_SCHEDULE, MISSED_MINUTES, is_continuous
+from campaigns.schedule import due_day
+from campaigns.selectors import audience_candidates, new_occurrences_sql
+from campaigns.spec import DEFAULT_SCHEDULE, MISSED_MINUTES, is_continuous
 from campaigns.timing import step_due
 from campaigns.triggers import NOT_MISSED_STATUSES
-from messaging.models import SENT_STATUSES, OutboundMessage
 from patients.models import VISIT_STATUSES, Appointment
 
 
@@ -124,14 +123,7 @@ def _due_day(campaign: _Head, now: dt.datetime) -> dt.date | None:
     """The local date of the scheduled campaign's run due at ``now``, if one is."""
     if campaign.kind == CampaignKind.BLAST or is_continuous(campaign.trigger):
         return None
-    tz = campaign.tz
-    today = now.astimezone(tz).date()
-    if not is_due_on(campaign.schedule, today):
-        return None
-    due = run_time(campaign.schedule, today, tz)
-    if due > now or (campaign.enabled_at and campaign.enabled_at > due):
-        return None
-    return today
+    return due_day(campaign.schedule, enabled_at=campaign.enabled_at, tz=campaign.tz, now=now)
 
 
 def _continuous_idle(campaigns: list[_Head], now: dt.datetime) -> set[int]:
@@ -261,18 +253,13 @@ def _campaign_run(campaign: Campaign, now: dt.datetime) -> int | None:
 
 def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
     """Insert one enrollment per new occurrence in one ``INSERT … SELECT … ON CONFLICT DO
-    NOTHING``: the unique (campaign, patient, occurrence key) makes re-runs harmless."""
-    patients = audience(campaign, at=now)
-    if campaign.exclude_recent_days:
-        recent = OutboundMessage.objects.filter(
-            practice=campaign.practice,
-            patient_id=OuterRef("pk"),
-            enrollment__isnull=False,
-            is_test=False,
-            status__in=SENT_STATUSES,
-            sent_at__gte=now - dt.timedelta(days=campaign.exclude_recent_days),
-        )
-        patients = patients.exclude(Exists(recent))
+    NOTHING``: the unique (campaign, patient, occurrence key) makes re-runs harmless.
+
+    The rows are ``campaigns.selectors``' (``audience_candidates``, ``new_occurrences_sql``),
+    which ``audience`` and ``explain`` read too. Campaigns of a tick run one after the other,
+    each committed, so a drip with ``exclude_recent_days`` sees the enrollments of the drips
+    that ran before it in the same tick.
+    """
     steps = getattr(campaign, "step_list", None)
     first = steps[0] if steps is not None else campaign.steps.all()[0]
     first_due = step_due(
@@ -282,29 +269,17 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
         schedule=campaign.schedule or DEFAULT_SCHEDULE,
         tz=campaign.practice.tz,
     )
-    # Every selected column gets an explicit alias, for the outer SELECT to name. An
-    # appointment's occurrence key is made from its id out here rather than selected: the
-    # ORM would compile (and PostgreSQL plan) the appointment's subquery once more for it.
-    by_appointment = bool(campaign.trigger) and campaign.trigger["type"] in APPOINTMENT_TRIGGERS
-    columns = ["enrolling_patient_id", "trigger_appointment_id"]
-    if by_appointment:
-        key_sql = "'appointment:' || a.trigger_appointment_id"
-    else:
-        columns.append("occurrence_key")
-        key_sql = "a.occurrence_key"
-    select_sql, params = (
-        patients.order_by().annotate(enrolling_patient_id=F("pk")).values_list(*columns).query
-    ).sql_with_params()
+    rows_sql, params = new_occurrences_sql(campaign, audience_candidates(campaign, at=now))
     table = Enrollment._meta.db_table
     ops = connection.ops
-    # The table name is the model's and select_sql is compiled by the ORM with its values
-    # kept apart in params: no input is formatted into the statement.
+    # The table name is the model's and rows_sql is compiled with its values kept apart in
+    # params: no input is formatted into the statement. "WHERE true" keeps PostgreSQL from
+    # reading ON CONFLICT as a join condition.
     sql = (
         f"INSERT INTO {table} (practice_id, campaign_id, patient_id, occurrence_key, "  # noqa: S608
         "appointment_id, entered_at, state, steps_done, next_step_at, exit_reason) "
-        f"SELECT %s, %s, a.enrolling_patient_id, {key_sql}, a.trigger_appointment_id, "
-        "%s, %s, 0, %s, '' "
-        f"FROM ({select_sql}) AS a WHERE true "
+        "SELECT %s, %s, n.patient_id, n.occurrence_key, n.appointment_id, %s, %s, 0, %s, '' "
+        f"FROM ({rows_sql}) AS n WHERE true "
         "ON CONFLICT (campaign_id, patient_id, occurrence_key) DO NOTHING"
     )
     with connection.cursor() as cursor:

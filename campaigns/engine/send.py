@@ -26,17 +26,19 @@ import logging
 import traceback
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from campaigns.engine.footer import stop_footers_add
 from campaigns.engine.goals import enrollments_exit, future_appointment_q
-from campaigns.engine.steps import STOP_FOOTER, address_problem
+from campaigns.engine.steps import DECEASED, STOP_FOOTER, address_problem
 from campaigns.models import Enrollment, EnrollmentState, MessageStep
 from campaigns.render import render_message
 from campaigns.schedule import run_time
 from campaigns.spec import DEFAULT_SCHEDULE
-from campaigns.timing import next_sending_time
+from campaigns.timing import WINDOWED_CHANNELS, next_sending_time
+from campaigns.triggers import reminder_occurrence_key
 from messaging.links import (
     links_track,
     unsubscribe_footer_add,
@@ -51,6 +53,7 @@ from patients.models import (
     CANCELLED_STATUSES,
     UPCOMING_STATUSES,
     VISIT_STATUSES,
+    Appointment,
     OptOutSource,
     PatientStatus,
 )
@@ -110,6 +113,8 @@ def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> 
                 statuses[message.pk] = message.status
                 continue
             outgoing.append(message)
+        # After each message's re-check has saved what it rewrote: the footer is added on top.
+        stop_footers_add(messages=outgoing)
     if outgoing:
         for message_id, status in _deliver(outgoing, now).items():
             if status is None:
@@ -439,6 +444,8 @@ def _recheck_stops(message: OutboundMessage, now: dt.datetime) -> bool:
     enrollment = message.enrollment
     if enrollment is not None:
         campaign = enrollment.campaign
+        if message.patient.status == PatientStatus.DECEASED:
+            return _stop(message, MessageStatus.SKIPPED, DECEASED, now)
         if enrollment.state == EnrollmentState.EXITED:
             return _stop(
                 message, MessageStatus.CANCELED, enrollment.exit_reason.replace("_", " "), now
@@ -465,7 +472,7 @@ def _recheck_stops(message: OutboundMessage, now: dt.datetime) -> bool:
         if not to:
             return _stop(message, MessageStatus.SKIPPED, reason, now)
         message.to = to  # the number or address on file now
-    if message.channel == "sms":
+    if message.channel in WINDOWED_CHANNELS:  # texts and email alike (DESIGN §5.6)
         practice = message.practice
         opens = next_sending_time(
             now,
@@ -486,6 +493,23 @@ def _recheck_stops(message: OutboundMessage, now: dt.datetime) -> bool:
     return False
 
 
+def _reminder_follows(enrollment: Enrollment, appointment: Appointment) -> bool:
+    """A reminder's occurrence is its appointment at its start (DESIGN §5.1). A reminder that
+    follows a moved appointment carries its enrollment to the new start, so that the run
+    before the new date does not remind of it again; False when another enrollment already
+    has the new start (it reminds of it, and this one stops)."""
+    key = reminder_occurrence_key(appointment.pk, appointment.start)
+    if enrollment.occurrence_key == key:
+        return True
+    try:
+        with transaction.atomic():
+            Enrollment.objects.filter(pk=enrollment.pk).update(occurrence_key=key)
+    except IntegrityError:  # the unique (campaign, patient, occurrence key)
+        return False
+    enrollment.occurrence_key = key
+    return True
+
+
 def _appointment_recheck(
     message: OutboundMessage, enrollment: Enrollment, now: dt.datetime
 ) -> bool:
@@ -503,8 +527,11 @@ def _appointment_recheck(
             return _stop(message, MessageStatus.CANCELED, "patient checked in", now)
         if appointment.status in CANCELLED_STATUSES:
             return _stop(message, MessageStatus.CANCELED, f"appointment {appointment.status}", now)
+        # Moved: no longer missed, or to another day than the one it was missed on (when the
+        # patient entered); a later step on a later day is still about that day's miss.
         missed_at = appointment.start + dt.timedelta(minutes=trigger["minutes_after"])
-        if missed_at > now or appointment.local_date != now.astimezone(tz).date():
+        missed_day = enrollment.entered_at.astimezone(tz).date()
+        if missed_at > now or appointment.local_date != missed_day:
             return _stop(message, MessageStatus.CANCELED, "appointment moved", now)
         return False
     # A reminder: canceled with its appointment, or following it when it moved.
@@ -512,6 +539,8 @@ def _appointment_recheck(
         return _stop(message, MessageStatus.CANCELED, f"appointment {appointment.status}", now)
     if appointment.start <= now:
         return _stop(message, MessageStatus.CANCELED, "appointment already started", now)
+    if not _reminder_follows(enrollment, appointment):
+        return _stop(message, MessageStatus.CANCELED, "appointment moved", now)
     # Re-render: the date and time follow the appointment if it moved.
     templates = _templates(message, campaign)
     if templates is None:

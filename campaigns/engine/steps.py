@@ -9,15 +9,16 @@ however many patients it holds.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Prefetch
 
 from campaigns.models import Campaign, Channel, Enrollment, EnrollmentState
 from campaigns.render import render_message
 from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
-from campaigns.timing import end_of_local_day, step_due
+from campaigns.timing import end_of_local_day, next_sending_time, step_due
 from messaging.links import (
     links_track,
     unsubscribe_footer_add,
@@ -31,12 +32,17 @@ from messaging.models import (
     TrackedLink,
     UnsubscribeToken,
 )
-from patients.models import Appointment, Patient
+from patients.models import Appointment, Patient, PatientStatus
 
 BATCH = 500
 STOP_FOOTER = "Reply STOP to opt out"
-# Messages that count as "a text the patient got" for the first-SMS footer.
+# Messages that never went out, and never will.
 NOT_RECEIVED = [MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED]
+# Skip reasons (DESIGN §5.6).
+SHARED_ADDRESS = "shared_address"
+DECEASED = "deceased"
+# The advisory-lock namespace of the addresses being materialized (the two-key form).
+ADDRESS_LOCKS = 0x54534144
 
 
 def address_problem(patient, channel: str) -> tuple[str, str]:
@@ -48,6 +54,80 @@ def address_problem(patient, channel: str) -> tuple[str, str]:
     if patient.email_opt_out:
         return "", "opted out of email"
     return (patient.email, "") if patient.email else ("", "no email address")
+
+
+def _recipient(patient: Patient, channel: str) -> tuple[str, str]:
+    """As ``address_problem``; a deceased patient is sent nothing (DESIGN §5.6)."""
+    if patient.status == PatientStatus.DECEASED:
+        return "", DECEASED
+    return address_problem(patient, channel)
+
+
+def address_key(channel: str, to: str) -> str:
+    """An address as one campaign sends to it once a day: phones are stored E.164 already;
+    email addresses compare without case."""
+    return to.strip().lower() if channel == Channel.EMAIL else to.strip()
+
+
+def _address_day(enrollment: Enrollment) -> tuple[int, str, str, dt.date] | None:
+    """(campaign, channel, address, local day) of the message the enrollment's next step
+    would send (the day it may go out: its due day, or the next window's when it is due
+    after hours); None when it sends none."""
+    campaign, patient = enrollment.campaign, enrollment.patient
+    steps = campaign.step_list
+    if enrollment.steps_done >= len(steps):
+        return None
+    channel = steps[enrollment.steps_done].channel
+    to, _ = _recipient(patient, channel)
+    if not to:
+        return None
+    practice = campaign.practice
+    goes = next_sending_time(
+        enrollment.next_step_at,
+        start=practice.sending_window_start,
+        end=practice.sending_window_end,
+        tz=practice.tz,
+    )
+    return campaign.pk, channel, address_key(channel, to), goes.astimezone(practice.tz).date()
+
+
+def _addresses_taken(
+    keys: set[tuple[int, str, str, dt.date]],
+) -> set[tuple[int, str, str, dt.date]]:
+    """Of these (campaign, channel, address, day) keys, the ones a message in the outbox
+    already holds (one that went or may still go out).
+
+    On PostgreSQL each key is first locked for the rest of the transaction (an advisory
+    lock, taken in one sorted order so that two batches never deadlock): a concurrent
+    materialization with the same address waits for this one to commit, then finds its
+    message here. The unique constraint ``one_message_per_address_per_day`` holds the rule
+    whatever writes the outbox.
+    """
+    if not keys:
+        return set()
+    if connection.vendor == "postgresql":
+        locks = sorted({_lock_id(key) for key in keys})
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(%s, k)) "
+                "FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS ordered",
+                [ADDRESS_LOCKS, locks],
+            )
+    held = (
+        OutboundMessage.objects.filter(
+            campaign_id__in={key[0] for key in keys},
+            address_key__in={key[2] for key in keys},
+            local_day__in={key[3] for key in keys},
+        )
+        .exclude(status__in=NOT_RECEIVED)
+        .values_list("campaign_id", "channel", "address_key", "local_day")
+    )
+    return set(held) & keys
+
+
+def _lock_id(key: tuple) -> int:
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _enrollments_advance(enrollments: list[Enrollment]) -> None:
@@ -107,18 +187,12 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
     campaigns = campaigns.in_bulk({e.campaign_id for e in enrollments})
     for enrollment in enrollments:
         enrollment.campaign = campaigns[enrollment.campaign_id]
-    texted = set(
-        OutboundMessage.objects.filter(
-            patient_id__in={e.patient_id for e in enrollments}, channel=Channel.SMS
-        )
-        .exclude(status__in=NOT_RECEIVED)
-        .values_list("patient_id", flat=True)
-    )
+    addresses = {e.pk: _address_day(e) for e in enrollments}
+    taken = _addresses_taken({key for key in addresses.values() if key is not None})
     messages: list[OutboundMessage] = []
     # Link rows of the batch, saved after the messages (their tokens need no message id).
     tracked_links: list[TrackedLink] = []
     unsubscribe_tokens: list[UnsubscribeToken] = []
-    addresses_this_run: set[tuple[int, str, str]] = set()
     for enrollment in enrollments:
         campaign, patient = enrollment.campaign, enrollment.patient
         steps = campaign.step_list
@@ -128,13 +202,14 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             continue
         step = steps[position - 1]
         due = enrollment.next_step_at
-        to, reason = address_problem(patient, step.channel)
-        if to and position == 1:
-            # Families share phones and emails: one message per address per run.
-            key = (campaign.pk, step.channel, to)
-            if key in addresses_this_run:
-                to, reason = "", "another patient at this address got this message"
-            addresses_this_run.add(key)
+        to, reason = _recipient(patient, step.channel)
+        address = addresses[enrollment.pk]
+        if to and address is not None:
+            # Families share phones and emails: one message per address per campaign per
+            # local day, whatever the step (the first in due order gets it).
+            if address in taken:
+                to, reason = "", SHARED_ADDRESS
+            taken.add(address)
         # Every email that goes out carries its own unsubscribe link.
         unsubscribe_token = unsubscribe_token_new() if to and step.channel == Channel.EMAIL else ""
         links = (
@@ -151,9 +226,7 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         )
         if links:
             body = unsubscribe_footer_add(body=body, url=links["UnsubscribeLink"])
-        if to and step.channel == Channel.SMS and patient.pk not in texted:
-            body = f"{body}\n{STOP_FOOTER}"
-            texted.add(patient.pk)
+        # The STOP footer of a patient's first text is decided when it is sent (send.py).
         message = OutboundMessage(
             practice_id=enrollment.practice_id,
             enrollment=enrollment,
@@ -171,6 +244,8 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             if is_continuous(campaign.trigger or {})
             else None,
         )
+        if address is not None:  # queued, or skipped for the address (it keeps the key)
+            _, _, message.address_key, message.local_day = address
         if to:
             message.body = links_track(
                 message=message, body=body, channel=step.channel, pending=tracked_links

@@ -610,6 +610,8 @@ def test_explain_a_patient_who_matches_and_two_who_do_not(api):
     assert [(c["check"], c["passed"]) for c in match["checks"]] == [
         ("trigger: birthday", True),
         ("filter: Status", True),
+        ("exclusion: the patient is not deceased", True),
+        ("exclusion: this occurrence has not entered yet", True),
     ]
     assert match["local_date"] == "2026-05-14"
 
@@ -619,6 +621,8 @@ def test_explain_a_patient_who_matches_and_two_who_do_not(api):
     assert [(c["check"], c["passed"]) for c in inactive["checks"]] == [
         ("trigger: birthday", True),
         ("filter: Status", False),
+        ("exclusion: the patient is not deceased", True),
+        ("exclusion: this occurrence has not entered yet", True),
     ]
 
     other_day = api.get(url, {"patient": "P3", "at": AT}).json()
@@ -626,6 +630,8 @@ def test_explain_a_patient_who_matches_and_two_who_do_not(api):
     assert [(c["check"], c["passed"]) for c in other_day["checks"]] == [
         ("trigger: birthday", False),
         ("filter: Status", True),
+        ("exclusion: the patient is not deceased", True),
+        ("exclusion: this occurrence has not entered yet", True),
     ]
     assert "May 15" in other_day["checks"][0]["detail"]
 

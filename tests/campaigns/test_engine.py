@@ -470,7 +470,7 @@ def test_one_message_per_shared_phone_per_run(clinic):
     run(ny(2026, 6, 15, 10, 0))
     assert len(received(twin_a)) + len(received(twin_b)) == 1
     skipped = OutboundMessage.objects.get(status="skipped")
-    assert skipped.status_reason == "another patient at this address got this message"
+    assert skipped.status_reason == "shared_address"
 
 
 def test_opted_out_or_unreachable_patients_are_skipped_with_the_reason(clinic):

@@ -25,7 +25,7 @@ from messaging.providers.sandbox import SandboxProvider
 from messaging.reconcile import messages_reconcile
 from patients.models import Patient
 from tests.campaigns.builders import Clinic, ny
-from tests.campaigns.test_engine import drip, received, run, sms, statuses
+from tests.campaigns.test_engine import drip, email, received, run, sms, statuses
 from tests.campaigns.test_engine_exactly_once import (
     BIRTHDAY_ONE_STEP,
     RUN_AT,
@@ -76,7 +76,8 @@ def test_shortening_a_reminder_campaign_skips_its_removed_step_and_sends_the_bat
         enabled_at=ny(2026, 6, 1),
         name="Reminder",
         messages=[
-            sms("See you {{AppointmentDate}} at {{AppointmentTime}}"),
+            # An email first: a campaign texts one number at most once a day (DESIGN §5.6).
+            email("Tomorrow", "See you {{AppointmentDate}} at {{AppointmentTime}}"),
             sms("Bring your insurance card on {{AppointmentDate}}.", value=1, unit="hours"),
         ],
     )
@@ -88,7 +89,7 @@ def test_shortening_a_reminder_campaign_skips_its_removed_step_and_sends_the_bat
         schedule={"frequency": "daily", "time": "11:00"},
         messages=[sms("Happy birthday, {{PatientFirstName}}!")],
     )
-    ann = clinic.patient(first_name="Ann", phone="3125550101")
+    ann = clinic.patient(first_name="Ann", phone="3125550101", email="ann@example.com")
     clinic.appointment(ann, ny(2026, 6, 16, 9, 30))
     bob = clinic.patient(first_name="Bob", phone="3125550102", birth_date=dt.date(1980, 6, 15))
     run(ny(2026, 6, 15, 10, 0))  # Ann's first reminder

@@ -37,6 +37,11 @@ def key(appointment) -> str:
     return f"appointment:{appointment.pk}"
 
 
+def reminder_key(appointment) -> str:
+    """A reminder's occurrence: the appointment at its start (in UTC)."""
+    return f"appointment:{appointment.pk}@{appointment.start.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
 # --- birthday ----------------------------------------------------------------------------------
 
 BIRTHDAY = {"type": "birthday", "offset_days": 0}
@@ -263,10 +268,10 @@ def test_booked_today_and_still_upcoming(clinic):
         clinic.patient("ALREADY_PAST"), ny(2026, 6, 15, 14), booked_at=ny(2026, 6, 15, 8)
     )
     assert clinic.matched(BOOKED, at) == {
-        "BOOKED": key(booked),
-        "JUST_AFTER_MIDNIGHT": key(after_midnight),
-        "LATE_EVENING": key(late),
-        "CONFIRMED": key(confirmed),
+        "BOOKED": reminder_key(booked),
+        "JUST_AFTER_MIDNIGHT": reminder_key(after_midnight),
+        "LATE_EVENING": reminder_key(late),
+        "CONFIRMED": reminder_key(confirmed),
     }
     assert set(clinic.matched(BOOKED, ny(2026, 6, 14, 23, 59))) == {"JUST_BEFORE_MIDNIGHT"}
     assert clinic.matched(BOOKED, ny(2026, 6, 16, 0, 0)) == {}
@@ -275,7 +280,7 @@ def test_booked_today_and_still_upcoming(clinic):
 def test_booked_stops_matching_once_cancelled(clinic):
     patient = clinic.patient("BOOKED")
     appointment = clinic.appointment(patient, ny(2026, 6, 22, 9), booked_at=ny(2026, 6, 15, 8))
-    assert clinic.matched(BOOKED, AT) == {"BOOKED": key(appointment)}
+    assert clinic.matched(BOOKED, AT) == {"BOOKED": reminder_key(appointment)}
     clinic.change(appointment, status="cancelled")
     assert clinic.matched(BOOKED, AT) == {}
 
@@ -285,7 +290,7 @@ def test_booked_two_appointments_today_enter_once_keyed_on_the_first(clinic):
     later = clinic.appointment(patient, ny(2026, 6, 29, 9), booked_at=ny(2026, 6, 15, 8))
     sooner = clinic.appointment(patient, ny(2026, 6, 22, 9), booked_at=ny(2026, 6, 15, 9))
     assert later.pk < sooner.pk
-    assert clinic.matched(BOOKED, AT) == {"TWO": key(sooner)}
+    assert clinic.matched(BOOKED, AT) == {"TWO": reminder_key(sooner)}
 
 
 def test_days_before_matches_the_local_date_today_plus_n(clinic):
@@ -300,10 +305,10 @@ def test_days_before_matches_the_local_date_today_plus_n(clinic):
     clinic.appointment(clinic.patient("CANCELLED"), ny(2026, 6, 16, 9), "cancelled")
     clinic.appointment(clinic.patient("RESCHEDULED"), ny(2026, 6, 16, 9), "rescheduled")
     assert clinic.matched(reminder, AT) == {
-        "TOMORROW": key(tomorrow),
-        "TOMORROW_EARLY": key(early),
-        "TOMORROW_LATE": key(late),
-        "CONFIRMED": key(confirmed),
+        "TOMORROW": reminder_key(tomorrow),
+        "TOMORROW_EARLY": reminder_key(early),
+        "TOMORROW_LATE": reminder_key(late),
+        "CONFIRMED": reminder_key(confirmed),
     }
     assert set(clinic.matched(reminder, AT - DAY)) == {"TODAY"}
     assert set(clinic.matched(reminder, AT + DAY)) == {"IN_TWO_DAYS"}
@@ -314,7 +319,7 @@ def test_days_before_0_is_later_today_only(clinic):
     afternoon = clinic.appointment(clinic.patient("AFTERNOON"), ny(2026, 6, 15, 15))
     clinic.appointment(clinic.patient("THIS_MORNING"), ny(2026, 6, 15, 9))  # already started
     clinic.appointment(clinic.patient("TOMORROW"), ny(2026, 6, 16, 9))
-    assert clinic.matched(same_day, AT) == {"AFTERNOON": key(afternoon)}
+    assert clinic.matched(same_day, AT) == {"AFTERNOON": reminder_key(afternoon)}
 
 
 def test_days_before_follows_a_moved_appointment(clinic):
@@ -322,10 +327,10 @@ def test_days_before_follows_a_moved_appointment(clinic):
     appointment = clinic.appointment(clinic.patient("MOVED"), ny(2026, 6, 18, 9))
     assert clinic.matched(reminder, AT) == {}
     clinic.change(appointment, start=ny(2026, 6, 17, 16))
-    assert clinic.matched(reminder, AT) == {"MOVED": key(appointment)}
+    assert clinic.matched(reminder, AT) == {"MOVED": reminder_key(appointment)}
     clinic.change(appointment, start=ny(2026, 6, 19, 9))
     assert clinic.matched(reminder, AT) == {}
-    assert clinic.matched(reminder, ny(2026, 6, 17, 10)) == {"MOVED": key(appointment)}
+    assert clinic.matched(reminder, ny(2026, 6, 17, 10)) == {"MOVED": reminder_key(appointment)}
     clinic.change(appointment, status="cancelled")
     assert clinic.matched(reminder, ny(2026, 6, 17, 10)) == {}
 
@@ -336,7 +341,7 @@ def test_days_before_two_appointments_that_day_enter_once(clinic):
     afternoon = clinic.appointment(patient, ny(2026, 6, 16, 15))
     morning = clinic.appointment(patient, ny(2026, 6, 16, 9))
     assert afternoon.pk < morning.pk
-    assert clinic.matched(reminder, AT) == {"TWO": key(morning)}
+    assert clinic.matched(reminder, AT) == {"TWO": reminder_key(morning)}
 
 
 # --- last_visit_checked_in: today + hours_after -----------------------------------------------

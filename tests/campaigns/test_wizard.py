@@ -694,6 +694,27 @@ def test_messages_step_shows_length_and_segments(plus):
     assert "160 characters · 1 segment (GSM-7)" in plus.get(_url("messages")).text
 
 
+def test_messages_step_says_when_day_delayed_messages_go_out(plus):
+    """A continuous trigger has no run time: its day-delayed messages go out at the
+    schedule's time, 10:00 unless set (DESIGN §5.4); the wizard says which."""
+    _post(plus, "name", {"name": "Missed"})
+    missed = {"type": "missed_appointment", "minutes_after": "25"}
+    _post(plus, "audience", _audience(missed))
+    page = plus.get(_url("messages")).text
+    assert "Messages delayed by days or more go out at 10:00 on their day" in page
+    assert "this trigger is checked every minute" in page
+    _post(plus, "audience", _audience(missed, schedule={"frequency": "daily", "time": "09:15"}))
+    assert (
+        "go out at 09:15 on their day: this trigger is checked every minute"
+        in plus.get(_url("messages")).text
+    )
+    birthday = {"type": "birthday"}
+    _post(plus, "audience", _audience(birthday, schedule={"frequency": "daily", "time": "08:30"}))
+    page = plus.get(_url("messages")).text
+    assert "go out at 08:30 on their day, when the campaign runs" in page
+    assert "checked every minute" not in page
+
+
 def test_add_a_step_from_a_template_and_insert_a_merge_field(plus, other_practice):
     master = MessageTemplate.objects.get(practice=None, name="Reactivation")
     response = _post(plus, "messages", {"template": master.pk}, action="add_template")
