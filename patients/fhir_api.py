@@ -6,11 +6,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from patients.apis import SyncApiView, actor_of
 from patients.sync.fhir import FhirBundleError, fhir_bundle_import
+from trackstat.api_parsers import JSONParser
 
 
 class FhirJsonParser(JSONParser):
