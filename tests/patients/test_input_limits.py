@@ -365,3 +365,23 @@ def test_any_text_is_stored_as_sent_or_refused_naming_the_field(api, name, value
         stored = api.get("/api/v1/patients/PROP").json()[name]
         assert stored == value.strip() or (stored is None and not value.strip())
     assert Patient.objects.filter(external_id="SAFE").exists()
+
+
+# --- staff services hold tag names to the same column ---------------------------------------
+
+
+@pytest.mark.parametrize("service", ["one", "bulk"])
+def test_staff_tagging_refuses_a_name_longer_than_a_tag_can_be(practice, service):
+    from django.core.exceptions import ValidationError
+
+    from patients.services import patient_tag_add, patients_tag_bulk
+    from tests.factories import PatientFactory
+
+    patient = PatientFactory(practice=practice, external_id="P1")
+    with pytest.raises(ValidationError) as error:
+        if service == "one":
+            patient_tag_add(practice=practice, patient=patient, name="t" * 101, actor=None)
+        else:
+            patients_tag_bulk(practice=practice, name="t" * 101, external_ids=["P1"], actor=None)
+    assert "100" in str(error.value)
+    assert not Tag.objects.exists()
