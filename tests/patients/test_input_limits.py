@@ -5,6 +5,7 @@ path (PUT, bulk, CSV, FHIR), because they all go through ``patients.sync.records
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import hypothesis
 import pytest
@@ -378,10 +379,12 @@ def test_staff_tagging_refuses_a_name_longer_than_a_tag_can_be(practice, service
     from tests.factories import PatientFactory
 
     patient = PatientFactory(practice=practice, external_id="P1")
+    long_name = "t" * 101
+    if service == "one":
+        tag = partial(patient_tag_add, patient=patient)
+    else:
+        tag = partial(patients_tag_bulk, external_ids=["P1"])
     with pytest.raises(ValidationError) as error:
-        if service == "one":
-            patient_tag_add(practice=practice, patient=patient, name="t" * 101, actor=None)
-        else:
-            patients_tag_bulk(practice=practice, name="t" * 101, external_ids=["P1"], actor=None)
+        tag(practice=practice, name=long_name, actor=None)
     assert "100" in str(error.value)
     assert not Tag.objects.exists()
