@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -273,13 +274,14 @@ def _write_bisecting(
             _write_bisecting(write, records[:middle], result, **kwargs)
             _write_bisecting(write, records[middle:], result, **kwargs)
             return
-        # The message may quote the values (patient data): only its kind is logged.
+        # The message may quote the values (patient data): its kind and where, not what.
         logger.warning(
-            "%s: record %s refused by the database (%s %s)",
+            "%s: record %s refused by the database (%s %s)\n%s",
             write.__name__.strip("_"),
             records[0]["_index"],
             type(error).__name__,
             getattr(getattr(error.__cause__, "diag", None), "sqlstate", "") or "",
+            "".join(traceback.format_tb(error.__traceback__)),
         )
         _record_error(result, records[0], "non_field_errors", UNSTORABLE_MESSAGE)
 

@@ -209,3 +209,15 @@ def test_a_csv_import_that_fails_as_a_whole_saves_no_row(api, monkeypatch):
     assert response.status_code == 500
     assert calls == [5_000, 5_000]
     assert not Patient.objects.exists()
+
+
+@needs_postgres
+def test_a_refused_record_is_logged_without_its_values(api, unstorable_name, caplog):
+    patients = [{"external_id": "P1", "first_name": "Zebulon", "last_name": unstorable_name}]
+    with caplog.at_level("WARNING", logger="patients.services.sync"):
+        api.post("/api/v1/patients:bulk", json.dumps({"patients": patients}), JSON)
+    [record] = [r for r in caplog.records if r.name == "patients.services.sync"]
+    logged = record.getMessage()
+    assert "patients_write: record 0 refused by the database (IntegrityError 23514)" in logged
+    assert "Zebulon" not in logged
+    assert unstorable_name not in logged
