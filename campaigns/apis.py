@@ -7,6 +7,7 @@ Campaigns are for User Plus and above, to read as well as to write (DESIGN §3);
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
@@ -25,10 +26,13 @@ from campaigns.models import Campaign, CampaignKind
 from campaigns.spec import CampaignSerializer
 from patients.apis import actor_of
 from patients.selectors import patient_queryset
+from trackstat.api_errors import query_param
 from trackstat.models import Role
+from trackstat.validators import InvalidValue, parse_external_id, parse_instant
 
 AUDIENCE_PAGE_SIZE = 50
 AUDIENCE_FIELDS = ["external_id", "first_name", "last_name", "occurrence_key"]
+UNENCODED_PLUS_RE = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
 
 
 class CampaignOutputSerializer(CampaignSerializer):
@@ -136,22 +140,18 @@ def _service_errors(error: DjangoValidationError) -> ValidationError:
 
 def _instant(request: Request, name: str) -> dt.datetime:
     """An aware instant from the query string (ISO 8601 with offset); now when absent."""
-    value = request.query_params.get(name)
-    if not value:
-        return timezone.now()
-    try:
-        instant = dt.datetime.fromisoformat(value)
-    except ValueError:
-        # An unencoded "+05:00" offset arrives as " 05:00".
+
+    def parse(value: str) -> dt.datetime:
         try:
-            instant = dt.datetime.fromisoformat(value.strip().replace(" ", "+"))
-        except ValueError:
-            raise ValidationError(
-                {name: ["Not an ISO 8601 date and time, e.g. 2026-03-08T10:00:00-05:00."]}
-            ) from None
-    if timezone.is_naive(instant):
-        raise ValidationError({name: ["Give an offset, e.g. 2026-03-08T10:00:00-05:00."]})
-    return instant
+            return parse_instant(value)
+        except InvalidValue:
+            # An unencoded "+05:00" offset arrives as " 05:00".
+            repaired = UNENCODED_PLUS_RE.sub(r"+\1", value.strip())
+            if repaired == value.strip():
+                raise
+            return parse_instant(repaired)
+
+    return query_param(request, name, parse) or timezone.now()
 
 
 class CampaignListApi(ListAPIView):
@@ -289,7 +289,7 @@ class CampaignExplainApi(CampaignApiView):
     )
     def get(self, request, campaign_id: int):
         campaign = self.get_campaign(campaign_id)
-        external_id = request.query_params.get("patient")
+        external_id = query_param(request, "patient", parse_external_id)
         if not external_id:
             raise ValidationError({"patient": ["Give the patient's external id."]})
         at = _instant(request, "at")

@@ -29,6 +29,7 @@ from campaigns.spec import (
 from patients.forms import BooleanChoiceField
 from patients.models import Lookup, LookupKind, Sex
 from trackstat.models import Practice
+from trackstat.validators import InvalidValue, check_instant
 
 MAX_STEPS = 30
 LIST_SEPARATORS = re.compile(r"\s*[,;\n]\s*")
@@ -777,7 +778,10 @@ class BlastForm(forms.Form):
             naive = dt.datetime.fromisoformat(value[:16])
         except ValueError:
             raise forms.ValidationError("Enter a date and time, e.g. 2026-03-10 09:30.") from None
-        return naive.replace(tzinfo=self.practice.tz)
+        try:
+            return check_instant(naive.replace(tzinfo=self.practice.tz))
+        except InvalidValue as error:
+            raise forms.ValidationError(str(error)) from None
 
     def clean(self):
         cleaned = super().clean()

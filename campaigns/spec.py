@@ -12,7 +12,15 @@ import re
 import nh3
 from rest_framework import serializers
 
-from campaigns.models import CampaignKind, Channel, DelayUnit
+from campaigns.models import Campaign, CampaignKind, Channel, DelayUnit, MessageStep
+from patients.models import Lookup, Tag
+from trackstat.validators import (
+    InvalidValue,
+    check_text,
+    max_length_of,
+    parse_instant,
+    parse_int,
+)
 
 # The schedule of a drip campaign that names none (continuous triggers): it decides the
 # local time at which day-and-longer delays fall.
@@ -20,6 +28,8 @@ DEFAULT_SCHEDULE = {"frequency": "daily", "time": "10:00"}
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 MISSED_MINUTES = [15, 20, 25, 30, 60, 120]
 SMS_MAX_LENGTH = 1600
+LOOKUP_NAME_LENGTH = max_length_of(Lookup, "name")
+TAG_NAME_LENGTH = max_length_of(Tag, "name")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 MERGE_FIELD_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
@@ -127,7 +137,8 @@ def validate_trigger(data) -> dict:
     elif kind == "missed_appointment":
         _no_unknown(data, {"type", "minutes_after"})
         _required(data, "minutes_after")
-        if data["minutes_after"] not in MISSED_MINUTES or isinstance(data["minutes_after"], bool):
+        minutes = data["minutes_after"]
+        if type(minutes) is not int or minutes not in MISSED_MINUTES:  # not 15.0, not True
             raise serializers.ValidationError(
                 {"minutes_after": [f"Must be one of: {', '.join(map(str, MISSED_MINUTES))}."]}
             )
@@ -156,10 +167,15 @@ def validate_trigger(data) -> dict:
     return clean
 
 
-def _name_list(value, name: str) -> list[str]:
+def _name_list(value, name: str, *, max_length: int = LOOKUP_NAME_LENGTH) -> list[str]:
+    """Names as the EMR sent them (providers, tags, cities, …), as long as they can be."""
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise serializers.ValidationError({name: ["A list of names."]})
-    return list(dict.fromkeys(v.strip() for v in value))
+    try:
+        names = [check_text(v.strip(), max_length=max_length) for v in value]
+    except InvalidValue as error:
+        raise serializers.ValidationError({name: [str(error)]}) from None
+    return list(dict.fromkeys(names))
 
 
 def _range(value, name: str, low: float, high: float, *, decimals: bool = False) -> dict:
@@ -223,7 +239,10 @@ def validate_filters(data) -> dict:
         if name == "tags":
             if not isinstance(value, dict) or set(value) - {"include", "exclude"}:
                 raise serializers.ValidationError({"tags": ["An object with include and exclude."]})
-            tags = {k: _name_list(value.get(k, []), "tags") for k in ("include", "exclude")}
+            tags = {
+                k: _name_list(value.get(k, []), "tags", max_length=TAG_NAME_LENGTH)
+                for k in ("include", "exclude")
+            }
             if tags["include"] or tags["exclude"]:
                 clean["tags"] = tags
         elif name == "status":
@@ -339,9 +358,35 @@ def sanitize_email_html(html: str) -> str:
     return nh3.clean(html, link_rel="noopener noreferrer")
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: DRF's IntegerField also takes ``15.0`` and ``"15"``."""
+
+    def to_internal_value(self, data):
+        try:
+            return parse_int(data, minimum=self.min_value, maximum=self.max_value, strings=False)
+        except InvalidValue as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class InstantField(serializers.DateTimeField):
+    """An instant with its UTC offset, in the sane range (``trackstat.validators``): a time
+    without an offset is refused, not read as UTC."""
+
+    def to_internal_value(self, value):
+        try:
+            return parse_instant(value)
+        except InvalidValue as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
 class MessageStepSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
-    subject = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    subject = serializers.CharField(
+        max_length=max_length_of(MessageStep, "subject"),
+        required=False,
+        allow_blank=True,
+        default="",
+    )
     body = serializers.CharField(max_length=100_000)
     delay = serializers.DictField(required=False, help_text='{"value": 3, "unit": "days"}')
 
@@ -387,16 +432,20 @@ class CampaignSerializer(serializers.Serializer):
     """A campaign as in DESIGN §5 (read and write)."""
 
     id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=max_length_of(Campaign, "name"))
     kind = serializers.ChoiceField(choices=CampaignKind.choices, default=CampaignKind.DRIP)
     enabled = serializers.BooleanField(default=False)
     trigger = serializers.JSONField(required=False, allow_null=True)
     filters = serializers.JSONField(required=False, allow_null=True)
     schedule = serializers.JSONField(required=False, allow_null=True)
-    exclude_recent_days = serializers.IntegerField(min_value=0, max_value=3650, default=0)
+    exclude_recent_days = StrictIntegerField(min_value=0, max_value=3650, default=0)
     messages = MessageStepSerializer(many=True)
     goal = serializers.JSONField(required=False, allow_null=True)
-    send_at = serializers.DateTimeField(required=False, allow_null=True)
+    send_at = InstantField(
+        required=False,
+        allow_null=True,
+        help_text="ISO 8601 with its UTC offset (within ±14:00), years 1900 to 2100.",
+    )
     sent_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)

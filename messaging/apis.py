@@ -9,6 +9,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from trackstat.api_errors import query_param
+from trackstat.validators import parse_external_id, parse_int
+
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: str) -> int:
+    """A row id from the query string: digits, within the bigint range."""
+    return parse_int(value, minimum=1, maximum=MAX_ID)
 
 
 class MessageEventSerializer(serializers.ModelSerializer):
@@ -68,13 +77,12 @@ class MessageListApi(ListAPIView):
             )
             .order_by("-created_at", "-id")
         )
-        if params.get("campaign"):
-            try:
-                messages = messages.filter(campaign_id=int(params["campaign"]))
-            except ValueError:
-                raise ValidationError({"campaign": ["A campaign id is a number."]}) from None
-        if params.get("patient"):
-            messages = messages.filter(patient__external_id=params["patient"])
+        campaign = query_param(self.request, "campaign", parse_id)
+        if campaign is not None:
+            messages = messages.filter(campaign_id=campaign)
+        patient = query_param(self.request, "patient", parse_external_id)
+        if patient:
+            messages = messages.filter(patient__external_id=patient)
         if params.get("status"):
             if params["status"] not in MessageStatus.values:
                 raise ValidationError({"status": ["Not a message status."]})

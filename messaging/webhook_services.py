@@ -39,6 +39,7 @@ from patients.models import OptOutSource, Patient
 from patients.services.staff import patient_opt_out_set
 from trackstat.credentials import credentials_for
 from trackstat.models import Practice
+from trackstat.validators import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def twilio_status_practice(*, outbox_id: str) -> Practice | None:
 
 def twilio_inbound_practice(*, params: Mapping[str, str]) -> Practice | None:
     """The practice whose sender number is the inbound SMS's ``To``, if any."""
-    to_number = params.get("To", "")
+    to_number = storable_text(params.get("To", ""))
     if not to_number:
         return None
     return Practice.objects.filter(sms_from=to_number).order_by("pk").first()
@@ -226,10 +227,12 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
     is ``To`` and act on its keyword: STOP opts the sender out of SMS (which cancels their
     queued texts), START opts them back in, HELP is answered, anything else is for the
     Inbox. A redelivered SMS is not applied twice."""
-    sid = params.get("MessageSid", "") or params.get("SmsSid", "")
-    to_number = params.get("To", "")
-    from_number = params.get("From", "")
-    body = params.get("Body", "")
+    # Kept whatever it holds: a NUL or a lone surrogate (which PostgreSQL cannot store) is
+    # dropped or replaced, never a reason to lose the text.
+    sid = storable_text(params.get("MessageSid", "") or params.get("SmsSid", ""))
+    to_number = storable_text(params.get("To", ""))
+    from_number = storable_text(params.get("From", ""))
+    body = storable_text(params.get("Body", ""))
     if not sid or not to_number:
         return InboundResult(handled_as=None)
     practice = twilio_inbound_practice(params=params)

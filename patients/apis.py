@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -33,7 +35,9 @@ from patients.sync.records import (
     PatientRecordSerializer,
     validate_records,
 )
+from trackstat.api_errors import query_param
 from trackstat.models import ApiKey, Role
+from trackstat.validators import parse_external_id
 
 BulkResultSerializer = inline_serializer(
     "BulkResult",
@@ -57,13 +61,23 @@ CsvImportResultSerializer = inline_serializer(
 )
 
 
+def _check_upload_size(size: int) -> None:
+    """A CSV (a body or a file) is held to the request body limit: 413 beyond it."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is not None and size > limit:
+        raise RequestDataTooBig("The CSV is larger than DATA_UPLOAD_MAX_MEMORY_SIZE.")
+
+
 class CsvUploadParser(BaseParser):
     """A raw ``text/csv`` body, handed on as bytes."""
 
     media_type = "text/csv"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        return stream.read()
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        content = stream.read() if limit is None else stream.read(limit + 1)
+        _check_upload_size(len(content))
+        return content
 
 
 class SyncApiView(APIView):
@@ -118,7 +132,7 @@ class RecordDetailApi(SyncApiView):
 
     def read(self, external_id: str) -> dict:
         row = get_object_or_404(
-            self.selector(practice=self.request.practice), external_id=external_id
+            self.selector(practice=self.request.practice), external_id=external_id.strip()
         )
         return self.output_serializer(row, context=self.serializer_context()).data
 
@@ -126,10 +140,14 @@ class RecordDetailApi(SyncApiView):
         return Response(self.read(external_id))
 
     def put(self, request, external_id: str):
-        """Validate the record, upsert it, answer 201 (created) or 200 with its state."""
+        """Validate the record, upsert it, answer 201 (created) or 200 with its state.
+
+        External ids are trimmed on write and on read alike: ``PUT /patients/%20P1`` writes
+        and answers ``P1``."""
         if not isinstance(request.data, dict):
             raise ValidationError({"non_field_errors": ["Send a JSON object."]})
-        if request.data.get("external_id") not in (None, external_id):
+        sent = request.data.get("external_id")
+        if sent is not None and (not isinstance(sent, str) or sent.strip() != external_id.strip()):
             raise ValidationError({"external_id": ["Does not match the external_id in the URL."]})
         records, errors = validate_records(
             self.record_serializer, [{**request.data, "external_id": external_id}]
@@ -223,9 +241,13 @@ class PatientBulkApi(RecordBulkApi):
 class CaseListApi(ListAPIView):
     serializer_class = CaseOutputSerializer
 
+    @extend_schema(parameters=[OpenApiParameter("patient", str, description="external id")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
     def get_queryset(self):
         cases = selectors.case_queryset(practice=self.request.practice)
-        patient = self.request.query_params.get("patient")
+        patient = query_param(self.request, "patient", parse_external_id)
         return cases.filter(patient__external_id=patient) if patient else cases
 
 
@@ -248,7 +270,7 @@ class AppointmentListApi(ListAPIView):
 
     def get_queryset(self):
         appointments = selectors.appointment_queryset(practice=self.request.practice)
-        patient = self.request.query_params.get("patient")
+        patient = query_param(self.request, "patient", parse_external_id)
         if patient:
             appointments = appointments.filter(patient__external_id=patient)
         return appointments.order_by("-start", "-id")
@@ -290,6 +312,7 @@ class PatientCsvImportApi(SyncApiView):
     )
     def post(self, request):
         if "file" in request.FILES:
+            _check_upload_size(request.FILES["file"].size)
             content = request.FILES["file"].read()
         elif isinstance(request.data, bytes):
             content = request.data

@@ -6,11 +6,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from patients.apis import SyncApiView, actor_of
 from patients.sync.fhir import FhirBundleError, fhir_bundle_import
+from trackstat.api_parsers import JSONParser
 
 
 class FhirJsonParser(JSONParser):
@@ -30,10 +30,21 @@ class FhirEncounterCountsSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Encounters of other statuses, ignored.")
 
 
+class FhirEntryErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The entry's position in Bundle.entry.")
+    resource_type = serializers.CharField(allow_null=True)
+    external_id = serializers.CharField(allow_null=True)
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages by FHIR element (birthDate, telecom, participant, …).",
+    )
+
+
 class FhirImportResultSerializer(serializers.Serializer):
     patients = FhirImportCountsSerializer()
     appointments = FhirImportCountsSerializer()
     encounters = FhirEncounterCountsSerializer()
+    errors = FhirEntryErrorSerializer(many=True, help_text="The entries not imported, and why.")
 
 
 class FhirErrorsSerializer(serializers.Serializer):
@@ -91,11 +102,12 @@ class FhirBundleApi(SyncApiView):
         summary="Import a FHIR R4 Bundle",
         description=(
             "A `batch`, `transaction` or `collection` Bundle of Patient, Appointment and "
-            "Encounter resources, imported all or nothing. Identifier (MR preferred) or id "
-            "gives the external_id; an Encounter that is `finished` or `in-progress` is a "
-            "checked-in visit. Errors list the entries at fault as "
-            '`{"errors": {"entry": ["entry[i] Resource.field: message"]}}`; '
-            "sending the same bundle twice changes nothing."
+            "Encounter resources, imported entry by entry: the valid entries are stored and "
+            "each entry at fault is listed in `errors` with its index and the FHIR elements "
+            "at fault. Identifier (MR preferred) or id gives the external_id; an Encounter "
+            "that is `finished` or `in-progress` is a checked-in visit. A body that is not a "
+            "Bundle answers 400 and stores nothing; sending the same bundle twice changes "
+            "nothing."
         ),
         request={
             "application/json": OpenApiTypes.OBJECT,

@@ -8,7 +8,8 @@ import re
 
 from django import forms
 
-from patients.models import PatientStatus
+from patients.models import PatientStatus, Tag
+from trackstat.validators import max_length_of
 
 INACTIVE_ANY = "inactive_any"
 STATUS_FILTER_CHOICES = [
@@ -21,6 +22,7 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_BULK_IDS = 50_000
 ID_SEPARATORS = re.compile(r"[\s,;]+")
 EXTERNAL_ID_HEADERS = {"external_id", "external id", "externalid"}
+TAG_NAME_LENGTH = max_length_of(Tag, "name")
 
 
 class PatientSearchForm(forms.Form):
@@ -45,7 +47,7 @@ class PatientSearchForm(forms.Form):
 class TagAddForm(forms.Form):
     name = forms.CharField(
         label="Tag name",
-        max_length=100,
+        max_length=TAG_NAME_LENGTH,
         widget=forms.TextInput(
             attrs={"list": "practice-tags", "placeholder": "Add a tag", "autocomplete": "off"}
         ),
@@ -111,7 +113,7 @@ def external_ids_from_csv(text: str) -> list[str]:
 class BulkTagForm(forms.Form):
     """A tag name and the patients' external ids, pasted, uploaded as CSV, or both."""
 
-    name = forms.CharField(label="Tag name", max_length=100)
+    name = forms.CharField(label="Tag name", max_length=TAG_NAME_LENGTH)
     external_ids = forms.CharField(
         label="External ids",
         required=False,

@@ -338,6 +338,7 @@ def patients_import(request: PracticeRequest) -> HttpResponse:
         "form": form,
         "result": result,
         "error_rows": _import_error_rows(result) if result else [],
+        "rows_saved": result["rows"] - len(result["errors"]) if result else 0,
         "columns": sorted(CSV_COLUMNS),
     }
     return render(request, "patients/import.html", context, status=status)

@@ -32,6 +32,7 @@ from campaigns.models import Campaign
 from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
 from reports.rollup import COUNTERS, ROLLUP_NAME
 from trackstat.models import Practice
+from trackstat.validators import InvalidValue, parse_date
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3 * 366
@@ -251,9 +252,9 @@ def report_range(params, practice: Practice) -> tuple[dt.date, dt.date, dict[str
     for name, default in (("from", default_from), ("to", default_to)):
         raw = (params.get(name) or "").strip()
         try:
-            values[name] = dt.date.fromisoformat(raw) if raw else None
-        except ValueError:
-            errors[name] = ["Enter a date as YYYY-MM-DD."]
+            values[name] = parse_date(raw) if raw else None
+        except InvalidValue as error:
+            errors[name] = [str(error)]
             values[name] = default
     date_to = values["to"] or default_to
     date_from = values["from"] or (

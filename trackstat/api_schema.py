@@ -6,22 +6,18 @@ from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
-DETAIL = {
+# ``{"errors": {field: [messages]}}`` (``trackstat.api_errors``): every error answer, whether
+# a field's, a body the parser refuses, a missing key or an unknown id (``non_field_errors``).
+ERRORS = {
     "type": "object",
-    "properties": {"detail": {"type": "string"}},
-    "required": ["detail"],
-}
-# ``{"errors": {field: [messages]}}`` (``trackstat.api_errors``); a body that is not valid
-# JSON, CSV or form data is refused by the parser before validation, with a ``detail``.
-BAD_REQUEST = {
-    "anyOf": [
-        {
+    "properties": {
+        "errors": {
             "type": "object",
-            "properties": {"errors": {"type": "object"}},
-            "required": ["errors"],
-        },
-        DETAIL,
-    ]
+            "additionalProperties": True,
+            "description": "Messages by field; non_field_errors for the request as a whole.",
+        }
+    },
+    "required": ["errors"],
 }
 
 
@@ -36,16 +32,17 @@ class AutoSchema(SpectacularAutoSchema):
             return None
         parameters = operation.get("parameters", [])
         # Any request can be refused as malformed (a NUL in its query string, say).
-        errors = {"400": _error("Invalid input, per field.", BAD_REQUEST)}
+        errors = {"400": _error("Invalid input, per field.", ERRORS)}
         if operation.get("security"):
-            errors["401"] = _error("No or an invalid API key.", DETAIL)
-            errors["403"] = _error("Not a member of the practice, or a role too low.", DETAIL)
+            errors["401"] = _error("No or an invalid API key.", ERRORS)
+            errors["403"] = _error("Not a member of the practice, or a role too low.", ERRORS)
         if any(p["in"] == "path" for p in parameters) or any(
             p["name"] == "page" for p in parameters
         ):
-            errors["404"] = _error("Unknown id (another practice's too), or no such page.", DETAIL)
+            errors["404"] = _error("Unknown id (another practice's too), or no such page.", ERRORS)
         if operation.get("requestBody"):
-            errors["415"] = _error("A body in a media type the operation does not take.", DETAIL)
+            errors["413"] = _error("A body larger than the server accepts.", ERRORS)
+            errors["415"] = _error("A body in a media type the operation does not take.", ERRORS)
         for status, response in errors.items():
             operation["responses"].setdefault(status, response)
         return operation

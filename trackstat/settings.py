@@ -292,13 +292,20 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 if CELERY_RESULT_BACKEND.startswith("file://"):
     Path(CELERY_RESULT_BACKEND.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
 
-# REST API (DESIGN §4.1).
+# REST API (DESIGN §4.1). A request body may be this large (a larger one answers 413): a
+# bulk of 5,000 full patient records is 3 to 5 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "trackstat.api_auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["trackstat.api_auth.IsPracticeMember"],
+    "DEFAULT_PARSER_CLASSES": [
+        "trackstat.api_parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "trackstat.api_schema.AutoSchema",

@@ -49,7 +49,9 @@ api_urls = [
     path("practice", apis.practice_detail_api, name="api_practice"),
 ]
 
+handler400 = "trackstat.api_errors.bad_request"
 handler404 = "trackstat.api_errors.page_not_found"
+handler500 = "trackstat.api_errors.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -21,7 +21,11 @@ from patients.services.sync import (
     patients_upsert,
     tags_ensure,
 )
-from patients.services.visits import practice_local_dates_refresh, visit_facts_refresh
+from patients.services.visits import (
+    patients_lock,
+    practice_local_dates_refresh,
+    visit_facts_refresh,
+)
 
 __all__ = [
     "BulkTagResult",
@@ -33,6 +37,7 @@ __all__ = [
     "patient_opt_out_set",
     "patient_tag_add",
     "patient_tag_remove",
+    "patients_lock",
     "patients_tag_bulk",
     "patients_upsert",
     "practice_local_dates_refresh",

@@ -18,6 +18,9 @@ from patients.selectors import patient_ids_by_external_id
 from patients.signals import opt_out_changed
 from trackstat.audit import audit_record
 from trackstat.models import Practice
+from trackstat.validators import max_length_of
+
+TAG_NAME_LENGTH = max_length_of(Tag, "name")
 
 
 @transaction.atomic
@@ -26,8 +29,8 @@ def patient_tag_add(*, practice: Practice, patient: Patient, name: str, actor) -
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Enter a tag name."})
-    if len(name) > 100:
-        raise ValidationError({"name": "At most 100 characters."})
+    if len(name) > TAG_NAME_LENGTH:
+        raise ValidationError({"name": f"At most {TAG_NAME_LENGTH} characters."})
     tag, _ = Tag.objects.get_or_create(practice=practice, name=name)
     PatientTag.objects.get_or_create(practice=practice, patient=patient, tag=tag)
     return tag
@@ -54,6 +57,8 @@ def patients_tag_bulk(
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Enter a tag name."})
+    if len(name) > TAG_NAME_LENGTH:
+        raise ValidationError({"name": f"At most {TAG_NAME_LENGTH} characters."})
     wanted = list(dict.fromkeys(i.strip() for i in external_ids if i and i.strip()))
     if not wanted:
         raise ValidationError({"external_ids": "List at least one external id."})

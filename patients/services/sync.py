@@ -4,16 +4,33 @@ The services take records already validated by ``patients.sync.records`` and wri
 set-wise: one query per step for a whole batch (lookups, existing rows, inserts, updates,
 tags), never a query per record. A record that matches what is stored changes nothing, so
 re-sending the same payload is harmless.
+
+Integrity under concurrent syncs:
+
+- Per patient, writes are serialized: every upsert that can change a patient's appointments or
+  cases first locks the patient rows concerned, in id order (``patients_lock``), then the
+  cases, then the appointments. The visit facts recomputed afterwards therefore see every
+  other sync's committed appointments, and bulk requests with overlapping patients never
+  deadlock.
+- Two requests creating the same new external id at once: the insert that loses the race
+  (the unique (practice, external_id) constraint) is rolled back to its savepoint and the
+  batch written again, now as an update of the row the other request created
+  (``_write_retrying``). Every caller gets 200 or 201, never an IntegrityError.
+- A record that passed validation but that the database still refuses (a ``DataError`` or an
+  ``IntegrityError``) costs only itself: the batch is halved, in savepoints, until the record
+  is alone, and it is reported like a validation error (``_write_bisecting``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import logging
+import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import models, transaction
+from django.db import DataError, IntegrityError, models, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -31,10 +48,21 @@ from patients.models import (
     Tag,
 )
 from patients.selectors import patient_ids_by_external_id
-from patients.services.visits import visit_facts_refresh
+from patients.services.visits import patients_lock, visit_facts_refresh
 from patients.signals import appointments_synced, opt_out_changed
 from trackstat.audit import audit_record
 from trackstat.models import Practice
+
+logger = logging.getLogger(__name__)
+
+# A batch that lost the race for a new external id is written again; each retry finds the
+# rows that other requests created, so it only fails again if yet another request created
+# one of its ids meanwhile.
+CONFLICT_RETRIES = 5
+# What the database refuses about a record's values (too long, out of range, a constraint;
+# psycopg refuses NUL characters and lone surrogates with a ValueError before sending).
+WRITE_ERRORS = (DataError, IntegrityError, ValueError)
+UNSTORABLE_MESSAGE = "This record could not be stored: one of its values does not fit the database."
 
 PATIENT_LOOKUPS = {
     "primary_provider": LookupKind.PROVIDER,
@@ -83,6 +111,11 @@ class UpsertResult:
         self.outcomes[index] = outcome
         setattr(self, outcome, getattr(self, outcome) + 1)
 
+    def merge(self, other: UpsertResult) -> None:
+        self.errors += other.errors
+        for index, outcome in other.outcomes.items():
+            self.record(index, outcome)
+
 
 def _record_error(result: UpsertResult, record: dict, field_name: str, message: str) -> None:
     result.errors.append(
@@ -99,8 +132,10 @@ def lookups_ensure(*, practice: Practice, pairs: Iterable[tuple[str, str]]) -> d
     wanted = {(kind, name) for kind, name in pairs if name}
     if not wanted:
         return {}
+    # In one order for every request: two requests creating the same values in opposite
+    # orders would each wait for the other's insert (a deadlock).
     Lookup.objects.bulk_create(
-        [Lookup(practice=practice, kind=kind, name=name) for kind, name in wanted],
+        [Lookup(practice=practice, kind=kind, name=name) for kind, name in sorted(wanted)],
         ignore_conflicts=True,
     )
     condition = Q()
@@ -120,7 +155,7 @@ def tags_ensure(*, practice: Practice, names: Iterable[str]) -> dict[str, int]:
     if not wanted:
         return {}
     Tag.objects.bulk_create(
-        [Tag(practice=practice, name=name) for name in wanted], ignore_conflicts=True
+        [Tag(practice=practice, name=name) for name in sorted(wanted)], ignore_conflicts=True
     )
     return dict(Tag.objects.filter(practice=practice, name__in=wanted).values_list("name", "pk"))
 
@@ -167,7 +202,9 @@ def _write(
     """Insert the new rows, update the changed ones, then make each row's links (tags,
     diagnoses, services) exactly ``links[external_id]``; a row whose links changed counts as
     updated."""
-    model.objects.bulk_create(to_create, batch_size=1000)
+    # New external ids in one order for every request, so that two requests creating the
+    # same ones wait for each other rather than deadlock (the loser then retries).
+    model.objects.bulk_create(sorted(to_create, key=lambda row: row.external_id), batch_size=1000)
     if to_update:
         _bulk_update(to_update, update_fields)
     rows = {row.external_id: row for row in [*to_create, *existing.values()]}
@@ -196,6 +233,65 @@ def _dedupe(records: list[dict], result: UpsertResult) -> list[dict]:
             seen.add(record["external_id"])
             unique.append(record)
     return unique
+
+
+def _external_id_taken(error: IntegrityError) -> bool:
+    """Whether an insert lost the race for a new external id to a concurrent request."""
+    diag = getattr(error.__cause__, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    if constraint is not None:  # PostgreSQL names the constraint
+        return constraint.endswith("_external_id_unique")
+    return "external_id" in str(error)  # SQLite names the columns
+
+
+def _write_retrying(write: Callable[..., UpsertResult], records: list[dict], **kwargs):
+    """``write(records=…)`` in a savepoint, written again when one of its inserts lost the
+    race for a new external id: the retry reads (and locks) the row the other request
+    created and updates it."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with transaction.atomic():
+                return write(records=records, **kwargs)
+        except IntegrityError as error:
+            if attempt == CONFLICT_RETRIES - 1 or not _external_id_taken(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _write_bisecting(
+    write: Callable[..., UpsertResult], records: list[dict], result: UpsertResult, **kwargs
+) -> None:
+    """Write ``records`` (one savepoint); if the database refuses the batch, halve it until
+    the records it refuses are alone, and report each of them (``UNSTORABLE_MESSAGE``)."""
+    if not records:
+        return
+    try:
+        result.merge(_write_retrying(write, records, **kwargs))
+        return
+    except WRITE_ERRORS as error:
+        if len(records) > 1:
+            middle = len(records) // 2
+            _write_bisecting(write, records[:middle], result, **kwargs)
+            _write_bisecting(write, records[middle:], result, **kwargs)
+            return
+        # The message may quote the values (patient data): its kind and where, not what.
+        logger.warning(
+            "%s: record %s refused by the database (%s %s)\n%s",
+            write.__name__.strip("_"),
+            records[0]["_index"],
+            type(error).__name__,
+            getattr(getattr(error.__cause__, "diag", None), "sqlstate", "") or "",
+            "".join(traceback.format_tb(error.__traceback__)),
+        )
+        _record_error(result, records[0], "non_field_errors", UNSTORABLE_MESSAGE)
+
+
+def _upsert(write: Callable[..., UpsertResult], records: list[dict], **kwargs) -> UpsertResult:
+    """One upsert service: duplicates refused, then the batch written (see the module
+    docstring), all in the caller's transaction."""
+    result = UpsertResult()
+    _write_bisecting(write, _dedupe(records, result), result, **kwargs)
+    return result
 
 
 def _patient_values(record: dict, lookup_ids: dict, now: dt.datetime) -> dict:
@@ -239,11 +335,13 @@ def _opt_out_values(patient: Patient, record: dict, now: dt.datetime) -> dict:
 
 @transaction.atomic
 def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> UpsertResult:
-    """Create or update patients from validated records (each with ``external_id``)."""
+    """Create or update patients from validated records (each with ``external_id`` and
+    ``_index``); a record the database refuses is reported, the others are written."""
+    return _upsert(_patients_write, records, practice=practice, actor=actor)
+
+
+def _patients_write(*, practice: Practice, records: list[dict], actor) -> UpsertResult:
     result = UpsertResult()
-    records = _dedupe(records, result)
-    if not records:
-        return result
     now = timezone.now()
     lookup_ids = lookups_ensure(
         practice=practice,
@@ -259,9 +357,9 @@ def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> U
     )
     existing = {
         patient.external_id: patient
-        for patient in Patient.objects.select_for_update().filter(
-            practice=practice, external_id__in=[r["external_id"] for r in records]
-        )
+        for patient in Patient.objects.select_for_update()
+        .filter(practice=practice, external_id__in=[r["external_id"] for r in records])
+        .order_by("pk")  # the lock order of every upsert: no deadlock between batches
     }
 
     to_create: list[Patient] = []
@@ -385,18 +483,35 @@ def _replace_links(
 
 @transaction.atomic
 def cases_upsert(*, practice: Practice, records: list[dict]) -> UpsertResult:
-    """Create or update cases from validated records."""
+    """Create or update cases from validated records; a record the database refuses is
+    reported, the others are written."""
+    return _upsert(_cases_write, records, practice=practice)
+
+
+def _cases_write(*, practice: Practice, records: list[dict]) -> UpsertResult:
     result = UpsertResult()
-    records = _dedupe(records, result)
     patient_ids = patient_ids_by_external_id(
         practice, [r["patient_external_id"] for r in records if r.get("patient_external_id")]
     )
+    external_ids = [r["external_id"] for r in records]
+    # Patients first (the order of every upsert): the named ones and the cases' owners.
+    locked = patients_lock(
+        practice=practice,
+        patient_ids=[
+            *patient_ids.values(),
+            *Case.objects.filter(practice=practice, external_id__in=external_ids).values_list(
+                "patient_id", flat=True
+            ),
+        ],
+    )
     existing = {
         case.external_id: case
-        for case in Case.objects.select_for_update().filter(
-            practice=practice, external_id__in=[r["external_id"] for r in records]
-        )
+        for case in Case.objects.select_for_update()
+        .filter(practice=practice, external_id__in=external_ids)
+        .order_by("pk")
     }
+    # A case moved to another patient between the two reads (rare): lock its owner too.
+    patients_lock(practice=practice, patient_ids={c.patient_id for c in existing.values()} - locked)
     valid = []
     for record in records:
         patient_external_id = record.get("patient_external_id")
@@ -476,12 +591,29 @@ def local_date(instant: dt.datetime, practice: Practice) -> dt.date:
 @transaction.atomic
 def appointments_upsert(*, practice: Practice, records: list[dict]) -> UpsertResult:
     """Create or update appointments from validated records, then refresh the visit facts of
-    every patient and case whose appointments changed (before and after the change)."""
+    every patient and case whose appointments changed (before and after the change). A record
+    the database refuses is reported, the others are written."""
+    return _upsert(_appointments_write, records, practice=practice)
+
+
+def _appointments_write(*, practice: Practice, records: list[dict]) -> UpsertResult:
     result = UpsertResult()
-    records = _dedupe(records, result)
     now = timezone.now()
     patient_ids = patient_ids_by_external_id(
         practice, [r["patient_external_id"] for r in records if r.get("patient_external_id")]
+    )
+    external_ids = [r["external_id"] for r in records]
+    # Serialized per patient (see the module docstring): the patients named and the current
+    # owners of the appointments named are locked before anything is read or written, so
+    # the visit facts recomputed at the end see every other sync of these patients.
+    locked = patients_lock(
+        practice=practice,
+        patient_ids=[
+            *patient_ids.values(),
+            *Appointment.objects.filter(
+                practice=practice, external_id__in=external_ids
+            ).values_list("patient_id", flat=True),
+        ],
     )
     case_rows = {
         external_id: (pk, patient_id)
@@ -492,10 +624,12 @@ def appointments_upsert(*, practice: Practice, records: list[dict]) -> UpsertRes
     }
     existing = {
         appointment.external_id: appointment
-        for appointment in Appointment.objects.select_for_update().filter(
-            practice=practice, external_id__in=[r["external_id"] for r in records]
-        )
+        for appointment in Appointment.objects.select_for_update()
+        .filter(practice=practice, external_id__in=external_ids)
+        .order_by("pk")
     }
+    # An appointment moved to another patient between the two reads (rare): lock its owner.
+    patients_lock(practice=practice, patient_ids={a.patient_id for a in existing.values()} - locked)
     valid = []
     for record in records:
         current = existing.get(record["external_id"])

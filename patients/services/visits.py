@@ -39,6 +39,27 @@ def _facts_of(owner_field: str) -> dict:
     }
 
 
+def patients_lock(*, practice: Practice, patient_ids: Iterable[int]) -> set[int]:
+    """Lock these patients' rows until the transaction ends, in id order, and return the ids
+    locked.
+
+    Every write that changes a patient's appointments or cases takes this lock first, so per
+    patient they run one after another: a statement after it sees what the others committed
+    (PostgreSQL's READ COMMITTED gives each statement a fresh snapshot). One order for every
+    caller means two bulk requests with overlapping patients wait for each other instead of
+    deadlocking. A lock the transaction already holds is taken again at no cost.
+    """
+    ids = sorted({pk for pk in patient_ids if pk})
+    if not ids:
+        return set()
+    return set(
+        Patient.objects.select_for_update()
+        .filter(practice=practice, pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def visit_facts_refresh(
     *,
     practice: Practice,
@@ -48,10 +69,13 @@ def visit_facts_refresh(
     """Recompute the derived visit facts of these patients and cases from their appointments.
 
     Recomputing from the appointments (rather than adjusting counters) keeps the facts right
-    whatever order appointments arrive in, and after updates, cancellations and moves.
+    whatever order appointments arrive in, and after updates, cancellations and moves. The
+    patients are locked first (``patients_lock``; the sync services already hold the lock):
+    two syncs of one patient's appointments at once each count the other's.
     """
     patient_ids = {pk for pk in patient_ids if pk}
     case_ids = {pk for pk in case_ids if pk}
+    patients_lock(practice=practice, patient_ids=patient_ids)
     if patient_ids:
         _patient_facts_update(Patient.objects.filter(practice=practice, pk__in=patient_ids))
     if case_ids:
@@ -73,6 +97,10 @@ def _patient_facts_update(patients: models.QuerySet) -> None:
 def practice_local_dates_refresh(*, practice: Practice) -> None:
     """After a change of the practice's time zone: every appointment's local date, and every
     patient's and case's visit facts, in the new zone (a few set-wise statements)."""
+    patients_lock(
+        practice=practice,
+        patient_ids=Patient.objects.filter(practice=practice).values_list("pk", flat=True),
+    )
     Appointment.objects.filter(practice=practice).update(
         local_date=TruncDate("start", tzinfo=practice.tz)
     )

@@ -3,12 +3,19 @@
 Rows become the same records as the REST API's and go through the same validation and
 upsert. An empty cell leaves the stored value as it is (exports often leave cells empty);
 ``tags`` holds names separated by ``;``.
+
+Per-row results: every row is saved except the rows the answer lists in ``errors`` (by row
+number, the header being row 1), whether validation refused them or the database did; a row
+is saved whole or not at all. The whole file is one transaction, so the answer is exact: if
+the import fails as a whole (a server error), no row of the file is saved.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+
+from django.db import transaction
 
 from patients.services import UpsertResult, patients_upsert
 from patients.sync.records import PatientRecordSerializer, validate_records
@@ -84,11 +91,10 @@ def read_patient_rows(content: bytes) -> list[dict]:
     return items
 
 
+@transaction.atomic
 def patients_csv_import(*, practice: Practice, content: bytes, actor=None) -> dict:
-    """Import a patients CSV; the result counts rows and lists errors by row number.
-
-    Each chunk of rows is written in one transaction; a row is all or nothing.
-    """
+    """Import a patients CSV; the result counts rows and lists the rows not saved, by row
+    number (see the module docstring). One transaction for the file, written in chunks."""
     items = read_patient_rows(content)
     total = UpsertResult()
     for start in range(0, len(items), CHUNK):

@@ -55,13 +55,16 @@ Encounter
     = ``period.start``, duration from ``period.end``, provider from a Practitioner
     participant's ``individual.display``.
 
-All or nothing
-    Every entry is mapped and validated before anything is written; any problem answers
-    ``{"errors": {"entry": ["entry[i] Resource.field: message", …]}}`` and nothing is stored.
-    Messages name entries and FHIR fields, never patient data. Patients, then appointments,
-    are upserted in one transaction, and a problem only the database can see (a reference to
-    a patient that is not stored) rolls the whole bundle back. Sending the same bundle again
-    changes nothing.
+Entry by entry
+    As with ``POST /patients:bulk``, the valid entries are imported and each invalid one is
+    reported: ``errors`` lists ``{"index": i, "resource_type", "external_id", "errors":
+    {element: [messages]}}`` per entry at fault, with FHIR element names, never patient data.
+    An entry is at fault when it cannot be mapped, when its record fails validation, or when
+    the database refuses it (a reference to a patient that is neither in the bundle nor
+    stored, a value that does not fit). An Encounter whose appointment is not imported is
+    not applied, and says so. Patients are written before appointments, in one transaction;
+    only a bundle that is not a Bundle at all (its type, its ``entry``) answers 400 with
+    nothing stored. Sending the same bundle again changes nothing.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ from patients.sync.records import (
     MAX_BULK_RECORDS,
     AppointmentRecordSerializer,
     PatientRecordSerializer,
+    echoed_external_id,
     validate_records,
 )
 from trackstat.models import Practice
@@ -155,9 +159,9 @@ class Source:
     resource_type: str
     fields: dict[str, str]
 
-    def message(self, path: str, message: str) -> tuple[int, str]:
-        element = self.fields.get(path, path)
-        return self.index, f"entry[{self.index}] {self.resource_type}.{element}: {message}"
+    def element(self, path: str) -> str:
+        """The FHIR element a record field (``address.city``) comes from."""
+        return self.fields.get(path, path)
 
 
 @dataclass
@@ -173,6 +177,7 @@ class Visit:
     provider: str | None = None
     appointment_entry: int | None = None  # an Appointment entry of the bundle
     appointment_external_id: str | None = None  # maybe a stored appointment
+    record_position: int | None = None  # the appointment record it sets (visits_apply)
 
 
 @dataclass
@@ -187,8 +192,14 @@ class MappedBundle:
     skipped_encounters: int = 0
     # Entry index of each Appointment → its record's position in ``appointments``.
     appointment_positions: dict[int, int] = field(default_factory=dict)
-    # (entry index, message), so that the answer lists them in entry order.
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    # Entry index → {FHIR element: [messages]}: the entries at fault so far.
+    errors: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    # Entry index → resource type and external id, to name an entry in ``errors``.
+    resource_types: dict[int, str | None] = field(default_factory=dict)
+    external_ids: dict[int, str | None] = field(default_factory=dict)
+
+    def fault(self, entry: int, element: str, message: str) -> None:
+        self.errors.setdefault(entry, {}).setdefault(element, []).append(message)
 
     def stored_appointment_candidates(self) -> set[str]:
         """External ids that encounters name and that are not Appointments of the bundle."""
@@ -489,23 +500,20 @@ def bundle_map(bundle) -> MappedBundle:
     problems: dict[int, Problems] = {}
     for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
+        mapped.resource_types[i] = None
+        mapped.external_ids[i] = None
         if not isinstance(resource, dict):
-            mapped.errors.append((i, f"entry[{i}]: Must have a resource object."))
+            mapped.fault(i, "resource", "Each entry must have a resource object.")
             continue
         resource_type = resource.get("resourceType")
         if resource_type not in RESOURCE_TYPES:
-            kind = resource_type if isinstance(resource_type, str) else "missing"
-            mapped.errors.append(
-                (
-                    i,
-                    f"entry[{i}]: resourceType {kind[:40]} is not supported; "
-                    f"send {', '.join(RESOURCE_TYPES)}.",
-                )
-            )
+            mapped.fault(i, "resourceType", f"Not supported; send {', '.join(RESOURCE_TYPES)}.")
             continue
+        mapped.resource_types[i] = resource_type
         resources[i] = resource
         problems[i] = []
         index.add(i, entry, resource, problems[i])
+        mapped.external_ids[i] = echoed_external_id(index.external_ids[i])
 
     for i, resource in resources.items():
         resource_type = resource["resourceType"]
@@ -523,36 +531,40 @@ def bundle_map(bundle) -> MappedBundle:
                 mapped.skipped_encounters += 1
             else:
                 mapped.visits.append(visit)
-        source = Source(i, resource_type, {})
-        mapped.errors += [source.message(path, message) for path, message in problems[i]]
+        for path, message in problems[i]:
+            mapped.fault(i, path, message)
     return mapped
 
 
 def visits_apply(mapped: MappedBundle, stored_appointment_ids: set[str]) -> None:
     """Turn the visits into appointment records: updates of the bundle's or stored
-    appointments they name, or new ``encounter-<id>`` appointments."""
+    appointments they name, or new ``encounter-<id>`` appointments. An Encounter at fault
+    sets nothing."""
     stored_positions: dict[str, int] = {}
     for visit in mapped.visits:
+        if visit.source.index in mapped.errors:
+            continue
         values: dict = {"status": visit.status}
         if visit.start is not None:
             values["checked_in_at"] = visit.start
         if visit.appointment_entry is not None:
-            mapped.appointments[mapped.appointment_positions[visit.appointment_entry]].update(
-                values
-            )
+            visit.record_position = mapped.appointment_positions[visit.appointment_entry]
+            mapped.appointments[visit.record_position].update(values)
         elif visit.appointment_external_id in stored_appointment_ids:
             external_id = visit.appointment_external_id
             if external_id in stored_positions:
-                mapped.appointments[stored_positions[external_id]].update(values)
+                visit.record_position = stored_positions[external_id]
+                mapped.appointments[visit.record_position].update(values)
             else:
-                stored_positions[external_id] = len(mapped.appointments)
+                visit.record_position = stored_positions[external_id] = len(mapped.appointments)
                 mapped.appointments.append({"external_id": external_id, **values})
                 mapped.appointment_sources.append(
                     Source(visit.source.index, "Encounter", ENCOUNTER_UPDATE_FIELDS)
                 )
         elif visit.external_id is None:
-            mapped.errors.append(visit.source.message("identifier", "Give an identifier or id."))
+            mapped.fault(visit.source.index, "identifier", "Give an identifier or id.")
         else:
+            visit.record_position = len(mapped.appointments)
             record = {
                 "external_id": f"{ENCOUNTER_APPOINTMENT_PREFIX}{visit.external_id}",
                 **values,
@@ -570,7 +582,7 @@ def visits_apply(mapped: MappedBundle, stored_appointment_ids: set[str]) -> None
 
 
 def _flatten(errors, path: str = ""):
-    """(path, message) pairs of a serializer's nested errors, ``address.city`` style."""
+    """(path, message) pairs of a record's nested errors, ``address.city`` style."""
     if isinstance(errors, dict):
         for key, value in errors.items():
             yield from _flatten(value, f"{path}.{key}" if path else str(key))
@@ -581,31 +593,29 @@ def _flatten(errors, path: str = ""):
         yield path, str(errors)
 
 
-def _messages(errors: list[dict], sources: list[Source]) -> list[tuple[int, str]]:
-    """Record errors (``validate_records`` or an upsert's) as messages naming entries."""
-    return [
-        sources[error["index"]].message(path, message)
-        for error in errors
-        for path, message in _flatten(error["errors"])
-    ]
+def _record_faults(mapped: MappedBundle, errors: list[dict], sources: list[Source]) -> None:
+    """Record errors (``validate_records``' or an upsert's) as faults of their entries."""
+    for error in errors:
+        source = sources[error["index"]]
+        for path, message in _flatten(error["errors"]):
+            mapped.fault(source.index, source.element(path), message)
 
 
 def _counts(result: UpsertResult) -> dict:
     return {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
 
 
-def _raise_if(errors: list[tuple[int, str]]) -> None:
-    if errors:
-        raise FhirBundleError(
-            {"entry": [message for _, message in sorted(errors, key=lambda e: e[0])]}
-        )
+def _without_faulty(records: list[dict], sources: list[Source], mapped: MappedBundle):
+    """The records whose entries are not at fault (an entry is imported whole or not at all)."""
+    return [r for r in records if sources[r["_index"]].index not in mapped.errors]
 
 
 def fhir_bundle_import(*, practice: Practice, bundle: dict, actor=None) -> dict:
-    """Import a FHIR R4 Bundle into ``practice``, all or nothing (see the module docstring).
+    """Import a FHIR R4 Bundle into ``practice`` entry by entry (see the module docstring).
 
     Returns ``{"patients": counts, "appointments": counts, "encounters": {"applied",
-    "skipped"}}``; raises FhirBundleError (nothing stored) when any entry is wrong.
+    "skipped"}, "errors": [per entry at fault]}``; raises FhirBundleError (nothing stored)
+    when the bundle itself is malformed.
     """
     mapped = bundle_map(bundle)
     stored_appointment_ids = set(
@@ -618,25 +628,44 @@ def fhir_bundle_import(*, practice: Practice, bundle: dict, actor=None) -> dict:
     appointments, appointment_errors = validate_records(
         AppointmentRecordSerializer, mapped.appointments
     )
-    _raise_if(
-        [
-            *mapped.errors,
-            *_messages(patient_errors, mapped.patient_sources),
-            *_messages(appointment_errors, mapped.appointment_sources),
-        ]
-    )
+    _record_faults(mapped, patient_errors, mapped.patient_sources)
+    _record_faults(mapped, appointment_errors, mapped.appointment_sources)
     with transaction.atomic():
-        patient_result = patients_upsert(practice=practice, records=patients, actor=actor)
-        appointment_result = appointments_upsert(practice=practice, records=appointments)
-        # Raising inside the block rolls back what the upserts wrote.
-        _raise_if(
-            [
-                *_messages(patient_result.errors, mapped.patient_sources),
-                *_messages(appointment_result.errors, mapped.appointment_sources),
-            ]
+        patient_result = patients_upsert(
+            practice=practice,
+            records=_without_faulty(patients, mapped.patient_sources, mapped),
+            actor=actor,
         )
+        _record_faults(mapped, patient_result.errors, mapped.patient_sources)
+        appointment_result = appointments_upsert(
+            practice=practice,
+            records=_without_faulty(appointments, mapped.appointment_sources, mapped),
+        )
+    _record_faults(mapped, appointment_result.errors, mapped.appointment_sources)
+    applied = 0
+    for visit in mapped.visits:
+        if visit.source.index in mapped.errors or visit.record_position is None:
+            continue
+        if visit.record_position in appointment_result.outcomes:
+            applied += 1
+        else:
+            entry = mapped.appointment_sources[visit.record_position].index
+            mapped.fault(
+                visit.source.index,
+                "appointment",
+                f"Not applied: the appointment it names (entry[{entry}]) was not imported.",
+            )
     return {
         "patients": _counts(patient_result),
         "appointments": _counts(appointment_result),
-        "encounters": {"applied": len(mapped.visits), "skipped": mapped.skipped_encounters},
+        "encounters": {"applied": applied, "skipped": mapped.skipped_encounters},
+        "errors": [
+            {
+                "index": entry,
+                "resource_type": mapped.resource_types[entry],
+                "external_id": mapped.external_ids[entry],
+                "errors": errors,
+            }
+            for entry, errors in sorted(mapped.errors.items())
+        ],
     }

@@ -23,11 +23,32 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from rest_framework import serializers
 
-from patients.models import AppointmentStatus, PatientStatus, Sex
+from patients.models import (
+    AppointmentStatus,
+    Case,
+    Lookup,
+    Patient,
+    PatientStatus,
+    Sex,
+    Tag,
+)
 from trackstat.phones import phone_to_e164
+from trackstat.validators import (
+    InvalidValue,
+    check_text,
+    max_length_of,
+    parse_date,
+    parse_external_id,
+    parse_instant,
+    parse_int,
+    text_problem,
+)
 
 MAX_BULK_RECORDS = 5000
-OLDEST_BIRTH_DATE = dt.date(1890, 1, 1)
+# External ids share one width across patients, cases and appointments.
+EXTERNAL_ID_LENGTH = max_length_of(Patient, "external_id")
+LOOKUP_NAME_LENGTH = max_length_of(Lookup, "name")
+TAG_NAME_LENGTH = max_length_of(Tag, "name")
 
 # EMR spellings of patient statuses (ChiroTouch, ClinicMind, …) → ours; compared in lower case.
 PATIENT_STATUS_ALIASES = {
@@ -61,11 +82,13 @@ TRUE_WORDS = {"true", "yes", "y", "1", "on"}
 FALSE_WORDS = {"false", "no", "n", "0", "off", ""}
 
 
-class FieldError(ValueError):
+class FieldError(InvalidValue):
     """One field's value is not acceptable; the message never repeats the value."""
 
 
 # --- field parsers: value in, clean value out (or FieldError) -------------------------------
+# The rules themselves (what storage can hold, sane dates) live in ``trackstat.validators``;
+# an ``InvalidValue`` from there is a field error like any other.
 
 
 def text(max_length: int, *, null_as_blank: bool = True) -> Callable[[Any], str]:
@@ -74,38 +97,26 @@ def text(max_length: int, *, null_as_blank: bool = True) -> Callable[[Any], str]
             return ""
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise FieldError("Not a valid string.")
-        value = str(value).strip()
-        if "\x00" in value:  # PostgreSQL text cannot hold it
-            raise FieldError("Null characters are not allowed.")
-        if len(value) > max_length:
-            raise FieldError(f"Ensure this field has no more than {max_length} characters.")
-        return value
+        return check_text(str(value).strip(), max_length=max_length)
 
     return parse
 
 
 def external_id(value) -> str:
-    if value is None:
-        raise FieldError("This field may not be null.")
-    value = text(64, null_as_blank=False)(value)
-    if not value:
-        raise FieldError("This field may not be blank.")
-    return value
+    return parse_external_id(value, max_length=EXTERNAL_ID_LENGTH)
 
 
-def date_value(*, earliest: dt.date | None = None) -> Callable[[Any], dt.date | None]:
+def date_value(*, birth: bool = False) -> Callable[[Any], dt.date | None]:
+    """A ``YYYY-MM-DD`` date in the sane range; a birth date is not in the future either."""
+
     def parse(value):
         if value is None or value == "":
             return None
-        try:
-            parsed = dt.date.fromisoformat(value) if isinstance(value, str) else None
-        except ValueError:
-            parsed = None
-        if parsed is None or len(value) != 10:
+        if not isinstance(value, str):
             raise FieldError("Date has wrong format. Use YYYY-MM-DD.")
-        if earliest and not earliest <= parsed <= dt.date.today():  # noqa: DTZ011
-            raise FieldError(f"Must be between {earliest.isoformat()} and today.")
-        return parsed
+        if birth:
+            return parse_date(value, latest=dt.date.today())  # noqa: DTZ011
+        return parse_date(value)
 
     return parse
 
@@ -114,15 +125,9 @@ def aware_datetime(*, null_ok: bool) -> Callable[[Any], dt.datetime | None]:
     def parse(value):
         if value is None and null_ok:
             return None
-        try:
-            parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
-        except ValueError:
-            parsed = None
-        if parsed is None:
+        if not isinstance(value, str):
             raise FieldError("Datetime has wrong format. Use ISO 8601 with an offset.")
-        if parsed.tzinfo is None:
-            raise FieldError("Give an offset, for example 2026-03-09T09:30:00-05:00.")
-        return parsed
+        return parse_instant(value)
 
     return parse
 
@@ -154,7 +159,7 @@ def phone(value) -> str:
 
 
 def email(value) -> str:
-    value = text(254)(value)
+    value = column(Patient, "email")(value)
     if value:
         try:
             validate_email(value)
@@ -194,29 +199,23 @@ def boolean(value) -> bool:
 
 def integer(minimum: int, maximum: int) -> Callable[[Any], int]:
     def parse(value):
-        if isinstance(value, bool):
-            raise FieldError("A valid integer is required.")
-        try:
-            number = int(value) if isinstance(value, int | str) else None
-        except ValueError:
-            number = None
-        if number is None:
-            raise FieldError("A valid integer is required.")
-        if not minimum <= number <= maximum:
-            raise FieldError(f"Ensure this value is between {minimum} and {maximum}.")
-        return number
+        return parse_int(value, minimum=minimum, maximum=maximum)
 
     return parse
 
 
-def names(value) -> list[str]:
+def names(max_length: int) -> Callable[[Any], list[str]]:
     """A list of names (tags, CPT or ICD-10 codes); blanks dropped, order kept."""
-    if not isinstance(value, list):
-        raise FieldError(f'Expected a list of items but got type "{type(value).__name__}".')
-    if len(value) > 200:
-        raise FieldError("Ensure this field has no more than 200 elements.")
-    item = text(200)
-    return list(dict.fromkeys(name for name in map(item, value) if name))
+    item = text(max_length)
+
+    def parse(value):
+        if not isinstance(value, list):
+            raise FieldError(f'Expected a list of items but got type "{type(value).__name__}".')
+        if len(value) > 200:
+            raise FieldError("Ensure this field has no more than 200 elements.")
+        return list(dict.fromkeys(name for name in map(item, value) if name))
+
+    return parse
 
 
 def nested(spec: dict[str, Field]) -> Callable[[Any], dict]:
@@ -249,7 +248,7 @@ def _validate(spec: dict[str, Field], item: dict) -> dict:
             continue
         try:
             record[name] = field.parse(item[name])
-        except FieldError as error:
+        except InvalidValue as error:
             errors[name] = [str(error)]
         except RecordErrors as error:
             errors[name] = error.errors
@@ -258,56 +257,66 @@ def _validate(spec: dict[str, Field], item: dict) -> dict:
     return record
 
 
+def column(model: type, name: str) -> Callable[[Any], str]:
+    """Text as long as the model's column allows."""
+    return text(max_length_of(model, name))
+
+
+def lookup_name() -> Callable[[Any], str]:
+    """A lookup value by name (a provider, an insurer, …)."""
+    return text(LOOKUP_NAME_LENGTH)
+
+
 ADDRESS_SPEC = {
-    "line1": Field(text(200)),
-    "line2": Field(text(200)),
-    "city": Field(text(100)),
-    "state": Field(text(50)),
-    "postal_code": Field(text(20)),
+    "line1": Field(column(Patient, "address_line1")),
+    "line2": Field(column(Patient, "address_line2")),
+    "city": Field(column(Patient, "city")),
+    "state": Field(column(Patient, "state")),
+    "postal_code": Field(column(Patient, "postal_code")),
 }
 PATIENT_SPEC = {
     "external_id": Field(external_id, required=True),
-    "first_name": Field(text(100)),
-    "last_name": Field(text(100)),
-    "birth_date": Field(date_value(earliest=OLDEST_BIRTH_DATE)),
+    "first_name": Field(column(Patient, "first_name")),
+    "last_name": Field(column(Patient, "last_name")),
+    "birth_date": Field(date_value(birth=True)),
     "sex": Field(sex),
     "phone": Field(phone),
     "email": Field(email),
     "address": Field(nested(ADDRESS_SPEC)),
     "status": Field(choice(PATIENT_STATUS_ALIASES)),
     "first_visit_date": Field(date_value()),
-    "primary_provider": Field(text(200)),
-    "referral_source": Field(text(200)),
-    "attorney": Field(text(200)),
-    "care_package": Field(text(200)),
-    "fee_schedule": Field(text(200)),
-    "insurance_company": Field(text(200)),
+    "primary_provider": Field(lookup_name()),
+    "referral_source": Field(lookup_name()),
+    "attorney": Field(lookup_name()),
+    "care_package": Field(lookup_name()),
+    "fee_schedule": Field(lookup_name()),
+    "insurance_company": Field(lookup_name()),
     "paid_total": Field(money),
-    "tags": Field(names),
+    "tags": Field(names(TAG_NAME_LENGTH)),
     "sms_opt_out": Field(boolean),
     "email_opt_out": Field(boolean),
 }
 CASE_SPEC = {
     "external_id": Field(external_id, required=True),
     "patient_external_id": Field(external_id),
-    "case_type": Field(text(200)),
-    "diagnoses": Field(names),
-    "attorney": Field(text(200)),
-    "insurance_company": Field(text(200)),
-    "status": Field(text(30)),
+    "case_type": Field(lookup_name()),
+    "diagnoses": Field(names(LOOKUP_NAME_LENGTH)),
+    "attorney": Field(lookup_name()),
+    "insurance_company": Field(lookup_name()),
+    "status": Field(column(Case, "status")),
 }
 APPOINTMENT_SPEC = {
     "external_id": Field(external_id, required=True),
     "patient_external_id": Field(external_id),
-    "case_external_id": Field(text(64)),
+    "case_external_id": Field(text(EXTERNAL_ID_LENGTH)),
     "start": Field(aware_datetime(null_ok=False)),
     "duration_minutes": Field(integer(0, 24 * 60)),
     "status": Field(choice(APPOINTMENT_STATUS_ALIASES)),
     "checked_in_at": Field(aware_datetime(null_ok=True)),
     "booked_at": Field(aware_datetime(null_ok=True)),
-    "purpose": Field(text(200)),
-    "provider": Field(text(200)),
-    "services": Field(names),
+    "purpose": Field(lookup_name()),
+    "provider": Field(lookup_name()),
+    "services": Field(names(LOOKUP_NAME_LENGTH)),
 }
 
 
@@ -318,23 +327,29 @@ def _documented_choices(aliases: dict[str, str]) -> list[str]:
     return sorted({str(v) for v in aliases.values()})
 
 
+def _column(model: type, name: str, **kwargs):
+    return serializers.CharField(
+        max_length=max_length_of(model, name), allow_blank=True, required=False, **kwargs
+    )
+
+
 class AddressSerializer(serializers.Serializer):
-    line1 = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    line2 = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    city = serializers.CharField(max_length=100, allow_blank=True, required=False)
-    state = serializers.CharField(max_length=50, allow_blank=True, required=False)
-    postal_code = serializers.CharField(max_length=20, allow_blank=True, required=False)
+    line1 = _column(Patient, "address_line1")
+    line2 = _column(Patient, "address_line2")
+    city = _column(Patient, "city")
+    state = _column(Patient, "state")
+    postal_code = _column(Patient, "postal_code")
 
 
 def _name(**kwargs):
     return serializers.CharField(
-        max_length=200, allow_blank=True, allow_null=True, required=False, **kwargs
+        max_length=LOOKUP_NAME_LENGTH, allow_blank=True, allow_null=True, required=False, **kwargs
     )
 
 
-def _names(help_text: str):
+def _names(help_text: str, max_length: int = LOOKUP_NAME_LENGTH):
     return serializers.ListField(
-        child=serializers.CharField(max_length=200), required=False, help_text=help_text
+        child=serializers.CharField(max_length=max_length), required=False, help_text=help_text
     )
 
 
@@ -344,11 +359,14 @@ class PatientRecordSerializer(serializers.Serializer):
     record_spec = PATIENT_SPEC
 
     external_id = serializers.CharField(
-        max_length=64, help_text="The EMR's id, unique per practice."
+        max_length=EXTERNAL_ID_LENGTH,
+        help_text="The EMR's id, unique per practice; surrounding spaces are trimmed.",
     )
-    first_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
-    last_name = serializers.CharField(max_length=100, allow_blank=True, required=False)
-    birth_date = serializers.DateField(allow_null=True, required=False)
+    first_name = _column(Patient, "first_name")
+    last_name = _column(Patient, "last_name")
+    birth_date = serializers.DateField(
+        allow_null=True, required=False, help_text="YYYY-MM-DD, from 1900-01-01 to today."
+    )
     sex = serializers.ChoiceField(
         choices=_documented_choices(SEX_ALIASES),
         required=False,
@@ -369,7 +387,9 @@ class PatientRecordSerializer(serializers.Serializer):
         help_text="Case-insensitive; ChiroTouch Inactive/Deceased and ClinicMind Discharged "
         "count as inactive for campaign filters.",
     )
-    first_visit_date = serializers.DateField(allow_null=True, required=False)
+    first_visit_date = serializers.DateField(
+        allow_null=True, required=False, help_text="YYYY-MM-DD, from 1900-01-01 to 2100-12-31."
+    )
     primary_provider = _name()
     referral_source = _name()
     attorney = _name()
@@ -379,7 +399,7 @@ class PatientRecordSerializer(serializers.Serializer):
     paid_total = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=0, required=False
     )
-    tags = _names("Tag names; when present, replaces the patient's tags.")
+    tags = _names("Tag names; when present, replaces the patient's tags.", TAG_NAME_LENGTH)
     sms_opt_out = serializers.BooleanField(required=False)
     email_opt_out = serializers.BooleanField(required=False)
 
@@ -387,29 +407,31 @@ class PatientRecordSerializer(serializers.Serializer):
 class CaseRecordSerializer(serializers.Serializer):
     record_spec = CASE_SPEC
 
-    external_id = serializers.CharField(max_length=64)
+    external_id = serializers.CharField(max_length=EXTERNAL_ID_LENGTH)
     patient_external_id = serializers.CharField(
-        max_length=64, required=False, help_text="Required for a new case."
+        max_length=EXTERNAL_ID_LENGTH, required=False, help_text="Required for a new case."
     )
     case_type = _name()
     diagnoses = _names("ICD-10 codes; when present, replaces the case's diagnoses.")
     attorney = _name()
     insurance_company = _name()
-    status = serializers.CharField(max_length=30, allow_blank=True, required=False)
+    status = _column(Case, "status")
 
 
 class AppointmentRecordSerializer(serializers.Serializer):
     record_spec = APPOINTMENT_SPEC
 
-    external_id = serializers.CharField(max_length=64)
+    external_id = serializers.CharField(max_length=EXTERNAL_ID_LENGTH)
     patient_external_id = serializers.CharField(
-        max_length=64, required=False, help_text="Required for a new appointment."
+        max_length=EXTERNAL_ID_LENGTH, required=False, help_text="Required for a new appointment."
     )
     case_external_id = serializers.CharField(
-        max_length=64, required=False, allow_null=True, allow_blank=True
+        max_length=EXTERNAL_ID_LENGTH, required=False, allow_null=True, allow_blank=True
     )
     start = serializers.DateTimeField(
-        required=False, help_text="ISO 8601 with an offset; required for a new appointment."
+        required=False,
+        help_text="ISO 8601 with an offset within ±14:00, years 1900 to 2100; required for a "
+        "new appointment.",
     )
     duration_minutes = serializers.IntegerField(min_value=0, max_value=24 * 60, required=False)
     status = serializers.ChoiceField(
@@ -424,6 +446,14 @@ class AppointmentRecordSerializer(serializers.Serializer):
     purpose = _name()
     provider = _name()
     services = _names("CPT codes; when present, replaces the appointment's services.")
+
+
+def echoed_external_id(value) -> str | None:
+    """The external id of a refused record as the answer may repeat it: only a string that
+    could be stored (a lone surrogate cannot even be written out as UTF-8)."""
+    if not isinstance(value, str) or text_problem(value):
+        return None
+    return value.strip()
 
 
 def validate_records(record_serializer, items: list) -> tuple[list[dict], list[dict]]:
@@ -447,11 +477,10 @@ def validate_records(record_serializer, items: list) -> tuple[list[dict], list[d
         try:
             record = _validate(spec, item)
         except RecordErrors as error:
-            external = item.get("external_id")
             errors.append(
                 {
                     "index": index,
-                    "external_id": external if isinstance(external, str) else None,
+                    "external_id": echoed_external_id(item.get("external_id")),
                     "errors": error.errors,
                 }
             )

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from patients.models import Appointment, Lookup, Patient
+from patients.models import Appointment, Patient
 from patients.sync.fhir import bundle_map
 from tests.factories import PracticeFactory
 from trackstat.models import Role
@@ -107,9 +107,10 @@ def assert_nothing_stored():
     assert Appointment.objects.count() == 0
 
 
-def entry_errors(response) -> list[str]:
-    assert response.status_code == 400, response.content
-    return response.json()["errors"]["entry"]
+def entry_errors(response) -> dict[int, dict[str, list[str]]]:
+    """The entries at fault: index → {FHIR element: [messages]}."""
+    assert response.status_code == 200, response.content
+    return {error["index"]: error["errors"] for error in response.json()["errors"]}
 
 
 # Patients ---------------------------------------------------------------------------------------
@@ -122,6 +123,7 @@ def test_patient_fields_are_mapped(api):
         "patients": {"created": 1, "updated": 0, "unchanged": 0},
         "appointments": {"created": 0, "updated": 0, "unchanged": 0},
         "encounters": {"applied": 0, "skipped": 0},
+        "errors": [],
     }
     body = api.get("/api/v1/patients/MRN-1001").json()
     assert body["first_name"] == "Ann"
@@ -386,6 +388,7 @@ def test_same_bundle_twice_changes_nothing(api):
         "patients": {"created": 0, "updated": 0, "unchanged": 1},
         "appointments": {"created": 0, "updated": 0, "unchanged": 2},
         "encounters": {"applied": 2, "skipped": 1},
+        "errors": [],
     }
     assert list(Appointment.objects.values_list("external_id", "status", "updated_at")) == stored
 
@@ -403,7 +406,7 @@ def test_empty_bundle_imports_nothing(api):
     assert response.json()["patients"] == {"created": 0, "updated": 0, "unchanged": 0}
 
 
-# Malformed and invalid bundles: 400, the field named, nothing stored ------------------------------
+# Malformed bundles: 400, the field named, nothing stored; invalid entries: reported one by one --
 
 
 @pytest.mark.parametrize(
@@ -426,50 +429,125 @@ def test_malformed_bundle_is_400_naming_the_field(api, body, field):
 
 
 @pytest.mark.parametrize(
-    ("resources", "expected"),
+    ("resources", "entry", "element", "message", "patients"),
     [
-        (
-            [patient(), appointment(start="2026-01-15T09:30:00")],
-            "entry[1] Appointment.start: Give an offset",
-        ),
+        ([patient(), appointment(start="2026-01-15T09:30:00")], 1, "start", "Give an offset", 1),
         (
             [patient(), appointment(patient_ref="Patient/nobody")],
-            "entry[1] Appointment.participant: No patient with this external_id.",
+            1,
+            "participant",
+            "No patient with this external_id.",
+            1,
         ),
         (
             [patient(), appointment(patient_ref="urn:uuid:11111111-2222-3333-4444-555555555555")],
-            "entry[1] Appointment.participant: A urn: reference matches no entry",
+            1,
+            "participant",
+            "A urn: reference matches no entry",
+            1,
         ),
         (
             [patient(), {"resourceType": "Observation", "id": "o1", "status": "final"}],
-            "entry[1]: resourceType Observation is not supported",
+            1,
+            "resourceType",
+            "Not supported; send Patient, Appointment, Encounter.",
+            1,
         ),
-        ([patient(), appointment(status="waitlist")], "entry[1] Appointment.status: Must be one"),
-        ([patient(gender="f")], "entry[0] Patient.gender: Must be one of"),
-        ([patient(birthDate="1980")], "entry[0] Patient.birthDate: "),
-        ([patient(), patient()], "entry[1] Patient.identifier: This external_id appears earlier"),
-        ([{"resourceType": "Patient"}], "entry[0] Patient.identifier: This field may not be null"),
+        ([patient(), appointment(status="waitlist")], 1, "status", "Must be one", 1),
+        ([patient(gender="f")], 0, "gender", "Must be one of", 0),
+        ([patient(birthDate="1980")], 0, "birthDate", "Date has wrong format", 0),
+        ([patient(birthDate="9999-12-31")], 0, "birthDate", "Must be between 1900-01-01", 0),
+        ([patient(), patient()], 1, "identifier", "This external_id appears earlier", 1),
+        ([{"resourceType": "Patient"}], 0, "identifier", "This field may not be null", 0),
         (
             [patient(), appointment(end="2026-01-15T08:00:00-06:00", minutesDuration=None)],
-            "entry[1] Appointment.end: Must not be before the start.",
+            1,
+            "end",
+            "Must not be before the start.",
+            1,
         ),
         (
             [patient(), encounter(appointment=[{"reference": "Patient/p1"}])],
-            "entry[1] Encounter.appointment: Must reference an Appointment",
+            1,
+            "appointment",
+            "Must reference an Appointment",
+            1,
         ),
         (
             [patient(), encounter(period={"start": "2026-01-15"})],
-            "entry[1] Encounter.period.start: Must be a date and time with an offset.",
+            1,
+            "period.start",
+            "Must be a date and time with an offset.",
+            1,
         ),
-        ([patient(), encounter()], "entry[1] Encounter.subject: Required for a new appointment."),
-        ([patient(name="Ann Lee")], "entry[0] Patient.name: Must be a list of objects."),
+        ([patient(), encounter()], 1, "subject", "Required for a new appointment.", 1),
+        ([patient(name="Ann Lee")], 0, "name", "Must be a list of objects.", 0),
+        ([patient(name=[{"family": "x" * 101}])], 0, "name.family", "Ensure this field", 0),
     ],
 )
-def test_invalid_entry_is_400_naming_entry_and_field_and_stores_nothing(api, resources, expected):
-    errors = entry_errors(post(api, bundle(*resources)))
-    assert any(message.startswith(expected) for message in errors), errors
-    assert_nothing_stored()
-    assert not Lookup.objects.exists()
+def test_an_invalid_entry_is_reported_naming_entry_and_element_and_the_others_imported(
+    api, resources, entry, element, message, patients
+):
+    response = post(api, bundle(*resources))
+    errors = entry_errors(response)
+    assert list(errors) == [entry]
+    assert list(errors[entry]) == [element]
+    assert any(text.startswith(message) for text in errors[entry][element]), errors
+    assert Patient.objects.count() == patients
+    assert not Appointment.objects.exists()
+    assert response.json()["patients"]["created"] == patients
+
+
+def test_valid_entries_are_saved_and_invalid_ones_reported(api):
+    """One bad record used to throw the whole bundle away (issue 13, item 7)."""
+    resources = [
+        patient("p1", identifier=[{"type": MR, "value": "MRN-1"}]),
+        patient("p2", identifier=[{"type": MR, "value": "MRN-2"}], birthDate="31/12/1980"),
+        appointment("a1", patient_ref="Patient/p1"),
+        appointment("a2", patient_ref="Patient/p2"),  # its patient is not imported
+        encounter("e1", appointment=[{"reference": "Appointment/a1"}]),
+        encounter("e2", appointment=[{"reference": "Appointment/a2"}]),
+        {"resourceType": "Observation", "id": "o1"},
+    ]
+    response = post(api, bundle(*resources))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["patients"] == {"created": 1, "updated": 0, "unchanged": 0}
+    assert body["appointments"] == {"created": 1, "updated": 0, "unchanged": 0}
+    assert body["encounters"] == {"applied": 1, "skipped": 0}
+    assert body["errors"] == [
+        {
+            "index": 1,
+            "resource_type": "Patient",
+            "external_id": "MRN-2",
+            "errors": {"birthDate": ["Date has wrong format. Use YYYY-MM-DD."]},
+        },
+        {
+            "index": 3,
+            "resource_type": "Appointment",
+            "external_id": "a2",
+            "errors": {"participant": ["No patient with this external_id."]},
+        },
+        {
+            "index": 5,
+            "resource_type": "Encounter",
+            "external_id": "e2",
+            "errors": {
+                "appointment": [
+                    "Not applied: the appointment it names (entry[3]) was not imported."
+                ]
+            },
+        },
+        {
+            "index": 6,
+            "resource_type": None,
+            "external_id": None,
+            "errors": {"resourceType": ["Not supported; send Patient, Appointment, Encounter."]},
+        },
+    ]
+    assert list(Patient.objects.values_list("external_id", flat=True)) == ["MRN-1"]
+    assert list(Appointment.objects.values_list("external_id", "status")) == [("a1", "completed")]
+    assert api.get("/api/v1/patients/MRN-1").json()["visit_count"] == 1
 
 
 def test_every_problem_is_listed_in_entry_order(api):
@@ -479,7 +557,9 @@ def test_every_problem_is_listed_in_entry_order(api):
         appointment("a1", patient_ref="Patient/p2", start="soon", status="late"),
     ]
     errors = entry_errors(post(api, bundle(*resources)))
-    assert [message.split(" ", 1)[0] for message in errors] == ["entry[0]", "entry[2]", "entry[2]"]
+    assert list(errors) == [0, 2]
+    assert sorted(errors[2]) == ["start", "status"]
+    assert list(Patient.objects.values_list("external_id", flat=True)) == ["p2"]
 
 
 def test_errors_never_echo_patient_data(api):
@@ -494,10 +574,11 @@ def test_errors_never_echo_patient_data(api):
     )
     response = post(api, bundle(resource))
     errors = entry_errors(response)
-    assert len(errors) == 3
+    assert sum(len(messages) for messages in errors[0].values()) == 3
     text = response.content.decode()
     for secret in ("Zebulon", "Quixote", "555-01", "zeb-at-example", "31/12/1980"):
         assert secret not in text
+    assert not Patient.objects.exists()
 
 
 # Access ------------------------------------------------------------------------------------------
@@ -572,7 +653,7 @@ def test_bundle_map_is_pure_and_leaves_the_bundle_as_it_was():
     original = copy.deepcopy(sent)
     mapped = bundle_map(sent)
     assert sent == original
-    assert mapped.errors == []
+    assert mapped.errors == {}
     assert mapped.skipped_encounters == 1
     assert mapped.patients[0]["external_id"] == "MRN-1001"
     assert mapped.appointments[0]["patient_external_id"] == "MRN-1001"
