@@ -24,7 +24,14 @@ import pytest
 from trackstat.management.commands.seed_demo import DEMO_LOGINS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_VARIABLES = {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL"}
+# Nothing configured: `make run` itself must turn DEBUG on (it is off unless set).
+CONFIG_VARIABLES = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "CACHE_URL",
+    "DEBUG",
+}
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,10 @@
 """TrackStat settings, read from the environment.
 
-Every variable has a development default, so that with nothing set the whole product runs on
-one machine: SQLite and a file-based Celery broker under ``var/``, the sandbox providers and the
-console email backend. ``.env.example`` documents each variable. With ``DEBUG`` off the process
-refuses to start on an insecure default (see ``check_production_settings``).
+Every variable has a development default, so that with ``DEBUG=1`` (what ``make run`` sets) the
+whole product runs on one machine: SQLite and a file-based Celery broker under ``var/``, the
+sandbox providers and the console email backend. ``.env.example`` documents each variable.
+``DEBUG`` is off unless set, and with it off the process refuses to start on an insecure default
+(see ``check_production_settings``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def check_production_settings(*, debug: bool, secret_key: str, allowed_hosts: li
     if not secret_key or secret_key == DEVELOPMENT_SECRET_KEY:
         raise ImproperlyConfigured(
             "SECRET_KEY is unset or the development default while DEBUG is off: "
-            "set SECRET_KEY to a long random value."
+            "set SECRET_KEY to a long random value (or DEBUG=1 for development)."
         )
     if len(secret_key) < 32:
         raise ImproperlyConfigured("SECRET_KEY is shorter than 32 characters while DEBUG is off.")
@@ -67,7 +68,8 @@ def check_production_settings(*, debug: bool, secret_key: str, allowed_hosts: li
         )
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless set: a forgotten variable must not serve the debug page (``make run`` sets it on).
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY if DEBUG else "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
 check_production_settings(debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS)
