@@ -171,6 +171,13 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3  # invitations use the same tokens: three days
 
+# How many proxies (the TLS proxy, a load balancer) stand in front of the app and append the
+# address they were reached from to X-Forwarded-For: the client is the entry that many places
+# from the right. 0: no proxy, the peer's own address (X-Forwarded-For is not believed).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+
 # Failed-login throttling: this many failures for one email (or from one address) within the
 # window lock further attempts until the window has passed.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
