@@ -182,6 +182,11 @@ if TRUSTED_PROXY_COUNT < 0:
 # window lock further attempts until the window has passed.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+# Password-reset throttling: at most this many reset emails for one email address (and four
+# times as many requests from one client address) within the window; later requests get the
+# same answer and no email.
+PASSWORD_RESET_LIMIT = env_int("PASSWORD_RESET_LIMIT", 3)
+PASSWORD_RESET_WINDOW_SECONDS = env_int("PASSWORD_RESET_WINDOW_SECONDS", 60 * 60)
 
 # Cache: Redis in production (CACHE_URL=redis://…), a shared database table otherwise so that
 # login throttling holds across web processes.
