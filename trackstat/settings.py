@@ -106,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "trackstat.middleware.SessionTimeoutMiddleware",
+    "trackstat.middleware.NoStoreMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -170,6 +172,15 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3  # invitations use the same tokens: three days
+# Automatic logoff (HIPAA): a session ends after this long without a request, and this long
+# after signing in however active (trackstat.middleware.SessionTimeoutMiddleware).
+SESSION_IDLE_TIMEOUT_SECONDS = env_int("SESSION_IDLE_TIMEOUT_SECONDS", 30 * 60)
+SESSION_MAX_AGE_SECONDS = env_int("SESSION_MAX_AGE_SECONDS", 12 * 60 * 60)
+if SESSION_IDLE_TIMEOUT_SECONDS <= 0 or SESSION_MAX_AGE_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        "SESSION_IDLE_TIMEOUT_SECONDS and SESSION_MAX_AGE_SECONDS must be positive."
+    )
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
 
 # How many proxies (the TLS proxy, a load balancer) stand in front of the app and append the
 # address they were reached from to X-Forwarded-For: the client is the entry that many places
