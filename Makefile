@@ -17,7 +17,6 @@ install:
 run: export DEBUG = 1
 run: install
 	$(UV) run python manage.py migrate --noinput
-	$(UV) run python manage.py createcachetable
 	$(UV) run python manage.py seed_demo
 	@echo
 	@echo "TrackStat is starting at http://127.0.0.1:$(PORT)/  (sign in with a demo login above)"

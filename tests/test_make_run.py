@@ -111,6 +111,10 @@ def test_make_run_serves_the_product_and_every_demo_login_works(tmp_path):
             last_tick = json.loads(fetch(opener, f"{base}/healthz")[1])["last_tick"]
             time.sleep(1)
         assert last_tick is not None, (tmp_path / "make-run.log").read_text()
+        # migrate made the cache table (no separate step); the static files are found.
+        status, health = fetch(opener, f"{base}/healthz")
+        assert status == 200, health
+        assert json.loads(health)["cache"] == "ok"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
