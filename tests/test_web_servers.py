@@ -15,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from tests.test_celery_worker import test_database_url
 from trackstat.log_filters import StripQueryStringsFilter
@@ -32,6 +34,10 @@ REFERER_PATH = "/patients/?q=Doe"
 PHI = ["Jane", "Doe", "3125550123", "jane", "q=", "?"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+needs_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="counts the server's PostgreSQL connections (CI sets DATABASE_URL)",
+)
 
 
 def _free_port() -> int:
@@ -175,3 +181,45 @@ def test_gunicorn_logs_a_patient_search_by_path_only(tmp_path):
     for line in lines:
         for text in PHI:
             assert text not in line, line
+
+
+# --- item 16: the development server holds no database connection between requests ----------
+
+
+def _backends(application_name: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [application_name],
+        )
+        return cursor.fetchone()[0]
+
+
+@needs_postgres
+def test_runserver_keeps_no_database_connection_between_requests(tmp_path):
+    """runserver serves each HTTP connection in a thread of its own. With a connection age
+    (CONN_MAX_AGE, 60 s by default) every one of those threads kept its database connection
+    while its browser connection stayed open, until PostgreSQL refused new clients."""
+    name = f"trackstat-runserver-{uuid.uuid4().hex[:8]}"
+    env = _environment(
+        tmp_path, DEBUG="1", DATABASE_URL=f"{test_database_url()}?application_name={name}"
+    )
+    with server(runserver(), env, tmp_path / "runserver.log") as port:
+        browsers = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(3)]
+        try:
+            for browser in browsers:
+                browser.request(
+                    "GET", "/api/v1/practice", headers={"Authorization": "Api-Key ts_0000_nope"}
+                )
+                response = browser.getresponse()
+                body = response.read()
+                # Answered from the database (the key was looked up), connection kept alive.
+                assert b"Invalid or revoked API key" in body
+                assert response.getheader("Connection", "").lower() != "close"
+            deadline = time.monotonic() + 10
+            while _backends(name) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the server closes its connection after sending the response
+            assert _backends(name) == 0
+        finally:
+            for browser in browsers:
+                browser.close()

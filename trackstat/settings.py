@@ -10,6 +10,7 @@ sandbox providers and the console email backend. ``.env.example`` documents each
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -155,6 +156,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+if sys.argv[1:2] == ["runserver"]:
+    # The development server serves each HTTP connection in a thread of its own, and with a
+    # connection age every such thread kept its database connection while the browser's
+    # keep-alive connection lasted, until PostgreSQL refused new clients (and status callbacks
+    # failed). There, each request closes its database connection when it ends.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "trackstat.User"
