@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from django.db import connection
 
 from tests.test_celery_worker import test_database_url
@@ -153,10 +154,8 @@ def test_runserver_logs_a_patient_search_by_path_only(tmp_path):
 
 
 def test_gunicorn_logs_a_patient_search_by_path_only(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
+    command = [  # as the Dockerfile and docker-compose.yml run it
+        str(Path(sys.executable).parent / "gunicorn"),
         "trackstat.wsgi",
         "--config",
         "python:trackstat.gunicorn_conf",
@@ -181,6 +180,13 @@ def test_gunicorn_logs_a_patient_search_by_path_only(tmp_path):
     for line in lines:
         for text in PHI:
             assert text not in line, line
+
+
+def test_production_runs_gunicorn_with_that_config():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    web = compose["services"]["web"]["command"]
+    assert web[web.index("--config") + 1] == "python:trackstat.gunicorn_conf"
+    assert '"--config", "python:trackstat.gunicorn_conf"' in (ROOT / "Dockerfile").read_text()
 
 
 # --- item 16: the development server holds no database connection between requests ----------
