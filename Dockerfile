@@ -16,4 +16,4 @@ RUN DEBUG=0 SECRET_KEY=build-only-not-a-secret-build-only-not-a-secret ALLOWED_H
 
 USER trackstat
 EXPOSE 8000
-CMD ["gunicorn", "trackstat.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "trackstat.wsgi", "--config", "python:trackstat.gunicorn_conf", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -13,9 +13,10 @@ install:
 	@$(UV) sync --frozen --quiet
 
 ## Migrate, seed the demo, then web + worker + beat together (Ctrl-C stops all three).
+## DEBUG is off unless set: the embedded default is development, so it is turned on here.
+run: export DEBUG = 1
 run: install
 	$(UV) run python manage.py migrate --noinput
-	$(UV) run python manage.py createcachetable
 	$(UV) run python manage.py seed_demo
 	@echo
 	@echo "TrackStat is starting at http://127.0.0.1:$(PORT)/  (sign in with a demo login above)"

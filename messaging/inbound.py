@@ -8,12 +8,14 @@ Twilio's Advanced Opt-Out also honours; a reply is a keyword only when it is not
 from __future__ import annotations
 
 from messaging.models import InboundHandling
+from trackstat.phones import phone_for_people
 
 STOP_KEYWORDS = frozenset(
     {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 )
 START_KEYWORDS = frozenset({"START", "UNSTOP", "YES"})
 HELP_KEYWORDS = frozenset({"HELP"})
+STOP_HINT = "Reply STOP to opt out."
 
 
 def inbound_keyword(body: str) -> InboundHandling:
@@ -30,5 +32,11 @@ def inbound_keyword(body: str) -> InboundHandling:
 
 
 def help_reply(*, practice_name: str, practice_phone: str) -> str:
-    """The answer to HELP: who is texting and how to reach them, and how to stop."""
-    return f"{practice_name}: call {practice_phone}. Reply STOP to opt out."
+    """The answer to HELP: who is texting and how to reach them, and how to stop. Without a
+    phone on file, a reply reaches the practice's Inbox."""
+    if practice_phone.strip():
+        return f"{practice_name}: call {phone_for_people(practice_phone.strip())}. {STOP_HINT}"
+    return (
+        f"{practice_name}: reply here with your question and our staff will get back to you. "
+        f"{STOP_HINT}"
+    )

@@ -3,7 +3,8 @@ services staff use there (a reply sent at once, canned replies).
 
 A thread is a patient's Inbox messages (inbound SMS that were not keywords) and the messages
 the practice sent them (tests excluded). Inbound messages from a number that matches no
-patient make a thread of their own, keyed by that number.
+patient make a thread of their own, keyed by that number; its URL names it by an opaque token
+(``unknown_thread_token``), never the number, which would land in access logs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.dateparse import parse_datetime
 
 from campaigns.engine.steps import NOT_RECEIVED, STOP_FOOTER, address_problem
@@ -29,6 +31,7 @@ from patients.models import Patient
 from trackstat.models import Practice, User
 
 THREADS_PER_PAGE = 30
+UNKNOWN_THREAD_SALT = "trackstat.messaging.inbox.unknown-number-thread"
 REPLY_MAX_LENGTH = 1600
 
 # filter name → (label, SQL condition on the grouped thread)
@@ -91,6 +94,7 @@ class Thread:
     preview: str  # the latest message's first line
     last_is_theirs: bool
     patient: Patient | None = None
+    token: str = ""  # the URL's key of an unknown number's thread (unknown_thread_token)
 
 
 @dataclass
@@ -157,6 +161,9 @@ def inbox_threads(
             unread=int(unread or 0),
             preview=_first_line(last_body),
             last_is_theirs=bool(last_is_in),
+            token=""
+            if patient_id
+            else unknown_thread_token(practice_id=practice.pk, number=number),
         )
         for patient_id, number, last_at, unread, last_body, last_is_in, _total in rows
     ]
@@ -167,6 +174,34 @@ def inbox_threads(
         for thread in threads:
             thread.patient = patients.get(thread.patient_id)
     return ThreadPage(threads=threads, number=page, total=int(total), per_page=per_page)
+
+
+def unknown_thread_token(*, practice_id: int, number: str) -> str:
+    """The key of the thread from ``number`` (matching no patient) in the Inbox's URLs: an HMAC
+    (with ``SECRET_KEY``) of the practice and the number, so it is not the number, cannot be
+    worked out from it, and names nothing in another practice."""
+    message = f"{practice_id}:{number}"
+    return salted_hmac(UNKNOWN_THREAD_SALT, message, algorithm="sha256").hexdigest()[:32]
+
+
+def inbox_unknown_thread_number(*, practice: Practice, token: str) -> str | None:
+    """The number whose thread (of the practice's Inbox messages from numbers matching no
+    patient) ``token`` names, or None. Compares against each such number's token: they are
+    few (strangers and wrong numbers), and an HMAC cannot be looked up the other way."""
+    numbers = (
+        InboundMessage.objects.filter(
+            practice=practice, handled_as=InboundHandling.INBOX, patient__isnull=True
+        )
+        .order_by()
+        .values_list("from_number", flat=True)
+        .distinct()
+    )
+    for number in numbers.iterator():
+        if constant_time_compare(
+            unknown_thread_token(practice_id=practice.pk, number=number), token
+        ):
+            return number
+    return None
 
 
 @dataclass

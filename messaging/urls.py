@@ -8,7 +8,7 @@ urlpatterns = [
     path("sandbox/", views.sandbox, name="sandbox"),
     path("canned/", views.canned_reply_add, name="canned_add"),
     path("canned/<int:pk>/delete/", views.canned_reply_remove, name="canned_delete"),
-    path("number/<str:number>/", views.inbox_unknown, name="unknown_thread"),
+    path("unknown/<str:token>/", views.inbox_unknown, name="unknown_thread"),
     path("<int:patient_id>/", views.inbox_thread, name="thread"),
     path("<int:patient_id>/reply/", views.inbox_reply, name="reply"),
 ]

@@ -91,9 +91,13 @@ def inbox_thread(request: PracticeRequest, patient_id: int) -> HttpResponse:
 
 @require_safe
 @role_required(Role.USER)
-def inbox_unknown(request: PracticeRequest, number: str) -> HttpResponse:
-    """The messages of a number that matches no patient (read only: no one to reply to)."""
+def inbox_unknown(request: PracticeRequest, token: str) -> HttpResponse:
+    """The messages of a number that matches no patient (read only: no one to reply to),
+    named in the URL by its opaque token, never the number."""
     practice = request.practice
+    number = inbox_services.inbox_unknown_thread_number(practice=practice, token=token)
+    if number is None:
+        raise Http404("No such thread.")
     items = inbox_services.inbox_thread_items(practice=practice, number=number)
     if not items:
         raise Http404("No messages from this number.")

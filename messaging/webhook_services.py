@@ -103,11 +103,12 @@ def twilio_status_practice(*, outbox_id: str) -> Practice | None:
 
 
 def twilio_inbound_practice(*, params: Mapping[str, str]) -> Practice | None:
-    """The practice whose sender number is the inbound SMS's ``To``, if any."""
+    """The practice whose sender number is the inbound SMS's ``To``, if any (a number
+    belongs to one practice: a unique constraint)."""
     to_number = storable_text(params.get("To", ""))
     if not to_number:
         return None
-    return Practice.objects.filter(sms_from=to_number).order_by("pk").first()
+    return Practice.objects.filter(sms_from=to_number).first()
 
 
 def twilio_signature_valid(
@@ -237,7 +238,13 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
         return InboundResult(handled_as=None)
     practice = twilio_inbound_practice(params=params)
     if practice is None:
-        logger.info("twilio inbound %s: no practice has this number", sid)
+        # Answered (empty TwiML) and not stored. Our number's last digits tell the operator
+        # which one is routed here without an owner; the sender and the text stay out.
+        logger.warning(
+            "twilio inbound %s: no practice owns the number ending %s; not stored",
+            sid,
+            to_number[-4:],
+        )
         return InboundResult(handled_as=None)
     handled_as = inbound_keyword(body)
     reply = (

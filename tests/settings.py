@@ -7,8 +7,17 @@ CELERY_BROKER_URL).
 
 import os
 
-from trackstat.settings import *  # noqa: F403
-from trackstat.settings import DATABASES, VAR_DIR
+# DEBUG is off unless set (and then the settings refuse the development SECRET_KEY): the tests
+# run on the development defaults, as `make run` does. Only while the settings are read, so
+# that a process the tests start gets only the environment it is given.
+_debug_was_set = "DEBUG" in os.environ
+os.environ.setdefault("DEBUG", "1")
+try:
+    from trackstat.settings import *  # noqa: F403
+    from trackstat.settings import DATABASES, VAR_DIR
+finally:
+    if not _debug_was_set:
+        del os.environ["DEBUG"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

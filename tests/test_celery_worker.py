@@ -46,6 +46,7 @@ def worker_queue():
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "trackstat.settings",
+        "DEBUG": "1",  # off unless set; the development SECRET_KEY needs it on
         "DATABASE_URL": test_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,

@@ -24,7 +24,14 @@ import pytest
 from trackstat.management.commands.seed_demo import DEMO_LOGINS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_VARIABLES = {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL"}
+# Nothing configured: `make run` itself must turn DEBUG on (it is off unless set).
+CONFIG_VARIABLES = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "CACHE_URL",
+    "DEBUG",
+}
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +111,10 @@ def test_make_run_serves_the_product_and_every_demo_login_works(tmp_path):
             last_tick = json.loads(fetch(opener, f"{base}/healthz")[1])["last_tick"]
             time.sleep(1)
         assert last_tick is not None, (tmp_path / "make-run.log").read_text()
+        # migrate made the cache table (no separate step); the static files are found.
+        status, health = fetch(opener, f"{base}/healthz")
+        assert status == 200, health
+        assert json.loads(health)["cache"] == "ok"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from trackstat.forms import e164_or_blank
 from trackstat.models import ApiKey, AuditEvent, Membership, Practice, User
 
 
@@ -14,8 +16,20 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class PracticeAdminForm(forms.ModelForm):
+    """Phone numbers in any common form, stored in E.164 (so a taken sender number is
+    recognized however it was typed). The admin builds its model and fields."""
+
+    def clean_phone(self) -> str:
+        return e164_or_blank(self.cleaned_data.get("phone", ""))
+
+    def clean_sms_from(self) -> str:
+        return e164_or_blank(self.cleaned_data.get("sms_from", ""))
+
+
 @admin.register(Practice)
 class PracticeAdmin(admin.ModelAdmin):
+    form = PracticeAdminForm
     list_display = ["name", "slug", "time_zone", "sms_from", "email_from", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

@@ -6,14 +6,11 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
+from trackstat.client_address import client_address
 from trackstat.models import Practice, Role, User
 from trackstat.phones import phone_to_e164
 from trackstat.services import PRACTICE_SETTINGS_FIELDS
 from trackstat.throttle import login_failure_record, login_is_locked, login_success_record
-
-
-def client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR", "") if request is not None else ""
 
 
 def e164_or_blank(value: str) -> str:

@@ -6,11 +6,14 @@ import datetime as dt
 import zoneinfo
 
 from django.contrib.auth.models import AbstractUser, UserManager
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
 E164_VALIDATOR = RegexValidator(r"^\+[1-9]\d{6,14}$", "Enter a phone number in E.164 form.")
+# A sender number belongs to one practice: inbound texts are routed by it (DESIGN §7).
+SMS_FROM_TAKEN = "sms_from_taken"
+SMS_FROM_TAKEN_MESSAGE = "Another practice already uses this sender phone number."
 
 
 def validate_time_zone(value: str) -> None:
@@ -98,6 +101,15 @@ class Practice(models.Model):
                 & models.Q(sending_window_start__lt=models.F("sending_window_end")),
                 name="practice_sending_window_within_default",
             ),
+            # Stored in E.164 (every path normalizes first), so equal numbers are equal text;
+            # any number of practices may have none.
+            models.UniqueConstraint(
+                fields=["sms_from"],
+                condition=~models.Q(sms_from=""),
+                name="practice_sms_from_unique",
+                violation_error_code=SMS_FROM_TAKEN,
+                violation_error_message=SMS_FROM_TAKEN_MESSAGE,
+            ),
         ]
 
     def __str__(self) -> str:
@@ -106,6 +118,21 @@ class Practice(models.Model):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    def validate_constraints(self, exclude=None) -> None:
+        """As Django's, but a taken sender number is an error of the ``sms_from`` field (Django
+        reports a conditional unique constraint as an error of the whole form)."""
+        try:
+            super().validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict({})
+            general = errors.pop(NON_FIELD_ERRORS, [])
+            taken = [e for e in general if e.code == SMS_FROM_TAKEN]
+            if taken:
+                errors.setdefault("sms_from", []).extend(taken)
+            if rest := [e for e in general if e.code != SMS_FROM_TAKEN]:
+                errors[NON_FIELD_ERRORS] = rest
+            raise ValidationError(errors) from None
 
     def clean(self) -> None:
         if self.sending_window_start and self.sending_window_end:

@@ -20,7 +20,7 @@ from django.utils.text import slugify
 
 from patients.services import practice_local_dates_refresh
 from trackstat.audit import audit_record, snapshot
-from trackstat.models import ApiKey, Membership, Practice, Role, User
+from trackstat.models import SMS_FROM_TAKEN_MESSAGE, ApiKey, Membership, Practice, Role, User
 
 API_KEY_PREFIX = "ts"
 
@@ -57,6 +57,19 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def _practice_save(practice: Practice) -> None:
+    """Save a validated practice. Validation cannot see another transaction's uncommitted
+    claim on the same sender number; the unique constraint does, and its violation is the
+    same field error."""
+    try:
+        with transaction.atomic():
+            practice.save()
+    except IntegrityError as error:
+        if "sms_from" in str(error):
+            raise ValidationError({"sms_from": SMS_FROM_TAKEN_MESSAGE}) from None
+        raise
+
+
 def api_key_digest(secret: str) -> str:
     # Keys carry 256 random bits, so a fast digest is safe here (as for GitHub tokens); a slow
     # password hash would add nothing but latency to every API call.
@@ -81,7 +94,7 @@ def practice_create(
         email_from=email_from,
     )
     practice.full_clean()
-    practice.save()
+    _practice_save(practice)
     audit_record(
         practice=practice,
         actor=actor,
@@ -104,7 +117,7 @@ def practice_settings_update(*, practice: Practice, actor: User, **changes) -> P
     for name, value in changes.items():
         setattr(practice, name, value)
     practice.full_clean()
-    practice.save()
+    _practice_save(practice)
     after = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
     changed = [name for name in PRACTICE_SETTINGS_FIELDS if before[name] != after[name]]
     if "time_zone" in changed:

@@ -1,14 +1,16 @@
 """TrackStat settings, read from the environment.
 
-Every variable has a development default, so that with nothing set the whole product runs on
-one machine: SQLite and a file-based Celery broker under ``var/``, the sandbox providers and the
-console email backend. ``.env.example`` documents each variable. With ``DEBUG`` off the process
-refuses to start on an insecure default (see ``check_production_settings``).
+Every variable has a development default, so that with ``DEBUG=1`` (what ``make run`` sets) the
+whole product runs on one machine: SQLite and a file-based Celery broker under ``var/``, the
+sandbox providers and the console email backend. ``.env.example`` documents each variable.
+``DEBUG`` is off unless set, and with it off the process refuses to start on an insecure default
+(see ``check_production_settings``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -56,7 +58,7 @@ def check_production_settings(*, debug: bool, secret_key: str, allowed_hosts: li
     if not secret_key or secret_key == DEVELOPMENT_SECRET_KEY:
         raise ImproperlyConfigured(
             "SECRET_KEY is unset or the development default while DEBUG is off: "
-            "set SECRET_KEY to a long random value."
+            "set SECRET_KEY to a long random value (or DEBUG=1 for development)."
         )
     if len(secret_key) < 32:
         raise ImproperlyConfigured("SECRET_KEY is shorter than 32 characters while DEBUG is off.")
@@ -67,7 +69,8 @@ def check_production_settings(*, debug: bool, secret_key: str, allowed_hosts: li
         )
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless set: a forgotten variable must not serve the debug page (``make run`` sets it on).
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY if DEBUG else "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
 check_production_settings(debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS)
@@ -104,6 +107,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "trackstat.middleware.SessionTimeoutMiddleware",
+    "trackstat.middleware.NoStoreMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -151,6 +156,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+if sys.argv[1:2] == ["runserver"]:
+    # The development server serves each HTTP connection in a thread of its own, and with a
+    # connection age every such thread kept its database connection while the browser's
+    # keep-alive connection lasted, until PostgreSQL refused new clients (and status callbacks
+    # failed). There, each request closes its database connection when it ends.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "trackstat.User"
@@ -168,11 +179,32 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3  # invitations use the same tokens: three days
+# Automatic logoff (HIPAA): a session ends after this long without a request, and this long
+# after signing in however active (trackstat.middleware.SessionTimeoutMiddleware).
+SESSION_IDLE_TIMEOUT_SECONDS = env_int("SESSION_IDLE_TIMEOUT_SECONDS", 30 * 60)
+SESSION_MAX_AGE_SECONDS = env_int("SESSION_MAX_AGE_SECONDS", 12 * 60 * 60)
+if SESSION_IDLE_TIMEOUT_SECONDS <= 0 or SESSION_MAX_AGE_SECONDS <= 0:
+    raise ImproperlyConfigured(
+        "SESSION_IDLE_TIMEOUT_SECONDS and SESSION_MAX_AGE_SECONDS must be positive."
+    )
+SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
+
+# How many proxies (the TLS proxy, a load balancer) stand in front of the app and append the
+# address they were reached from to X-Forwarded-For: the client is the entry that many places
+# from the right. 0: no proxy, the peer's own address (X-Forwarded-For is not believed).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
 
 # Failed-login throttling: this many failures for one email (or from one address) within the
 # window lock further attempts until the window has passed.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+# Password-reset throttling: at most this many reset emails for one email address (and four
+# times as many requests from one client address) within the window; later requests get the
+# same answer and no email.
+PASSWORD_RESET_LIMIT = env_int("PASSWORD_RESET_LIMIT", 3)
+PASSWORD_RESET_WINDOW_SECONDS = env_int("PASSWORD_RESET_WINDOW_SECONDS", 60 * 60)
 
 # Cache: Redis in production (CACHE_URL=redis://…), a shared database table otherwise so that
 # login throttling holds across web processes.
@@ -347,13 +379,31 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "filters": {"no_query_strings": {"()": "trackstat.log_filters.StripQueryStringsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # runserver's request lines, by path only: a patient search's query string (names,
+        # phones, emails) stays out of the log (gunicorn: trackstat.gunicorn_conf).
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["no_query_strings"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # The provider SDKs log whole requests (phone numbers, addresses, message text) at INFO
     # and DEBUG: no PHI in logs, so only their warnings and errors.
     "loggers": {
         "twilio.http_client": {"level": "WARNING"},
         "python_http_client": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
     },
 }

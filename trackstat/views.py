@@ -6,11 +6,12 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from trackstat.client_address import client_address
 from trackstat.credentials import practice_credentials_status, provider_credentials_set
 from trackstat.forms import (
     ApiKeyForm,
@@ -33,6 +34,7 @@ from trackstat.services import (
     practice_settings_update,
 )
 from trackstat.tenancy import PracticeRequest, practice_switch, role_required
+from trackstat.throttle import password_reset_allowed
 
 
 class LoginView(auth_views.LoginView):
@@ -44,6 +46,19 @@ class LoginView(auth_views.LoginView):
         if getattr(form, "throttled", False):
             response.status_code = 429
         return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's password reset, throttled per email and per client address. A throttled
+    request gets the same answer as any other (the "sent" page) and no email: the answer
+    never tells whether the address has an account or was throttled."""
+
+    def form_valid(self, form):
+        if not password_reset_allowed(
+            email=form.cleaned_data["email"], address=client_address(self.request)
+        ):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
 
 
 def api_docs(request) -> HttpResponse:

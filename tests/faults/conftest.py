@@ -173,6 +173,7 @@ def celery_worker(*, broker_url: str, env: dict[str, str]):
         env={
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "trackstat.settings",
+            "DEBUG": "1",  # off unless set; the development SECRET_KEY needs it on
             "DATABASE_URL": worker_database_url(),
             "CELERY_BROKER_URL": broker_url,
             "CELERY_RESULT_BACKEND": broker_url,

@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from messaging.inbox import inbox_reply_send, inbox_threads
+from messaging.inbox import inbox_reply_send, inbox_threads, unknown_thread_token
 from messaging.models import (
     CannedReply,
     InboundMessage,
@@ -144,7 +144,8 @@ def test_unknown_number_is_a_thread_of_its_own(practice, user_client, ann):
     ]
     text = thread_names(user_client).text
     assert "Unknown number +13125557777" in text
-    page = user_client.get(reverse("messaging:unknown_thread", args=["+13125557777"]))
+    token = unknown_thread_token(practice_id=practice.pk, number="+13125557777")
+    page = user_client.get(reverse("messaging:unknown_thread", args=[token]))
     assert page.status_code == 200
     assert "Who is this?" in page.text
     assert "Hello?" in page.text
@@ -283,7 +284,8 @@ def test_another_practices_threads_are_404(practice, other_practice, member_clie
     assert other.get(reverse("messaging:thread", args=[ann.pk])).status_code == 404
     reply = other.post(reverse("messaging:reply", args=[ann.pk]), {"body": "Hi"})
     assert reply.status_code == 404
-    assert other.get(reverse("messaging:unknown_thread", args=["+13125557777"])).status_code == 404
+    token = unknown_thread_token(practice_id=practice.pk, number="+13125557777")
+    assert other.get(reverse("messaging:unknown_thread", args=[token])).status_code == 404
     delete = other.post(reverse("messaging:canned_delete", args=[canned.pk]))
     assert delete.status_code == 404
     assert "private" not in other.get(reverse("messaging:inbox")).text

@@ -358,7 +358,7 @@ def test_help_answers_with_the_practice_name_and_phone(practice, patient):
     assert response["Content-Type"].startswith("text/xml")
     assert response.content.decode() == (
         '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
-        "Spine &amp; Co: call +13125550100. Reply STOP to opt out."
+        "Spine &amp; Co: call (312) 555-0100. Reply STOP to opt out."
         "</Message></Response>"
     )
     patient.refresh_from_db()

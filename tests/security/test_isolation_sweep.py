@@ -219,7 +219,9 @@ def _canned_reply(practice: Practice):
 
 
 def _unknown_number(practice: Practice):
-    """An Inbox message from a number that matches no patient (the URL names the number)."""
+    """An Inbox message from a number that matches no patient (the URL names its thread by an
+    opaque token of the practice and the number)."""
+    from messaging.inbox import unknown_thread_token
     from messaging.models import InboundHandling, InboundMessage
 
     n = next(_seq)
@@ -232,7 +234,7 @@ def _unknown_number(practice: Practice):
         received_at=timezone.now(),
         handled_as=InboundHandling.INBOX,
     )
-    return message.from_number, message
+    return unknown_thread_token(practice_id=practice.pk, number=message.from_number), message
 
 
 def _membership(practice: Practice):
@@ -274,7 +276,7 @@ OBJECT_FACTORIES: dict[str, dict[str, Variant]] = {
     "tag_id": {"tag": _tag},
     "membership_id": {"membership": _membership},
     "api_key_id": {"api_key": _api_key},
-    "number": {"unknown number": _unknown_number},
+    "token": {"unknown number": _unknown_number},
 }
 # kwarg names that mean different objects on different routes: route name → variants.
 ROUTE_OBJECT_FACTORIES: dict[str, dict[str, dict[str, Variant]]] = {

@@ -137,3 +137,65 @@ def test_profile_sets_my_name_and_mobile_phone(member_client):
 
 def test_profile_needs_a_login(client):
     assert client.get(reverse("profile")).status_code == 302
+
+
+# --- password reset throttling (issue 13, item 18) ------------------------------------------
+
+
+def _reset(client, email: str, *, address: str = "198.51.100.9", forwarded: str | None = None):
+    extra = {"REMOTE_ADDR": address}
+    if forwarded is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded
+    return client.post(reverse("password_reset"), {"email": email}, **extra)
+
+
+@override_settings(PASSWORD_RESET_LIMIT=3)
+def test_password_reset_is_throttled_per_email_whoever_asks(client):
+    membership = MembershipFactory()
+    responses = [_reset(client, membership.user.email, address=f"203.0.113.{n}") for n in range(15)]
+
+    assert len(mail.outbox) == 3
+    # Throttled or not, the answer is the same: it never tells what happened.
+    assert {(r.status_code, r["Location"]) for r in responses} == {
+        (302, reverse("password_reset_done"))
+    }
+
+
+@override_settings(PASSWORD_RESET_LIMIT=3)
+def test_password_reset_is_throttled_per_client_address(client):
+    members = [MembershipFactory() for _ in range(15)]
+    for membership in members:
+        _reset(client, membership.user.email)
+
+    assert len(mail.outbox) == 12  # 3 x the per-address factor of 4
+    _reset(client, members[-1].user.email, address="203.0.113.5")
+    assert len(mail.outbox) == 13  # another client is not held up by that one
+
+
+@override_settings(PASSWORD_RESET_LIMIT=3, TRUSTED_PROXY_COUNT=1)
+def test_password_reset_counts_the_client_behind_the_proxy(client):
+    members = [MembershipFactory() for _ in range(13)]
+    for membership in members[:12]:
+        _reset(client, membership.user.email, address="10.0.0.1", forwarded="198.51.100.9")
+    _reset(client, members[12].user.email, address="10.0.0.1", forwarded="6.6.6.6, 198.51.100.9")
+    assert len(mail.outbox) == 12  # a forged leftmost entry is still the same client
+
+    _reset(client, members[12].user.email, address="10.0.0.1", forwarded="203.0.113.7")
+    assert len(mail.outbox) == 13
+
+
+@override_settings(PASSWORD_RESET_LIMIT=1)
+def test_a_throttled_reset_looks_like_one_for_an_unknown_email(client):
+    membership = MembershipFactory()
+    _reset(client, membership.user.email)
+    throttled = _reset(client, membership.user.email)
+    unknown = _reset(client, "nobody@example.test", address="203.0.113.5")
+
+    assert len(mail.outbox) == 1
+    assert (throttled.status_code, throttled["Location"]) == (
+        unknown.status_code,
+        unknown["Location"],
+    )
+    done = client.get(throttled["Location"])
+    assert done.status_code == 200
+    assert "Too many" not in done.text

@@ -36,7 +36,9 @@ def test_debug_allows_development_defaults():
 
 
 def manage_check(**env) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS"}}
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"}
+    }
     clean.update(env, DJANGO_SETTINGS_MODULE="trackstat.settings")
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
@@ -58,6 +60,24 @@ def test_process_refuses_to_start_without_allowed_hosts():
     result = manage_check(DEBUG="0", SECRET_KEY=GOOD_KEY)
     assert result.returncode != 0
     assert "ALLOWED_HOSTS is empty" in result.stderr
+
+
+def test_debug_is_off_unless_set():
+    """A forgotten DEBUG means production: the insecure defaults are refused, not served."""
+    result = manage_check()
+    assert result.returncode != 0
+    assert "SECRET_KEY is unset or the development default" in result.stderr
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
+    env.update(
+        SECRET_KEY=GOOD_KEY,
+        ALLOWED_HOSTS="app.example.com",
+        DJANGO_SETTINGS_MODULE="trackstat.settings",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "False", result.stderr
 
 
 def test_production_settings_start_and_pass_the_deploy_check():

@@ -1,0 +1,32 @@
+"""Logging filters that keep patient data out of request logs.
+
+Query strings carry what staff typed into GET forms (a patient search by name, phone or
+email), so request lines are logged by path only: runserver's ``django.server`` logger
+(``LOGGING``) and gunicorn's error log (``trackstat.gunicorn_conf``; its access log has a
+format without the query string and the Referer).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+QUERY_STRING = re.compile(r"\?[^\s'\"]*")
+
+
+def without_query_strings(text: str) -> str:
+    """``text`` with every ``?query`` after a URL or path removed."""
+    return QUERY_STRING.sub("", text)
+
+
+class StripQueryStringsFilter(logging.Filter):
+    """Removes query strings from a record's message and its string arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = without_query_strings(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                without_query_strings(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
