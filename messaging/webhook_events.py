@@ -46,6 +46,7 @@ from messaging.webhook_services import (
     twilio_status_apply,
 )
 from trackstat.models import Practice
+from trackstat.validators import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +109,9 @@ def twilio_inbound_accept(
     """Store a verified inbound SMS, then apply it at once (its HELP answer goes back in the
     TwiML). Returns the result of applying it, or None when it was not applied now (a
     redelivery, or applying failed: the task and the sweep retry it)."""
-    payload = {name: params.get(name, "") for name in TWILIO_INBOUND_FIELDS}
-    # A NUL cannot be stored in PostgreSQL text; it is no part of what the patient meant.
-    payload["Body"] = payload["Body"].replace("\x00", "")
+    # Kept whatever it holds: a NUL (which no PostgreSQL text can hold) is dropped and a lone
+    # surrogate replaced, in every field; neither is part of what the patient meant.
+    payload = {name: storable_text(params.get(name, "")) for name in TWILIO_INBOUND_FIELDS}
     sid = payload["MessageSid"] or payload["SmsSid"]
     incoming = _checked(
         key=f"twilio-inbound:{sid}" if sid else None,
