@@ -21,7 +21,7 @@ from patients.services.sync import (
     patients_upsert,
     tags_ensure,
 )
-from patients.services.visits import (
+from patients.sync.visits import (
     patients_lock,
     practice_local_dates_refresh,
     visit_facts_refresh,

@@ -48,7 +48,7 @@ from patients.models import (
     Tag,
 )
 from patients.selectors import patient_ids_by_external_id
-from patients.services.visits import patients_lock, visit_facts_refresh
+from patients.sync.visits import patients_lock, visit_facts_refresh
 from patients.signals import appointments_synced, opt_out_changed
 from trackstat.audit import audit_record
 from trackstat.models import Practice
