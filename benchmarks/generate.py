@@ -12,7 +12,7 @@ the campaign serializer (``campaigns.spec``): the first practice's set is create
 Rows are loaded with PostgreSQL ``COPY`` (psycopg 3 ``cursor.copy``) with the secondary
 indexes dropped and rebuilt afterwards and foreign-key triggers off for the load (the rows
 are generated consistent). The derived columns are computed here exactly as the app derives
-them (``patients.services.sync`` and ``patients.sync.visits``): birth month and day,
+them (``patients.sync`` upserts and ``patients.sync.visits``): birth month and day,
 appointment local dates in the practice's zone, and the visit facts of patients and cases;
 ``tests/test_benchmarks_generate.py`` checks them against the app's own refresh.
 

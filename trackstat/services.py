@@ -18,7 +18,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
-from patients.services import practice_local_dates_refresh
+from patients.sync.visits import practice_local_dates_refresh
 from trackstat.audit import audit_record, snapshot
 from trackstat.models import SMS_FROM_TAKEN_MESSAGE, ApiKey, Membership, Practice, Role, User
 

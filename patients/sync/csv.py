@@ -17,8 +17,9 @@ import io
 
 from django.db import transaction
 
-from patients.services import UpsertResult, patients_upsert
+from patients.sync.patients import patients_upsert
 from patients.sync.records import PatientRecordSerializer, validate_records
+from patients.sync.upsert import UpsertResult
 from trackstat.models import Practice
 
 MAX_CSV_ROWS = 50_000

@@ -2,8 +2,9 @@
 
 A Bundle of Patient, Appointment and Encounter resources becomes the same patient and
 appointment records as the REST API's, checked by the same serializers
-(``patients.sync.records``) and written by the same upserts (``patients.services``). The
-mapping functions are pure; ``fhir_bundle_import`` is the one service.
+(``patients.sync.records``) and written by the same upserts (``patients.sync.patients`` and
+``patients.sync.appointments``). The mapping functions are pure; ``fhir_bundle_import`` is the
+one service.
 
 Mapping rules
 -------------
@@ -75,7 +76,8 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from patients.models import Appointment
-from patients.services import UpsertResult, appointments_upsert, patients_upsert
+from patients.sync.appointments import appointments_upsert
+from patients.sync.patients import patients_upsert
 from patients.sync.records import (
     MAX_BULK_RECORDS,
     AppointmentRecordSerializer,
@@ -83,6 +85,7 @@ from patients.sync.records import (
     echoed_external_id,
     validate_records,
 )
+from patients.sync.upsert import UpsertResult
 from trackstat.models import Practice
 
 BUNDLE_TYPES = ("batch", "transaction", "collection")

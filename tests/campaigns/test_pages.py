@@ -19,7 +19,7 @@ from campaigns.models import BlastExclusion, Campaign, MessageTemplate, Template
 from campaigns.selectors import audience
 from campaigns.services import campaign_create, template_folder_create, template_save
 from campaigns.spec import CampaignSerializer
-from patients.services import patients_upsert
+from patients.sync.patients import patients_upsert
 from tests.factories import PatientFactory, UserFactory
 from trackstat.models import AuditEvent, Role
 

@@ -12,7 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from patients.models import OptOutSource, Patient, PatientStatus, PatientTag, Tag
-from patients.services import appointments_upsert, cases_upsert, patients_upsert
+from patients.sync.appointments import appointments_upsert
+from patients.sync.cases import cases_upsert
+from patients.sync.patients import patients_upsert
 from patients.sync.records import (
     AppointmentRecordSerializer,
     CaseRecordSerializer,

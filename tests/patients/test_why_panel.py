@@ -11,7 +11,7 @@ from django.urls import reverse
 from campaigns.services import campaign_create
 from campaigns.spec import CampaignSerializer
 from patients.models import Patient
-from patients.services import patients_upsert
+from patients.sync.patients import patients_upsert
 from tests.factories import PatientFactory
 from trackstat.models import Role
 
