@@ -39,6 +39,7 @@ from patients.sync.records import (
     validate_records,
 )
 from patients.sync.upsert import UpsertResult
+from trackstat.api_auth import actor_of
 from trackstat.api_errors import query_param
 from trackstat.models import ApiKey, Role
 from trackstat.validators import parse_external_id
@@ -96,10 +97,6 @@ def show_financial(request: Request) -> bool:
     if isinstance(request.auth, ApiKey):
         return True
     return request.membership is not None and request.membership.has_role(Role.MANAGER)
-
-
-def actor_of(request: Request):
-    return request.user if not isinstance(request.auth, ApiKey) else str(request.user)
 
 
 def detail_schema(output_serializer, record_serializer):
