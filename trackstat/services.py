@@ -18,9 +18,9 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
-from patients.sync.visits import practice_local_dates_refresh
 from trackstat.audit import audit_record, snapshot
 from trackstat.models import SMS_FROM_TAKEN_MESSAGE, ApiKey, Membership, Practice, Role, User
+from trackstat.signals import practice_timezone_changed
 
 API_KEY_PREFIX = "ts"
 
@@ -121,8 +121,9 @@ def practice_settings_update(*, practice: Practice, actor: User, **changes) -> P
     after = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
     changed = [name for name in PRACTICE_SETTINGS_FIELDS if before[name] != after[name]]
     if "time_zone" in changed:
-        # Local dates (and the visit facts built on them) follow the practice's zone.
-        practice_local_dates_refresh(practice=practice)
+        # Local dates (and the visit facts built on them) follow the practice's zone: the
+        # patients app refreshes them, in this transaction.
+        practice_timezone_changed.send(sender=Practice, practice=practice)
     if changed:
         audit_record(
             practice=practice,
