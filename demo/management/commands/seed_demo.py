@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from trackstat.demo_campaigns import demo_campaigns_load
-from trackstat.demo_data import demo_data_load
+from demo.campaigns import demo_campaigns_load
+from demo.patients import demo_data_load
 from trackstat.models import Membership, Practice, Role, User
 from trackstat.services import api_key_create
 
