@@ -516,7 +516,8 @@ ENDPOINTS = [
     ("campaigns:template_new", lambda o: [], ["GET", "POST"]),
     ("campaigns:template_edit", lambda o: [o["template"].pk], ["GET", "POST"]),
     ("campaigns:template_folder_new", lambda o: [], ["POST"]),
-    ("patients:campaign_why", lambda o: [o["patient"].pk, o["drip"].pk], ["GET"]),
+    ("campaigns:patient_why", lambda o: [o["patient"].pk], ["GET"]),
+    ("campaigns:patient_campaign_why", lambda o: [o["patient"].pk, o["drip"].pk], ["GET"]),
 ]
 MANAGER_ONLY = {"campaigns:template_folder_new"}
 
