@@ -54,7 +54,7 @@ class Command(BaseCommand):
             help="Seed even with DEBUG off (the demo passwords are public: do not).",
         )
 
-    @transaction.atomic
+    @transaction.atomic(durable=True)
     def handle(self, *args, allow_production: bool = False, **options):
         if not settings.DEBUG and not allow_production:
             raise CommandError("seed_demo creates logins with public passwords; DEBUG is off.")

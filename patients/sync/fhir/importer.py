@@ -67,7 +67,7 @@ def fhir_bundle_import(*, practice: Practice, bundle: dict, actor=None) -> dict:
     )
     _record_faults(mapped, patient_errors, mapped.patient_sources)
     _record_faults(mapped, appointment_errors, mapped.appointment_sources)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         patient_result = patients_upsert(
             practice=practice,
             records=_without_faulty(patients, mapped.patient_sources, mapped),
