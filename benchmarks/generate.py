@@ -12,7 +12,7 @@ the campaign serializer (``campaigns.spec``): the first practice's set is create
 Rows are loaded with PostgreSQL ``COPY`` (psycopg 3 ``cursor.copy``) with the secondary
 indexes dropped and rebuilt afterwards and foreign-key triggers off for the load (the rows
 are generated consistent). The derived columns are computed here exactly as the app derives
-them (``patients.services.sync`` and ``patients.services.visits``): birth month and day,
+them (``patients.sync`` upserts and ``patients.sync.visits``): birth month and day,
 appointment local dates in the practice's zone, and the visit facts of patients and cases;
 ``tests/test_benchmarks_generate.py`` checks them against the app's own refresh.
 
@@ -394,7 +394,7 @@ def _practice_rows(
                 status = "scheduled" if r < 0.55 else "confirmed" if r < 0.95 else "cancelled"
             appointments.append((day, slot, status))
 
-        # Visit facts, exactly as patients.services.visits derives them.
+        # Visit facts, exactly as patients.sync.visits derives them.
         visit_days = [a[0] for a in appointments if a[2] in VISIT]
         kept_days = [a[0] for a in appointments if a[2] not in CANCELLED]
         first_visit_date = emr_first or (dates[min(visit_days)] if visit_days else None)

@@ -157,7 +157,7 @@ def populate(practices: int, zone: str) -> None:
     from campaigns.engine.steps import steps_materialize
     from campaigns.services import campaign_create
     from campaigns.spec import CampaignSerializer
-    from patients.services import patients_upsert
+    from patients.sync.patients import patients_upsert
     from trackstat.services import practice_create
 
     for p in range(practices):

@@ -104,7 +104,7 @@ def populate() -> dict:
     from campaigns.spec import CampaignSerializer
     from messaging.models import MessageStatus, OutboundMessage
     from messaging.status import messages_transition
-    from patients.services import patients_upsert
+    from patients.sync.patients import patients_upsert
     from reports.rollup import rollups_refresh
     from trackstat.models import Membership, Role, User
     from trackstat.services import practice_create

@@ -24,8 +24,8 @@ from rest_framework.views import APIView
 from campaigns import selectors, services
 from campaigns.models import Campaign, CampaignKind
 from campaigns.spec import CampaignSerializer
-from patients.apis import actor_of
 from patients.selectors import patient_queryset
+from trackstat.api_auth import actor_of
 from trackstat.api_errors import query_param
 from trackstat.models import Role
 from trackstat.validators import InvalidValue, parse_external_id, parse_instant

@@ -26,8 +26,8 @@ from campaigns.spec import (
     validate_schedule,
     validate_trigger,
 )
-from patients.forms import BooleanChoiceField
 from patients.models import Lookup, LookupKind, Sex
+from trackstat.fields import BooleanChoiceField
 from trackstat.models import Practice
 from trackstat.validators import InvalidValue, check_instant
 

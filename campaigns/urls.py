@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from campaigns import views
+from campaigns import patient_views, views
 from campaigns.wizard import STEP_NAMES
 
 
@@ -63,4 +63,11 @@ urlpatterns = [
     path("templates/new/", views.template_new, name="template_new"),
     path("templates/<int:template_id>/edit/", views.template_edit, name="template_edit"),
     path("templates/folders/new/", views.template_folder_new, name="template_folder_new"),
+    # The patient page's "why or why not?" panel (patients.panels)
+    path("patients/<int:patient_id>/why/", patient_views.patient_why, name="patient_why"),
+    path(
+        "patients/<int:patient_id>/why/<int:campaign_id>/",
+        patient_views.patient_campaign_why,
+        name="patient_campaign_why",
+    ),
 ]

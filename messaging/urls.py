@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import views
+from messaging import patient_views, views
 
 app_name = "messaging"
 urlpatterns = [
@@ -11,4 +11,10 @@ urlpatterns = [
     path("unknown/<str:token>/", views.inbox_unknown, name="unknown_thread"),
     path("<int:patient_id>/", views.inbox_thread, name="thread"),
     path("<int:patient_id>/reply/", views.inbox_reply, name="reply"),
+    # The patient page's message history (patients.panels)
+    path(
+        "<int:patient_id>/messages/",
+        patient_views.patient_message_history,
+        name="patient_messages",
+    ),
 ]

@@ -36,7 +36,7 @@ from messaging.models import (
 )
 from messaging.status import message_transition, message_unsubscribed_record
 from patients.models import OptOutSource, Patient
-from patients.services.staff import patient_opt_out_set
+from patients.services import patient_opt_out_set
 from trackstat.credentials import credentials_for
 from trackstat.models import Practice
 from trackstat.validators import storable_text

@@ -21,13 +21,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from patients import selectors, services
+from patients import selectors
 from patients.serializers import (
     AppointmentOutputSerializer,
     CaseOutputSerializer,
     PatientOutputSerializer,
 )
+from patients.sync.appointments import appointments_upsert
+from patients.sync.cases import cases_upsert
 from patients.sync.csv import CsvFormatError, patients_csv_import
+from patients.sync.patients import patients_upsert
 from patients.sync.records import (
     MAX_BULK_RECORDS,
     AppointmentRecordSerializer,
@@ -35,6 +38,8 @@ from patients.sync.records import (
     PatientRecordSerializer,
     validate_records,
 )
+from patients.sync.upsert import UpsertResult
+from trackstat.api_auth import actor_of
 from trackstat.api_errors import query_param
 from trackstat.models import ApiKey, Role
 from trackstat.validators import parse_external_id
@@ -94,10 +99,6 @@ def show_financial(request: Request) -> bool:
     return request.membership is not None and request.membership.has_role(Role.MANAGER)
 
 
-def actor_of(request: Request):
-    return request.user if not isinstance(request.auth, ApiKey) else str(request.user)
-
-
 def detail_schema(output_serializer, record_serializer):
     return extend_schema_view(
         get=extend_schema(responses=output_serializer),
@@ -124,7 +125,7 @@ class RecordDetailApi(SyncApiView):
     output_serializer: type[serializers.Serializer]
     record_serializer: type[serializers.Serializer]
 
-    def upsert(self, records: list[dict]) -> services.UpsertResult:
+    def upsert(self, records: list[dict]) -> UpsertResult:
         raise NotImplementedError
 
     def serializer_context(self) -> dict:
@@ -170,7 +171,7 @@ class RecordBulkApi(SyncApiView):
     key: str
     record_serializer: type[serializers.Serializer]
 
-    def upsert(self, records: list[dict]) -> services.UpsertResult:
+    def upsert(self, records: list[dict]) -> UpsertResult:
         raise NotImplementedError
 
     def post(self, request):
@@ -222,7 +223,7 @@ class PatientDetailApi(RecordDetailApi):
         return {"show_financial": show_financial(self.request)}
 
     def upsert(self, records):
-        return services.patients_upsert(
+        return patients_upsert(
             practice=self.request.practice, records=records, actor=actor_of(self.request)
         )
 
@@ -233,7 +234,7 @@ class PatientBulkApi(RecordBulkApi):
     record_serializer = PatientRecordSerializer
 
     def upsert(self, records):
-        return services.patients_upsert(
+        return patients_upsert(
             practice=self.request.practice, records=records, actor=actor_of(self.request)
         )
 
@@ -258,7 +259,7 @@ class CaseDetailApi(RecordDetailApi):
     record_serializer = CaseRecordSerializer
 
     def upsert(self, records):
-        return services.cases_upsert(practice=self.request.practice, records=records)
+        return cases_upsert(practice=self.request.practice, records=records)
 
 
 class AppointmentListApi(ListAPIView):
@@ -283,7 +284,7 @@ class AppointmentDetailApi(RecordDetailApi):
     record_serializer = AppointmentRecordSerializer
 
     def upsert(self, records):
-        return services.appointments_upsert(practice=self.request.practice, records=records)
+        return appointments_upsert(practice=self.request.practice, records=records)
 
 
 @bulk_schema("AppointmentBulk", "appointments", AppointmentRecordSerializer)
@@ -292,7 +293,7 @@ class AppointmentBulkApi(RecordBulkApi):
     record_serializer = AppointmentRecordSerializer
 
     def upsert(self, records):
-        return services.appointments_upsert(practice=self.request.practice, records=records)
+        return appointments_upsert(practice=self.request.practice, records=records)
 
 
 class PatientCsvImportApi(SyncApiView):

@@ -8,8 +8,10 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.response import Response
 
-from patients.apis import SyncApiView, actor_of
-from patients.sync.fhir import FhirBundleError, fhir_bundle_import
+from patients.apis import SyncApiView
+from patients.sync.fhir.importer import fhir_bundle_import
+from patients.sync.fhir.reading import FhirBundleError
+from trackstat.api_auth import actor_of
 from trackstat.api_parsers import JSONParser
 
 

@@ -9,6 +9,7 @@ import re
 from django import forms
 
 from patients.models import PatientStatus, Tag
+from trackstat.fields import BooleanChoiceField
 from trackstat.validators import max_length_of
 
 INACTIVE_ANY = "inactive_any"
@@ -58,25 +59,6 @@ class TagAddForm(forms.Form):
         if not name:
             raise forms.ValidationError("Enter a tag name.")
         return name
-
-
-class BooleanChoiceField(forms.Field):
-    """``true``/``false`` as a form (or htmx) posts it; anything else is an error."""
-
-    TRUE = {"true", "1", "on", "yes"}
-    FALSE = {"false", "0", "off", "no"}
-
-    def to_python(self, value):
-        text = str(value or "").strip().lower()
-        if text in self.TRUE:
-            return True
-        if text in self.FALSE:
-            return False
-        raise forms.ValidationError("Use true or false.", code="invalid")
-
-    def validate(self, value):
-        # ``required`` would reject False; to_python already rejected anything else.
-        pass
 
 
 class OptOutForm(forms.Form):

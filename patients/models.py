@@ -2,7 +2,7 @@
 
 Lookup values (providers, purposes, case types, …) exist for a practice once the EMR has sent
 them. The visit facts on Patient and Case (visit count, first and last visit, last scheduled
-appointment) are derived from the appointments by ``patients.services.visit_facts_refresh``
+appointment) are derived from the appointments by ``patients.sync.visits.visit_facts_refresh``
 whenever appointments change, so they stay right however appointments arrive.
 """
 

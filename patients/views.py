@@ -2,7 +2,8 @@
 
 Views parse input, call one selector or service and render. The parts htmx swaps are
 ``{% partialdef %}`` blocks of the page template, rendered alone when ``request.htmx``; every
-form also works as a plain POST (redirect back) without JavaScript.
+form also works as a plain POST (redirect back) without JavaScript. The panels that other apps
+add to the detail page (``patients.panels``) are their views, loaded by htmx.
 """
 
 from __future__ import annotations
@@ -14,14 +15,9 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from campaigns.models import Campaign, CampaignKind
-from campaigns.selectors import campaign_list, explain
-from campaigns.wizard import describe_trigger
-from messaging.selectors import patient_messages
 from patients import selectors, services
 from patients.forms import (
     BulkTagForm,
@@ -31,6 +27,7 @@ from patients.forms import (
     TagAddForm,
 )
 from patients.models import OptOutSource, Patient, Tag
+from patients.panels import patient_panels
 from patients.sync.csv import COLUMNS as CSV_COLUMNS
 from patients.sync.csv import CsvFormatError, patients_csv_import
 from trackstat.models import Role
@@ -38,7 +35,6 @@ from trackstat.tenancy import PracticeRequest, has_role, role_required
 
 PATIENTS_PER_PAGE = 50
 APPOINTMENTS_SHOWN = 100
-MESSAGES_SHOWN = 50
 UNKNOWN_IDS_SHOWN = 1000
 
 
@@ -143,13 +139,8 @@ def _detail_context(
         "appointment_count": appointments.count(),
         "appointments_shown": APPOINTMENTS_SHOWN,
         "can_see_financials": has_role(request, Role.MANAGER),
-        "messages_sent": patient_messages(practice=practice, patient=patient)[:MESSAGES_SHOWN],
-        # "Why?": campaign features are User Plus and above (DESIGN §3).
-        "why_campaigns": (
-            campaign_list(practice=practice, kind=CampaignKind.DRIP)
-            if has_role(request, Role.USER_PLUS)
-            else None
-        ),
+        # The apps built on patients add theirs: "why or why not?", the message history.
+        "panels": patient_panels(membership=request.membership, patient_id=patient.pk),
     }
 
 
@@ -342,43 +333,3 @@ def patients_import(request: PracticeRequest) -> HttpResponse:
         "columns": sorted(CSV_COLUMNS),
     }
     return render(request, "patients/import.html", context, status=status)
-
-
-def _why_detail(value) -> str:
-    """A check's detail (a date sentence, a filter's value) in one line."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, dict):
-        return "; ".join(f"{k.replace('_', ' ')}: {_why_detail(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return ", ".join(_why_detail(v) for v in value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-@require_safe
-@role_required(Role.USER_PLUS)
-def patient_campaign_why(request: PracticeRequest, pk: int, campaign_id: int) -> HttpResponse:
-    """Why this patient would or would not enter a drip campaign now (``explain``)."""
-    patient = _patient_or_404(request, pk)
-    campaign = get_object_or_404(
-        Campaign.objects.prefetch_related("steps"),
-        pk=campaign_id,
-        practice=request.practice,
-        kind=CampaignKind.DRIP,
-    )
-    result = explain(campaign, patient, at=timezone.now())
-    for check in result["checks"]:
-        check["detail_text"] = _why_detail(check["detail"])
-        is_trigger = check["check"].startswith("trigger:")
-        check["label"] = (
-            f"Trigger: {describe_trigger(campaign.trigger)}"
-            if is_trigger
-            else check["check"].removeprefix("filter: ").capitalize()
-        )
-    why = {"campaign": campaign, "result": result}
-    if _wants_partial(request):
-        return render(request, "patients/detail.html#why-result", {"why": why})
-    context = {**_detail_context(request, patient), "why": why}
-    return render(request, "patients/detail.html", context)

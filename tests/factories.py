@@ -78,7 +78,7 @@ class CaseFactory(factory.django.DjangoModelFactory):
 
 class AppointmentFactory(factory.django.DjangoModelFactory):
     """An appointment written directly: it does not refresh the patient's visit facts (use
-    ``patients.services.appointments_upsert`` when a test needs them)."""
+    ``patients.sync.appointments.appointments_upsert`` when a test needs them)."""
 
     class Meta:
         model = "patients.Appointment"

@@ -20,7 +20,7 @@ from campaigns.models import Campaign
 from campaigns.services import campaign_as_json
 from campaigns.spec import CampaignSerializer
 from patients.models import Appointment, Case, CaseDiagnosis, Patient, PatientTag
-from patients.services.visits import practice_local_dates_refresh
+from patients.sync.visits import practice_local_dates_refresh
 from trackstat.models import Practice
 
 pytestmark = [

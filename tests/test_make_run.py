@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from trackstat.management.commands.seed_demo import DEMO_LOGINS
+from demo.management.commands.seed_demo import DEMO_LOGINS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Nothing configured: `make run` itself must turn DEBUG on (it is off unless set).

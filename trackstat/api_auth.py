@@ -60,6 +60,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         return KEYWORD
 
 
+def actor_of(request):
+    """Who a write is audited as: the signed-in user, or the API key (``api-key:<prefix>``)."""
+    return request.user if not isinstance(request.auth, ApiKey) else str(request.user)
+
+
 class IsPracticeMember(permissions.BasePermission):
     """An API key, or a signed-in member whose role is high enough for the method.
 

@@ -1,4 +1,9 @@
-"""Services for the tenancy core: practices, members and roles, API keys, practice settings."""
+"""Services for the tenancy core: practices, members and roles, API keys, practice settings.
+
+The actions a person or a command starts are transactions of their own
+(``transaction.atomic(durable=True)``: Django refuses to nest them in a caller's transaction);
+``api_key_create`` is also a step of ``practice_create``, so it joins the caller's.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
-from patients.services import practice_local_dates_refresh
 from trackstat.audit import audit_record, snapshot
 from trackstat.models import SMS_FROM_TAKEN_MESSAGE, ApiKey, Membership, Practice, Role, User
+from trackstat.signals import practice_timezone_changed
 
 API_KEY_PREFIX = "ts"
 
@@ -76,7 +81,7 @@ def api_key_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def practice_create(
     *,
     name: str,
@@ -106,7 +111,7 @@ def practice_create(
     return practice, issued
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def practice_settings_update(*, practice: Practice, actor: User, **changes) -> Practice:
     """Change practice settings (Administrators); validates the whole row before saving."""
     unknown = set(changes) - set(PRACTICE_SETTINGS_FIELDS)
@@ -121,8 +126,9 @@ def practice_settings_update(*, practice: Practice, actor: User, **changes) -> P
     after = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
     changed = [name for name in PRACTICE_SETTINGS_FIELDS if before[name] != after[name]]
     if "time_zone" in changed:
-        # Local dates (and the visit facts built on them) follow the practice's zone.
-        practice_local_dates_refresh(practice=practice)
+        # Local dates (and the visit facts built on them) follow the practice's zone: the
+        # patients app refreshes them, in this transaction.
+        practice_timezone_changed.send(sender=Practice, practice=practice)
     if changed:
         audit_record(
             practice=practice,
@@ -160,7 +166,7 @@ def api_key_create(*, practice: Practice, name: str, actor=None) -> IssuedApiKey
     return IssuedApiKey(api_key=api_key, secret=secret)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def api_key_revoke(*, practice: Practice, api_key_id: int, actor: User) -> ApiKey:
     api_key = ApiKey.objects.select_for_update().get(pk=api_key_id, practice=practice)
     if api_key.revoked_at is None:
@@ -212,7 +218,7 @@ def _ensure_another_administrator(practice: Practice, leaving: Membership) -> No
         )
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def membership_invite(
     *, practice: Practice, email: str, role: Role, actor: User
 ) -> tuple[Membership, bool]:
@@ -245,7 +251,7 @@ def membership_invite(
     return membership, created
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def membership_change_role(
     *, practice: Practice, membership_id: int, role: Role, actor: User
 ) -> Membership:
@@ -274,7 +280,7 @@ def membership_change_role(
     return membership
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def membership_remove(*, practice: Practice, membership_id: int, actor: User) -> None:
     membership = (
         Membership.objects.select_for_update()

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "campaigns",
     "messaging",
     "reports",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -17,8 +17,9 @@ import io
 
 from django.db import transaction
 
-from patients.services import UpsertResult, patients_upsert
+from patients.sync.patients import patients_upsert
 from patients.sync.records import PatientRecordSerializer, validate_records
+from patients.sync.upsert import UpsertResult
 from trackstat.models import Practice
 
 MAX_CSV_ROWS = 50_000
@@ -91,7 +92,7 @@ def read_patient_rows(content: bytes) -> list[dict]:
     return items
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def patients_csv_import(*, practice: Practice, content: bytes, actor=None) -> dict:
     """Import a patients CSV; the result counts rows and lists the rows not saved, by row
     number (see the module docstring). One transaction for the file, written in chunks."""

@@ -14,7 +14,9 @@ from campaigns.services import campaign_create
 from campaigns.spec import CampaignSerializer
 from campaigns.triggers import RunContext, trigger_audience
 from patients.models import Appointment, Case, Patient
-from patients.services import appointments_upsert, cases_upsert, patients_upsert
+from patients.sync.appointments import appointments_upsert
+from patients.sync.cases import cases_upsert
+from patients.sync.patients import patients_upsert
 from tests.factories import PracticeFactory
 from trackstat.models import Practice
 

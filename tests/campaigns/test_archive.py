@@ -266,8 +266,8 @@ def test_the_delete_page_archives_a_campaign_with_history(clinic, plus):
     report = plus.get(reverse("reports:campaign", args=[campaign.pk]), REPORT_RANGE)
     assert report.status_code == 200
     assert "Archived" in report.content.decode()
-    patient_page = plus.get(reverse("patients:detail", args=[message.patient_id]))
-    assert "Happy birthday" in patient_page.content.decode()
+    history = plus.get(reverse("messaging:patient_messages", args=[message.patient_id]))
+    assert "Happy birthday" in history.content.decode()
 
 
 def test_a_sent_blast_cannot_be_removed_through_the_page(clinic, plus):

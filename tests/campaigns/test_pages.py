@@ -19,7 +19,7 @@ from campaigns.models import BlastExclusion, Campaign, MessageTemplate, Template
 from campaigns.selectors import audience
 from campaigns.services import campaign_create, template_folder_create, template_save
 from campaigns.spec import CampaignSerializer
-from patients.services import patients_upsert
+from patients.sync.patients import patients_upsert
 from tests.factories import PatientFactory, UserFactory
 from trackstat.models import AuditEvent, Role
 
@@ -516,7 +516,8 @@ ENDPOINTS = [
     ("campaigns:template_new", lambda o: [], ["GET", "POST"]),
     ("campaigns:template_edit", lambda o: [o["template"].pk], ["GET", "POST"]),
     ("campaigns:template_folder_new", lambda o: [], ["POST"]),
-    ("patients:campaign_why", lambda o: [o["patient"].pk, o["drip"].pk], ["GET"]),
+    ("campaigns:patient_why", lambda o: [o["patient"].pk], ["GET"]),
+    ("campaigns:patient_campaign_why", lambda o: [o["patient"].pk, o["drip"].pk], ["GET"]),
 ]
 MANAGER_ONLY = {"campaigns:template_folder_new"}
 

@@ -21,7 +21,7 @@ from campaigns.spec import CampaignSerializer
 from campaigns.wizard import draft_key
 from messaging.models import OutboundMessage, SandboxMessage
 from patients.models import Lookup, LookupKind, Tag
-from patients.services import patients_upsert
+from patients.sync.patients import patients_upsert
 from trackstat.models import AuditEvent, Role
 
 pytestmark = pytest.mark.django_db

@@ -141,7 +141,7 @@ def open_menu(page) -> Callable[[str], None]:
 @pytest.fixture
 def add_patients() -> Callable[..., None]:
     """``add_patients(practice, {...}, {...})``: patients through the EMR sync service."""
-    from patients.services import patients_upsert
+    from patients.sync.patients import patients_upsert
 
     def add(practice, *records: dict) -> None:
         result = patients_upsert(

@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from patients.models import Appointment, Patient
-from patients.sync.fhir import bundle_map
+from patients.sync.fhir.mapping import bundle_map
 from tests.factories import PracticeFactory
 from trackstat.models import Role
 from trackstat.services import api_key_create

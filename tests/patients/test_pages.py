@@ -12,7 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from patients.models import OptOutSource, Patient, PatientStatus, PatientTag, Tag
-from patients.services import appointments_upsert, cases_upsert, patients_upsert
+from patients.sync.appointments import appointments_upsert
+from patients.sync.cases import cases_upsert
+from patients.sync.patients import patients_upsert
 from patients.sync.records import (
     AppointmentRecordSerializer,
     CaseRecordSerializer,
@@ -361,6 +363,26 @@ def test_detail_shows_demographics_visits_cases_and_appointments(member_client, 
     later = text.index("Mon 2026-03-09 10:30 AM EDT")
     earlier = text.index("Mon 2026-03-02 10:00 AM EST")
     assert later < earlier
+
+
+def test_detail_holds_a_place_for_each_panel_the_role_may_see(member_client, synced_patient):
+    """The apps built on patients add panels (``patients.panels``), each loaded by htmx from
+    its own view when it scrolls into view, with a plain link to that view's page."""
+    url = reverse("patients:detail", args=[synced_patient.pk])
+    why = reverse("campaigns:patient_why", args=[synced_patient.pk])
+    history = reverse("messaging:patient_messages", args=[synced_patient.pk])
+
+    text = member_client(Role.USER_PLUS, practice=synced_patient.practice).get(url).text
+
+    for panel_url in (why, history):
+        assert f'hx-get="{panel_url}" hx-trigger="revealed" hx-swap="outerHTML"' in text
+        assert f'<a href="{panel_url}">' in text
+    assert text.index(why) < text.index(history)  # "why or why not?" first, as before
+
+    # Campaign features are User Plus and above (DESIGN §3): a User sees the history only.
+    text = member_client(Role.USER, practice=synced_patient.practice).get(url).text
+    assert history in text
+    assert why not in text
 
 
 def test_paid_total_is_shown_to_managers_only(member_client, synced_patient):

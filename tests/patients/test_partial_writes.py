@@ -17,8 +17,9 @@ from django.db import connection
 from django.urls import reverse
 
 from patients.models import Appointment, Patient
-from patients.services import appointments_upsert, patients_upsert
-from patients.services.sync import UNSTORABLE_MESSAGE
+from patients.sync.appointments import appointments_upsert
+from patients.sync.patients import patients_upsert
+from patients.sync.upsert import UNSTORABLE_MESSAGE
 from tests.factories import PatientFactory, PracticeFactory
 from trackstat.models import Role
 
@@ -214,9 +215,9 @@ def test_a_csv_import_that_fails_as_a_whole_saves_no_row(api, monkeypatch):
 @needs_postgres
 def test_a_refused_record_is_logged_without_its_values(api, unstorable_name, caplog):
     patients = [{"external_id": "P1", "first_name": "Zebulon", "last_name": unstorable_name}]
-    with caplog.at_level("WARNING", logger="patients.services.sync"):
+    with caplog.at_level("WARNING", logger="patients.sync.upsert"):
         api.post("/api/v1/patients:bulk", json.dumps({"patients": patients}), JSON)
-    [record] = [r for r in caplog.records if r.name == "patients.services.sync"]
+    [record] = [r for r in caplog.records if r.name == "patients.sync.upsert"]
     logged = record.getMessage()
     assert "patients_write: record 0 refused by the database (IntegrityError 23514)" in logged
     assert "Zebulon" not in logged

@@ -9,7 +9,9 @@ import zoneinfo
 import pytest
 
 from patients.models import Case, Patient
-from patients.services import appointments_upsert, cases_upsert, patients_upsert
+from patients.sync.appointments import appointments_upsert
+from patients.sync.cases import cases_upsert
+from patients.sync.patients import patients_upsert
 from tests.factories import PracticeFactory
 from trackstat.services import practice_settings_update
 

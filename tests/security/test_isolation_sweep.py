@@ -105,7 +105,10 @@ PAGE_ROLES: dict[str, Role | str] = {
     "campaigns:template_new": Role.USER_PLUS,
     "campaigns:template_edit": Role.USER_PLUS,
     "campaigns:template_folder_new": Role.MANAGER,
-    # Patients: everyone; bulk tagging and imports: Manager; "why" explains a campaign.
+    # The patient page's "why or why not?" panel explains campaigns: User Plus.
+    "campaigns:patient_why": Role.USER_PLUS,
+    "campaigns:patient_campaign_why": Role.USER_PLUS,
+    # Patients: everyone; bulk tagging and imports: Manager.
     "patients:list": Role.USER,
     "patients:bulk_tag": Role.MANAGER,
     "patients:import": Role.MANAGER,
@@ -113,7 +116,6 @@ PAGE_ROLES: dict[str, Role | str] = {
     "patients:tag_add": Role.USER,
     "patients:tag_remove": Role.USER,
     "patients:opt_out": Role.USER,
-    "patients:campaign_why": Role.USER_PLUS,
     # Inbox: everyone; canned replies are kept by Managers.
     "messaging:inbox": Role.USER,
     "messaging:sandbox": Role.USER,
@@ -122,6 +124,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "messaging:unknown_thread": Role.USER,
     "messaging:thread": Role.USER,
     "messaging:reply": Role.USER,
+    "messaging:patient_messages": Role.USER,  # the patient page's message history
     # Reports: everyone views; the CSV download is for Managers.
     "reports:index": Role.USER,
     "reports:campaign": Role.USER,
@@ -285,7 +288,6 @@ ROUTE_OBJECT_FACTORIES: dict[str, dict[str, dict[str, Variant]]] = {
         "patients:tag_add": {"patient": _patient},
         "patients:tag_remove": {"patient": _patient},
         "patients:opt_out": {"patient": _patient},
-        "patients:campaign_why": {"patient": _patient},
         "messaging:canned_delete": {"canned reply": _canned_reply},
     },
     "external_id": {

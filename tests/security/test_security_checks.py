@@ -550,6 +550,9 @@ def test_no_patient_data_reaches_the_logs(
     assert response.status_code == 302
     assert staff.get(reverse("patients:list"), {"q": "Quackenbush"}).status_code == 200
     assert staff.get(reverse("patients:detail", args=[zebulon.pk])).status_code == 200
+    # The panels the patient page loads: its message history and "why or why not?".
+    for panel in ("messaging:patient_messages", "campaigns:patient_why"):
+        assert staff.get(reverse(panel, args=[zebulon.pk])).status_code == 200
     assert staff.get(reverse("reports:index")).status_code == 200
     for campaign_id in OutboundMessage.objects.values_list("campaign", flat=True).distinct():
         if campaign_id:

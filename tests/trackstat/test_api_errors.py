@@ -11,7 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory
 
-from patients import services
+from patients import apis as patient_apis
 from patients.models import Patient
 from trackstat import api_errors
 
@@ -104,7 +104,7 @@ def test_an_unexpected_failure_is_a_json_500_without_details_and_is_logged(
         message = "Zebulon Quixote, born 1980-02-03"  # as a database error quotes values
         raise RuntimeError(message)
 
-    monkeypatch.setattr(services, "patients_upsert", explode)
+    monkeypatch.setattr(patient_apis, "patients_upsert", explode)
     with caplog.at_level(logging.ERROR):
         response = api.put("/api/v1/patients/P1", {"first_name": "Ann"}, content_type=JSON)
     assert_shape(response, 500)

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 
-from trackstat.management.commands.seed_demo import DEMO_LOGINS, OPERATOR_LOGIN
+from demo.management.commands.seed_demo import DEMO_LOGINS, OPERATOR_LOGIN
 from trackstat.models import ApiKey, AuditEvent, Membership, Practice, Role
 from trackstat.services import api_key_digest
 

@@ -144,6 +144,8 @@ def test_signed_in_pages_are_not_stored(member_client, practice):
         reverse("home"),
         reverse("patients:list") + "?q=Smith",
         reverse("patients:detail", args=[patient.pk]),
+        reverse("messaging:patient_messages", args=[patient.pk]),
+        reverse("campaigns:patient_why", args=[patient.pk]),
         reverse("messaging:inbox"),
         reverse("reports:index"),
     ]:

@@ -1,4 +1,5 @@
-"""The patient page's "Campaigns — why or why not?" panel (campaigns.selectors.explain)."""
+"""The patient page's "Campaigns — why or why not?" panel (campaigns.selectors.explain),
+served by campaigns (``campaigns.patient_views``) and loaded into the patient page by htmx."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.urls import reverse
 from campaigns.services import campaign_create
 from campaigns.spec import CampaignSerializer
 from patients.models import Patient
-from patients.services import patients_upsert
+from patients.sync.patients import patients_upsert
 from tests.factories import PatientFactory
 from trackstat.models import Role
 
@@ -50,7 +51,12 @@ def _patient(practice, **record) -> Patient:
 
 
 def _why(client, patient, campaign, **kwargs):
-    return client.get(reverse("patients:campaign_why", args=[patient.pk, campaign.pk]), **kwargs)
+    url = reverse("campaigns:patient_campaign_why", args=[patient.pk, campaign.pk])
+    return client.get(url, **kwargs)
+
+
+def _panel(client, patient, **kwargs):
+    return client.get(reverse("campaigns:patient_why", args=[patient.pk]), **kwargs)
 
 
 def test_user_plus_sees_the_practices_drip_campaigns_on_the_patient_page(member_client):
@@ -62,12 +68,40 @@ def test_user_plus_sees_the_practices_drip_campaigns_on_the_patient_page(member_
 
     page = client.get(reverse("patients:detail", args=[patient.pk])).text
 
+    # The patient page holds the panel's place: htmx loads it, a plain link opens it.
+    panel_url = reverse("campaigns:patient_why", args=[patient.pk])
     assert "Campaigns — why or why not?" in page
-    assert "Happy birthday" in page
-    assert "Spring blast" not in page
-    url = reverse("patients:campaign_why", args=[patient.pk, birthday.pk])
-    assert f'hx-get="{url}" hx-trigger="toggle once"' in page
-    assert f'href="{url}#why"' in page  # works without JavaScript too
+    assert f'hx-get="{panel_url}" hx-trigger="revealed" hx-swap="outerHTML"' in page
+    assert f'<a href="{panel_url}">' in page  # works without JavaScript too
+
+    panel = _panel(client, patient, headers=HTMX)
+
+    assert panel.status_code == 200
+    assert "<html" not in panel.text
+    assert '<section class="panel" id="why"' in panel.text
+    assert "Campaigns — why or why not?" in panel.text
+    assert "Happy birthday" in panel.text
+    assert "Spring blast" not in panel.text
+    url = reverse("campaigns:patient_campaign_why", args=[patient.pk, birthday.pk])
+    assert f'hx-get="{url}" hx-trigger="toggle once"' in panel.text
+    assert f'href="{url}#why"' in panel.text  # works without JavaScript too
+
+
+def test_without_javascript_the_panel_is_a_page_linking_back_to_the_patient(member_client):
+    client = member_client(Role.USER_PLUS)
+    practice = client.membership.practice
+    patient = _patient(practice)
+    birthday = _campaign(practice)
+
+    response = _panel(client, patient)
+
+    assert response.status_code == 200
+    assert "<html" in response.text
+    assert reverse("patients:detail", args=[patient.pk]) in response.text
+    assert "Ada Lovelace" in response.text
+    assert "Campaigns — why or why not?" in response.text
+    url = reverse("campaigns:patient_campaign_why", args=[patient.pk, birthday.pk])
+    assert f'href="{url}#why"' in response.text
 
 
 def test_a_user_does_not_see_the_panel_and_gets_403(member_client):
@@ -78,6 +112,9 @@ def test_a_user_does_not_see_the_panel_and_gets_403(member_client):
     page = client.get(reverse("patients:detail", args=[patient.pk]))
     assert page.status_code == 200
     assert "why or why not" not in page.text
+    assert reverse("campaigns:patient_why", args=[patient.pk]) not in page.text
+    assert _panel(client, patient, headers=HTMX).status_code == 403
+    assert _panel(client, patient).status_code == 403
     assert _why(client, patient, campaign, headers=HTMX).status_code == 403
 
 
@@ -139,7 +176,9 @@ def test_without_javascript_the_page_opens_with_that_campaign_explained(member_c
     assert "<html" in response.text
     assert "Would enter" in response.text
     assert '<details name="why" open' in response.text
-    assert reverse("patients:campaign_why", args=[patient.pk, other.pk]) + "#why" in response.text
+    other_url = reverse("campaigns:patient_campaign_why", args=[patient.pk, other.pk])
+    assert other_url + "#why" in response.text
+    assert reverse("patients:detail", args=[patient.pk]) in response.text  # back to the patient
 
 
 def test_another_practices_patient_or_campaign_is_404(member_client, other_practice):
@@ -152,14 +191,19 @@ def test_another_practices_patient_or_campaign_is_404(member_client, other_pract
     assert _why(client, their_patient, mine_campaign).status_code == 404
     assert _why(client, mine_patient, their_campaign).status_code == 404
     assert _why(client, mine_patient, blast).status_code == 404
+    assert _panel(client, their_patient).status_code == 404
+    assert _panel(client, their_patient, headers=HTMX).status_code == 404
 
 
 def test_logged_out_is_sent_to_login_and_post_is_not_allowed(client, member_client):
     member = member_client(Role.USER_PLUS)
     practice = member.membership.practice
     patient, campaign = _patient(practice), _campaign(practice)
-    url = reverse("patients:campaign_why", args=[patient.pk, campaign.pk])
-    response = client.get(url)
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
-    assert member.post(url).status_code == 405
+    for url in (
+        reverse("campaigns:patient_campaign_why", args=[patient.pk, campaign.pk]),
+        reverse("campaigns:patient_why", args=[patient.pk]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+        assert member.post(url).status_code == 405

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from trackstat.demo_campaigns import demo_campaigns_load
-from trackstat.demo_data import demo_data_load
+from demo.campaigns import demo_campaigns_load
+from demo.patients import demo_data_load
 from trackstat.models import Membership, Practice, Role, User
 from trackstat.services import api_key_create
 
@@ -54,7 +54,7 @@ class Command(BaseCommand):
             help="Seed even with DEBUG off (the demo passwords are public: do not).",
         )
 
-    @transaction.atomic
+    @transaction.atomic(durable=True)
     def handle(self, *args, allow_production: bool = False, **options):
         if not settings.DEBUG and not allow_production:
             raise CommandError("seed_demo creates logins with public passwords; DEBUG is off.")

@@ -11,7 +11,9 @@ import random
 
 from django.utils import timezone
 
-from patients.services import appointments_upsert, cases_upsert, patients_upsert
+from patients.sync.appointments import appointments_upsert
+from patients.sync.cases import cases_upsert
+from patients.sync.patients import patients_upsert
 from trackstat.models import Practice
 
 FIRST = [

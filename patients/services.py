@@ -1,4 +1,8 @@
-"""What staff change by hand on the Patients pages: tags and opt-outs (audited)."""
+"""What staff change by hand on the Patients pages: tags and opt-outs (audited).
+
+Tagging is a page's action, a durable transaction of its own; an opt-out is also a step of
+other actions (an inbound STOP, a provider's report), so it joins the caller's transaction.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from trackstat.validators import max_length_of
 TAG_NAME_LENGTH = max_length_of(Tag, "name")
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def patient_tag_add(*, practice: Practice, patient: Patient, name: str, actor) -> Tag:
     """Tag one patient (staff, from the patient page); creates the tag on first use."""
     name = name.strip()
@@ -36,7 +40,7 @@ def patient_tag_add(*, practice: Practice, patient: Patient, name: str, actor) -
     return tag
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def patient_tag_remove(*, practice: Practice, patient: Patient, tag_id: int, actor) -> None:
     PatientTag.objects.filter(practice=practice, patient=patient, tag_id=tag_id).delete()
 
@@ -49,7 +53,7 @@ class BulkTagResult:
     unknown: list[str]
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def patients_tag_bulk(
     *, practice: Practice, name: str, external_ids: Iterable[str], actor
 ) -> BulkTagResult:
