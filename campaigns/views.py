@@ -57,6 +57,7 @@ from campaigns.spec import MERGE_FIELDS, CampaignSerializer, is_continuous, sani
 from messaging.services import message_test_send
 from patients import selectors as patient_selectors
 from patients.models import UPCOMING_STATUSES, Appointment, Patient
+from trackstat.htmx import wants_partial
 from trackstat.models import Practice, Role
 from trackstat.tenancy import PracticeRequest, has_role, role_required
 
@@ -71,11 +72,6 @@ def _render(
     """Render with times shown in the practice's time zone."""
     with timezone.override(request.practice.tz):
         return render(request, template, context, status=status)
-
-
-def _wants_partial(request: PracticeRequest) -> bool:
-    # A history restore (back button after the cache expired) needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _campaign_or_404(request: PracticeRequest, campaign_id: int, kind: str) -> Campaign:
@@ -214,7 +210,7 @@ def drip_toggle(request: PracticeRequest, campaign_id: int) -> HttpResponse:
         )
     else:
         error = "Use true or false."
-    if _wants_partial(request):
+    if wants_partial(request):
         campaign = campaign_list(practice=request.practice).get(pk=campaign.pk)
         context = {"row": _drip_row(campaign), "row_error": error}
         return _render(
@@ -601,7 +597,7 @@ def _step_messages(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
             rows[index]["body"] += f"{{{{{name}}}}}"
         focus = index
         context = _messages_context(request, wiz, rows)
-        if _wants_partial(request):
+        if wants_partial(request):
             context["row"] = rows[index]
             return wiz.render("messages", context, partial="#step-card")
     elif action == "test" and index is not None:
@@ -612,7 +608,7 @@ def _step_messages(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
             wiz.practice, request.POST.get("preview_patient", "").strip(), rows[index]
         )
         preview["index"] = index
-        if _wants_partial(request):
+        if wants_partial(request):
             return wiz.render("messages", {"preview": preview}, partial="#preview")
         focus = index
     context = _messages_context(request, wiz, rows)
@@ -955,7 +951,7 @@ def blast_recipient(request: PracticeRequest, campaign_id: int, patient_id: int)
             )
         except ValidationError as problem:
             error = _error_text(problem)
-    if _wants_partial(request):
+    if wants_partial(request):
         included = not BlastExclusion.objects.filter(campaign=campaign, patient=patient).exists()
         context = {
             "campaign": campaign,
