@@ -66,14 +66,6 @@ ACTION_RE = re.compile(r"^(?P<name>[a-z_]+)(?:-(?P<index>\d+))?$")
 SMS_FIELD_RE = re.compile(r"^(step-\d+-)?body$")
 
 
-def _render(
-    request: PracticeRequest, template: str, context: dict, status: int = 200
-) -> HttpResponse:
-    """Render with times shown in the practice's time zone."""
-    with timezone.override(request.practice.tz):
-        return render(request, template, context, status=status)
-
-
 def _campaign_or_404(request: PracticeRequest, campaign_id: int, kind: str) -> Campaign:
     return get_object_or_404(
         Campaign, pk=campaign_id, practice=request.practice, kind=kind, archived_at__isnull=True
@@ -98,7 +90,7 @@ def _audience_live(
     """The live audience count (at now) and the selected-filters summary of a draft."""
     now = timezone.now()
     live = {
-        "at": now.astimezone(practice.tz),
+        "at": now,
         "filters": wizard.describe_filters(filters, can_see_financials=can_see_financials),
         "trigger": wizard.describe_trigger(trigger) if trigger else "",
         "count": None,
@@ -162,7 +154,6 @@ def _preview(practice: Practice, query: str, row: dict) -> dict:
     preview = {
         "patient": patient,
         "appointment": appointment,
-        "appointment_local": appointment.start.astimezone(practice.tz) if appointment else None,
         "channel": row["channel"],
         "subject": subject,
         "body": body,
@@ -194,7 +185,7 @@ def drip_list(request: PracticeRequest) -> HttpResponse:
     campaigns = campaign_list(practice=request.practice, kind=CampaignKind.DRIP)
     new_draft = request.session.get(wizard.draft_key(request.practice.pk, None))
     context = {"rows": [_drip_row(c) for c in campaigns], "new_draft": new_draft}
-    return _render(request, "campaigns/drip_list.html", context)
+    return render(request, "campaigns/drip_list.html", context)
 
 
 @require_POST
@@ -213,7 +204,7 @@ def drip_toggle(request: PracticeRequest, campaign_id: int) -> HttpResponse:
     if wants_partial(request):
         campaign = campaign_list(practice=request.practice).get(pk=campaign.pk)
         context = {"row": _drip_row(campaign), "row_error": error}
-        return _render(
+        return render(
             request, "campaigns/drip_list.html#row", context, status=400 if error else 200
         )
     if error:
@@ -235,21 +226,21 @@ def campaign_delete(request: PracticeRequest, campaign_id: int) -> HttpResponse:
     context = {"campaign": campaign, "back": back, "archives": campaign_has_history(campaign)}
     if campaign.is_blast and campaign.sent_at:
         context["error"] = "A sent blast is read-only: it is kept as the record of what went out."
-        return _render(request, "campaigns/confirm_delete.html", context, status=400)
+        return render(request, "campaigns/confirm_delete.html", context, status=400)
     if request.method == "POST":
         name = campaign.name
         try:
             outcome = services.campaign_delete(campaign=campaign, actor=request.user)
         except ValidationError as error:
             context["error"] = _error_text(error)
-            return _render(request, "campaigns/confirm_delete.html", context, status=400)
+            return render(request, "campaigns/confirm_delete.html", context, status=400)
         wizard.draft_discard(request.session, practice_id=request.practice.pk, campaign=campaign)
         if outcome == "archived":
             flash.success(request, f"Archived “{name}”: it has stopped; its report is kept.")
         else:
             flash.success(request, f"Deleted “{name}”.")
         return redirect(back)
-    return _render(request, "campaigns/confirm_delete.html", context)
+    return render(request, "campaigns/confirm_delete.html", context)
 
 
 # --- Drip campaigns: the wizard ----------------------------------------------------------------
@@ -315,7 +306,7 @@ class Wizard:
             **context,
         }
         template = f"campaigns/wizard_{step}.html"
-        return _render(self.request, template + partial, context, status)
+        return render(self.request, template + partial, context, status=status)
 
 
 def _wizard(request: PracticeRequest, campaign_id: int | None) -> Wizard:
@@ -624,7 +615,7 @@ def sms_count(request: PracticeRequest) -> HttpResponse:
     if not SMS_FIELD_RE.match(name):
         return HttpResponse("Unknown field.", status=400)
     context = _sms_context(request.POST.get(name, "").replace("\r\n", "\n"))
-    return _render(request, "campaigns/sms_count.html", context)
+    return render(request, "campaigns/sms_count.html", context)
 
 
 # Step 4
@@ -752,18 +743,15 @@ def blast_status(campaign: Campaign) -> str:
 @require_safe
 @role_required(Role.USER_PLUS)
 def blast_list(request: PracticeRequest) -> HttpResponse:
-    tz = request.practice.tz
     rows = [
         {
             "campaign": campaign,
             "status": blast_status(campaign),
-            "send_at": campaign.send_at.astimezone(tz) if campaign.send_at else None,
-            "sent_at": campaign.sent_at.astimezone(tz) if campaign.sent_at else None,
             "step": next(iter(campaign.steps.all()), None),
         }
         for campaign in campaign_list(practice=request.practice, kind=CampaignKind.BLAST)
     ]
-    return _render(request, "campaigns/blast_list.html", {"rows": rows})
+    return render(request, "campaigns/blast_list.html", {"rows": rows})
 
 
 def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResponse:
@@ -842,7 +830,7 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
         "tz_name": practice.time_zone,
         **_sms_context(body),
     }
-    return _render(request, "campaigns/blast_form.html", context, status=status)
+    return render(request, "campaigns/blast_form.html", context, status=status)
 
 
 def _blast_errors(form: BlastForm, errors: dict) -> None:
@@ -917,11 +905,11 @@ def _blast_detail(
         "filter_lines": wizard.describe_filters(
             campaign.filters, can_see_financials=_can_see_financials(request)
         ),
-        "send_at": campaign.send_at.astimezone(practice.tz) if campaign.send_at else None,
-        "sent_at": campaign.sent_at.astimezone(practice.tz) if campaign.sent_at else None,
+        "send_at": campaign.send_at,
+        "sent_at": campaign.sent_at,
         "send_at_passed": bool(campaign.send_at and campaign.send_at <= now),
     }
-    return _render(request, "campaigns/blast_detail.html", context, status=status)
+    return render(request, "campaigns/blast_detail.html", context, status=status)
 
 
 @require_safe
@@ -960,7 +948,7 @@ def blast_recipient(request: PracticeRequest, campaign_id: int, patient_id: int)
             "row_error": error,
             "page_number": request.POST.get("page", ""),
         }
-        return _render(
+        return render(
             request,
             "campaigns/blast_detail.html#recipient-row",
             context,
@@ -995,7 +983,7 @@ def blast_enable(request: PracticeRequest, campaign_id: int) -> HttpResponse:
     if not enabled:
         flash.success(request, f"“{campaign.name}” is a draft again; it will not be sent.")
     elif campaign.send_at and campaign.send_at > timezone.now():
-        local = campaign.send_at.astimezone(request.practice.tz)
+        local = timezone.localtime(campaign.send_at)
         flash.success(request, f"“{campaign.name}” is scheduled for {local:%Y-%m-%d %H:%M %Z}.")
     else:
         flash.success(request, f"“{campaign.name}” will be sent within the next minute.")
@@ -1015,7 +1003,7 @@ def _template_list_page(
         "can_create_folders": has_role(request, Role.MANAGER),
         "folder_form": folder_form or FolderForm(),
     }
-    return _render(request, "campaigns/template_list.html", context, status=status)
+    return render(request, "campaigns/template_list.html", context, status=status)
 
 
 @require_safe
@@ -1053,7 +1041,7 @@ def _template_form(request: PracticeRequest, template: MessageTemplate | None) -
         "sms_count_url": reverse("campaigns:sms_count"),
         **_sms_context(form["body"].value() or ""),
     }
-    return _render(request, "campaigns/template_form.html", context, status=status)
+    return render(request, "campaigns/template_form.html", context, status=status)
 
 
 @role_required(Role.USER_PLUS)

@@ -254,6 +254,24 @@ def test_blast_scheduled_at_a_local_time_then_enabled(plus):
     assert "Scheduled" in plus.get(reverse("campaigns:blast_list")).text
 
 
+def test_blast_pages_show_the_send_time_in_the_practice_time_zone(plus):
+    practice = _practice(plus)  # America/New_York: 13:30 UTC on 4 July is 9:30 EDT
+    blast = _blast(practice, send_at="2099-07-04T13:30:00Z")
+
+    assert "2099-07-04 9:30 AM EDT" in plus.get(reverse("campaigns:blast_list")).text
+    detail = plus.get(reverse("campaigns:blast_detail", args=[blast.pk])).text
+    assert "2099-07-04 9:30 AM EDT" in detail
+    assert "Schedule for Jul 4, 9:30 AM" in detail
+    response = plus.post(
+        reverse("campaigns:blast_enable", args=[blast.pk]), {"enabled": "true"}, follow=True
+    )
+    assert "is scheduled for 2099-07-04 09:30 EDT." in response.text
+    Campaign.objects.filter(pk=blast.pk).update(
+        sent_at=dt.datetime(2099, 7, 4, 13, 31, tzinfo=dt.UTC)
+    )
+    assert "Sent 2099-07-04 9:31 AM EDT" in plus.get(reverse("campaigns:blast_list")).text
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
