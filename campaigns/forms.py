@@ -14,10 +14,10 @@ from decimal import Decimal
 from django import forms
 from rest_framework import serializers
 
+from campaigns.content.merge_fields import MERGE_FIELDS
 from campaigns.models import Channel, DelayUnit, MessageTemplate, TemplateFolder
 from campaigns.spec import (
     DEFAULT_SCHEDULE,
-    MERGE_FIELDS,
     MISSED_MINUTES,
     TRIGGER_TYPES,
     MessageStepSerializer,

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import re
 
-import nh3
 from rest_framework import serializers
 
+from campaigns.content.email_html import sanitize_email_html
+from campaigns.content.merge_fields import (
+    APPOINTMENT_FIELDS,
+    EMAIL_ONLY_FIELDS,
+    MERGE_FIELDS,
+    merge_fields_in,
+)
+from campaigns.content.sms import SMS_MAX_LENGTH
 from campaigns.models import Campaign, CampaignKind, Channel, DelayUnit, MessageStep
 from patients.models import Lookup, Tag
 from trackstat.validators import (
@@ -27,27 +34,9 @@ from trackstat.validators import (
 DEFAULT_SCHEDULE = {"frequency": "daily", "time": "10:00"}
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 MISSED_MINUTES = [15, 20, 25, 30, 60, 120]
-SMS_MAX_LENGTH = 1600
 LOOKUP_NAME_LENGTH = max_length_of(Lookup, "name")
 TAG_NAME_LENGTH = max_length_of(Tag, "name")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-MERGE_FIELD_RE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-
-MERGE_FIELDS = {
-    "PatientFirstName": "The patient's first name",
-    "PatientLastName": "The patient's last name",
-    "PatientFullName": "The patient's first and last name",
-    "PracticeName": "Your practice's name",
-    "PracticePhone": "Your practice's phone number",
-    "ProviderName": "The appointment's (else the patient's primary) provider",
-    "AppointmentDate": "The appointment's date",
-    "AppointmentTime": "The appointment's time",
-    "OnlineSchedulingLink": "Your online scheduling link",
-    "UnsubscribeLink": "An unsubscribe link (email only)",
-}
-EMAIL_ONLY_FIELDS = {"UnsubscribeLink"}
-APPOINTMENT_FIELDS = {"AppointmentDate", "AppointmentTime"}
-
 # Trigger types, their parameters, and which are evaluated at every tick (DESIGN §5.1).
 APPOINTMENT_TRIGGERS = {
     "scheduled_appointment",
@@ -347,15 +336,6 @@ def validate_goal(data) -> dict | None:
     if url is not None:
         url = serializers.URLField().run_validation(url)
     return {"type": kind, **({"url": url} if url else {})}
-
-
-def merge_fields_in(text: str) -> list[str]:
-    return MERGE_FIELD_RE.findall(text or "")
-
-
-def sanitize_email_html(html: str) -> str:
-    """Email bodies are HTML: keep formatting and links, drop scripts, styles and handlers."""
-    return nh3.clean(html, link_rel="noopener noreferrer")
 
 
 class StrictIntegerField(serializers.IntegerField):

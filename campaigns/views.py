@@ -24,6 +24,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from campaigns import services, wizard
+from campaigns.content.email_html import sanitize_email_html
+from campaigns.content.merge_fields import MERGE_FIELDS
+from campaigns.content.render import render_message
+from campaigns.content.sms import non_gsm7_characters, sms_segments
 from campaigns.forms import (
     MAX_STEPS,
     MERGE_FIELD_CHOICES,
@@ -44,7 +48,6 @@ from campaigns.forms import (
     steps_validate,
 )
 from campaigns.models import BlastExclusion, Campaign, CampaignKind, Channel, MessageTemplate
-from campaigns.render import render_message
 from campaigns.selectors import (
     audience,
     campaign_has_history,
@@ -52,8 +55,7 @@ from campaigns.selectors import (
     template_folders,
     template_visible,
 )
-from campaigns.sms import non_gsm7_characters, sms_segments
-from campaigns.spec import MERGE_FIELDS, CampaignSerializer, is_continuous, sanitize_email_html
+from campaigns.spec import CampaignSerializer, is_continuous
 from messaging.services import message_test_send
 from patients import selectors as patient_selectors
 from patients.models import UPCOMING_STATUSES, Appointment, Patient

@@ -22,6 +22,8 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
 LIMITS = {GSM7: (160, 153), UCS2: (70, 67)}
+# The longest text body a step may have (Twilio's limit: ten segments or so).
+SMS_MAX_LENGTH = 1600
 
 
 def is_gsm7(character: str) -> bool:
