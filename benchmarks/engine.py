@@ -347,9 +347,9 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
     from campaigns.content.render import render_message
     from campaigns.engine.steps import address_problem
     from campaigns.exclusions import PENDING_STATUSES
+    from campaigns.language.triggers import APPOINTMENT_TRIGGERS, is_continuous
     from campaigns.models import Campaign, CampaignKind, Enrollment
     from campaigns.schedule import is_due_on, run_time
-    from campaigns.spec import APPOINTMENT_TRIGGERS, is_continuous
     from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
     from patients.models import (
         Appointment,

@@ -22,10 +22,6 @@ from patients.models import (
     PatientTag,
 )
 
-# The filters about an appointment: they narrow the triggering appointment when the trigger
-# has one, and otherwise ask for any appointment of the patient.
-APPOINTMENT_FILTERS = ("appointment_purposes", "providers")
-
 
 def years_before(day: dt.date, years: int) -> dt.date:
     """The latest birth date whose ``years``-th birthday falls on or before ``day``.

@@ -1,7 +1,7 @@
 """Forms of the campaign pages.
 
 They parse what staff enter into the campaign JSON of DESIGN §5 and hand it to the validators
-of ``campaigns.spec`` (the same ones the REST API uses); the validators' messages are shown next
+of ``campaigns.language`` (the same ones the REST API uses); the validators' messages are shown next
 to the field they name. Services do the writing.
 """
 
@@ -15,102 +15,32 @@ from django import forms
 from rest_framework import serializers
 
 from campaigns.content.merge_fields import MERGE_FIELDS
-from campaigns.models import Channel, DelayUnit, MessageTemplate, TemplateFolder
-from campaigns.spec import (
+from campaigns.language.filters import LOOKUP_FILTERS, STATUS_CHOICES, validate_filters
+from campaigns.language.spec import (
     DEFAULT_SCHEDULE,
-    MISSED_MINUTES,
-    TRIGGER_TYPES,
+    GOAL_TYPES,
+    WEEKDAY_LABELS,
     MessageStepSerializer,
-    validate_filters,
     validate_goal,
     validate_schedule,
-    validate_trigger,
 )
+from campaigns.language.triggers import MISSED_MINUTES, TRIGGERS, validate_trigger
+from campaigns.models import Channel, DelayUnit, MessageTemplate, TemplateFolder
 from patients.forms import BooleanChoiceField
-from patients.models import Lookup, LookupKind, Sex
+from patients.models import Lookup, Sex
 from trackstat.models import Practice
 from trackstat.validators import InvalidValue, check_instant
 
 MAX_STEPS = 30
 LIST_SEPARATORS = re.compile(r"\s*[,;\n]\s*")
 
-TRIGGER_LABELS = {
-    "birthday": "Birthday",
-    "first_visit": "First visit (new patient)",
-    "anniversary": "First-visit anniversary",
-    "last_visit_checked_in": "Last visit (checked in)",
-    "last_visit_scheduled": "Last scheduled appointment",
-    "missed_appointment": "Missed appointment",
-    "scheduled_appointment": "Scheduled appointment (booked or coming up)",
-}
-WHEN_CHOICES = {
-    "scheduled_appointment": [
-        ("days_before", "Days before the appointment"),
-        ("booked", "The day it is booked"),
-    ],
-    "last_visit_checked_in": [
-        ("today", "Today, some hours after check-in"),
-        ("yesterday", "Yesterday"),
-        ("days_ago", "Some days ago"),
-    ],
-    "last_visit_scheduled": [("days_ago", "Some days ago")],
-}
-# Typical values shown when staff switch to a trigger type (DESIGN §5.1's common uses).
-TRIGGER_DEFAULTS = {
-    "birthday": {"timing": "on"},
-    "first_visit": {"days_after": 0},
-    "anniversary": {"timing": "on"},
-    "scheduled_appointment": {"when": "days_before", "days": 1},
-    "last_visit_checked_in": {
-        "when": "days_ago",
-        "days": 180,
-        "match": "at_least",
-        "hours_after": 2,
-    },
-    "last_visit_scheduled": {"days": 30, "match": "at_least"},
-    "missed_appointment": {"minutes_after": 30},
-}
 TIMING_CHOICES = [("on", "On the day"), ("before", "Days before"), ("after", "Days after")]
 MATCH_CHOICES = [
     ("at_least", "At least that many days ago"),
     ("exact", "Exactly that many days ago"),
 ]
-WEEKDAY_LABELS = {
-    "mon": "Mon",
-    "tue": "Tue",
-    "wed": "Wed",
-    "thu": "Thu",
-    "fri": "Fri",
-    "sat": "Sat",
-    "sun": "Sun",
-}
-
-# Filters chosen from the practice's lookup values (DESIGN §4: a value exists once the EMR sent
-# it): filter name → (lookup kind, label).
-LOOKUP_FILTERS = {
-    "appointment_purposes": (LookupKind.PURPOSE, "Appointment purposes"),
-    "providers": (LookupKind.PROVIDER, "Providers"),
-    "case_types": (LookupKind.CASE_TYPE, "Case types"),
-    "diagnoses": (LookupKind.DIAGNOSIS, "Diagnoses (ICD-10)"),
-    "attorneys": (LookupKind.ATTORNEY, "Attorneys"),
-    "care_packages": (LookupKind.CARE_PACKAGE, "Care packages"),
-    "fee_schedules": (LookupKind.FEE_SCHEDULE, "Fee schedules"),
-    "insurance_companies": (LookupKind.INSURANCE_COMPANY, "Insurance companies"),
-    "referral_sources": (LookupKind.REFERRAL_SOURCE, "Referral sources"),
-    "services": (LookupKind.SERVICE, "Services (CPT codes on any appointment)"),
-}
-STATUS_CHOICES = [
-    ("", "Any (not filtered)"),
-    ("active", "Active"),
-    ("inactive", "Inactive (inactive, deceased, discharged)"),
-    ("any", "Any status"),
-]
 YES_NO_CHOICES = [("", "Not filtered"), ("yes", "Yes"), ("no", "No")]
-GOAL_CHOICES = [
-    ("", "No goal"),
-    ("future_appointment", "The patient books a future appointment"),
-    ("clicked_link", "The patient clicks a link in a message"),
-]
+GOAL_CHOICES = [("", "No goal"), *GOAL_TYPES.items()]
 
 
 def error_messages(detail) -> list[str]:
@@ -166,32 +96,23 @@ class NameForm(forms.Form):
 
 
 class TriggerForm(forms.Form):
-    """A trigger of DESIGN §5.1; only the options of the chosen type (and ``when``) are used."""
+    """A trigger of DESIGN §5.1; only the options of the chosen type (and ``when``) are used.
 
-    type = forms.ChoiceField(
-        label="Trigger", choices=[(t, TRIGGER_LABELS[t]) for t in TRIGGER_TYPES]
-    )
+    The types, their ``when`` choices and their parameters' labels come from the trigger table
+    (``campaigns.language.triggers``); the inputs are the parameters', except ``offset_days``
+    (on, before or after the day, and how many days) and ``years`` (typed as a list).
+    """
+
+    type = forms.ChoiceField(label="Trigger", choices=[(t, r.label) for t, r in TRIGGERS.items()])
     timing = forms.ChoiceField(label="When", required=False, choices=TIMING_CHOICES)
     offset = forms.IntegerField(label="How many days", required=False, min_value=0, max_value=60)
-    days_after = forms.IntegerField(
-        label="Days after the first visit",
-        required=False,
-        min_value=0,
-        help_text="0 = the day of the first visit.",
-    )
-    years = forms.CharField(
-        label="Only these anniversaries (years)",
-        required=False,
-        help_text="For example 1, 5, 10. Empty: every year.",
-    )
+    days_after = forms.IntegerField(required=False, min_value=0)
+    years = forms.CharField(required=False)
     when = forms.ChoiceField(label="When", required=False)
     days = forms.IntegerField(label="Days", required=False, min_value=0)
-    hours_after = forms.IntegerField(
-        label="Hours after check-in", required=False, min_value=0, max_value=23
-    )
-    match = forms.ChoiceField(label="Match", required=False, choices=MATCH_CHOICES)
+    hours_after = forms.IntegerField(required=False, min_value=0, max_value=23)
+    match = forms.ChoiceField(required=False, choices=MATCH_CHOICES)
     minutes_after = forms.TypedChoiceField(
-        label="Minutes after the appointment's start",
         required=False,
         coerce=int,
         empty_value=None,
@@ -199,21 +120,24 @@ class TriggerForm(forms.Form):
     )
 
     FIELD_MAP = {"offset_days": "offset"}
+    # Parameters asked for with other inputs than one of their own name.
+    INPUTS = {"offset_days": ["timing", "offset"]}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         chosen = self._chosen("type")
-        self.trigger_type = chosen if chosen in TRIGGER_LABELS else TRIGGER_TYPES[0]
-        when_choices = WHEN_CHOICES.get(self.trigger_type, [])
+        self.row = TRIGGERS[chosen] if chosen in TRIGGERS else next(iter(TRIGGERS.values()))
+        self.trigger_type = self.row.name
+        when_choices = [(mode.name, mode.label) for mode in self.row.modes]
         self.fields["when"].choices = when_choices
         chosen_when = self._chosen("when")
         valid_when = [value for value, _ in when_choices]
         self.chosen_when = chosen_when if chosen_when in valid_when else (valid_when or [None])[0]
-        if self.trigger_type == "scheduled_appointment":
-            self.fields["days"].label = "Days before the appointment"
-            self.fields["days"].help_text = "0 = the day of the appointment."
-        else:
-            self.fields["days"].label = "Days since"
+        self.params = self.row.params_for(self.chosen_when)
+        for param in self.params:
+            if param.name in self.fields and param.label:
+                self.fields[param.name].label = param.label
+                self.fields[param.name].help_text = param.help
         # Only the chosen type's options take part: values left over from another type (a
         # form posted without JavaScript after changing the type) are ignored, not errors.
         for name in list(self.fields):
@@ -229,26 +153,19 @@ class TriggerForm(forms.Form):
     @property
     def option_names(self) -> list[str]:
         """The option fields shown for the chosen type (and ``when``)."""
-        kind, when = self.trigger_type, self.chosen_when
-        if kind == "birthday":
-            return ["timing", "offset"]
-        if kind == "first_visit":
-            return ["days_after"]
-        if kind == "anniversary":
-            return ["timing", "offset", "years"]
-        if kind == "scheduled_appointment":
-            return ["when", "days"] if when == "days_before" else ["when"]
-        if kind == "missed_appointment":
-            return ["minutes_after"]
-        if kind == "last_visit_checked_in":
-            return {"today": ["when", "hours_after"], "yesterday": ["when"]}.get(
-                when, ["when", "days", "match"]
-            )
-        return ["days", "match"]  # last_visit_scheduled: days ago only
+        names = ["when"] if len(self.row.modes) > 1 else []
+        for param in self.params:
+            names += self.INPUTS.get(param.name, [param.name])
+        return names
 
     @property
     def option_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.option_names]
+
+    @property
+    def continuous(self) -> bool:
+        """Whether the chosen trigger is checked at every tick (not on the schedule)."""
+        return self.row.continuous_for(self.chosen_when) is not None
 
     @staticmethod
     def initial_from(trigger: dict | None) -> dict:
@@ -263,36 +180,42 @@ class TriggerForm(forms.Form):
             initial["years"] = ", ".join(str(y) for y in trigger["years"])
         return initial
 
+    @classmethod
+    def initial_for_type(cls, kind: str | None) -> dict:
+        """The inputs' values the wizard starts from when staff choose the type ``kind``."""
+        row = TRIGGERS.get(kind)
+        return cls.initial_from(row.starts_with) if row else {}
+
     def clean(self):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        kind = cleaned["type"]
-        trigger: dict = {"type": kind}
-        names = set(self.option_names)
-        if "timing" in names:
-            timing = cleaned.get("timing") or "on"
-            days = cleaned.get("offset")
-            if timing == "on":
-                trigger["offset_days"] = 0
-            elif days is None:
-                self.add_error("offset", "How many days before or after?")
-                return cleaned
-            else:
-                trigger["offset_days"] = -days if timing == "before" else days
-        if "years" in names and cleaned.get("years", "").strip():
-            try:
-                trigger["years"] = [int(y) for y in split_list(cleaned["years"])]
-            except ValueError:
-                self.add_error("years", "Whole years separated by commas, e.g. 1, 5, 10.")
-                return cleaned
-        if kind in WHEN_CHOICES:
+        trigger: dict = {"type": cleaned["type"]}
+        if self.row.modes:
             trigger["when"] = self.chosen_when
-        for name in ("days_after", "days", "hours_after", "minutes_after"):
-            if name in names and cleaned.get(name) is not None:
+        for param in self.params:
+            name = param.name
+            if name == "offset_days":
+                timing = cleaned.get("timing") or "on"
+                days = cleaned.get("offset")
+                if timing == "on":
+                    trigger[name] = 0
+                elif days is None:
+                    self.add_error("offset", "How many days before or after?")
+                    return cleaned
+                else:
+                    trigger[name] = -days if timing == "before" else days
+            elif param.many:
+                if cleaned.get(name, "").strip():
+                    try:
+                        trigger[name] = [int(y) for y in split_list(cleaned[name])]
+                    except ValueError:
+                        self.add_error(name, "Whole years separated by commas, e.g. 1, 5, 10.")
+                        return cleaned
+            elif name == "match":
+                trigger[name] = cleaned.get(name) or "at_least"
+            elif cleaned.get(name) is not None:
                 trigger[name] = cleaned[name]
-        if "match" in names:
-            trigger["match"] = cleaned.get("match") or "at_least"
         try:
             self.trigger = validate_trigger(trigger)
         except serializers.ValidationError as error:

@@ -11,6 +11,8 @@ from django.db.models.expressions import RawSQL
 from campaigns.exclusions import pending_drip_enrollments, recent_drip_messages
 from campaigns.explain import explain_patient
 from campaigns.filters import appointment_q, filter_conditions, with_filter_annotations
+from campaigns.language.spec import DEFAULT_SCHEDULE
+from campaigns.language.triggers import TRIGGERS, is_continuous, trigger_row
 from campaigns.models import (
     Campaign,
     CampaignKind,
@@ -21,7 +23,6 @@ from campaigns.models import (
     TemplateFolder,
 )
 from campaigns.schedule import due_day
-from campaigns.spec import APPOINTMENT_TRIGGERS, DEFAULT_SCHEDULE, VISIT_TRIGGERS, is_continuous
 from campaigns.triggers import NO_APPOINTMENT, UTC_STAMP_SQL, RunContext, trigger_audience
 from messaging.models import OutboundMessage
 from patients.models import Appointment, Patient, PatientStatus
@@ -69,11 +70,12 @@ def _campaign_sets(campaign: Campaign, ctx: RunContext) -> tuple[QuerySet, list[
         appointment_trigger = False
     else:
         trigger = campaign.trigger
-        appointment_trigger = trigger["type"] in APPOINTMENT_TRIGGERS
+        row = TRIGGERS[trigger["type"]]
+        appointment_trigger = row.has_appointment
         patients = trigger_audience(
             trigger,
             ctx,
-            case_types=filters.get("case_types") if trigger["type"] in VISIT_TRIGGERS else None,
+            case_types=filters.get("case_types") if row.per_case else None,
             appointment_q=appointment_q(filters) if appointment_trigger else None,
         )
     conditions = filter_conditions(filters, ctx, appointment_trigger=appointment_trigger)
@@ -116,13 +118,13 @@ def new_occurrences_sql(campaign: Campaign, patients: QuerySet[Patient]) -> tupl
     appointment's occurrence key is made from its id out here rather than selected: the ORM
     would compile (and PostgreSQL plan) the appointment's subquery once more for it.
     """
-    kind = (campaign.trigger or {}).get("type")
+    row = trigger_row(campaign.trigger)
     columns = ["enrolling_patient_id", "trigger_appointment_id"]
     join = ""
-    if kind not in APPOINTMENT_TRIGGERS:
+    if row is None or not row.has_appointment:
         columns.append("occurrence_key")
         key_sql = "a.occurrence_key"
-    elif kind == "scheduled_appointment":  # the appointment at its start
+    elif row.occurrence == "appointment_start":  # a reminder: the appointment at its start
         join = f"JOIN {Appointment._meta.db_table} ap ON ap.id = a.trigger_appointment_id "
         stamp = UTC_STAMP_SQL[connection.vendor].format("ap.start")
         key_sql = f"'appointment:' || a.trigger_appointment_id || '@' || {stamp}"

@@ -107,7 +107,7 @@ def _apply(campaign: Campaign, data: dict) -> None:
 
 @transaction.atomic
 def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
-    """Create a campaign from data validated by ``campaigns.spec.CampaignSerializer``."""
+    """Create a campaign from data validated by ``campaigns.language.spec.CampaignSerializer``."""
     campaign = Campaign(practice=practice, created_by=actor if getattr(actor, "pk", None) else None)
     _apply(campaign, data)
     if campaign.enabled:

@@ -31,7 +31,6 @@ from campaigns.content.sms import non_gsm7_characters, sms_segments
 from campaigns.forms import (
     MAX_STEPS,
     MERGE_FIELD_CHOICES,
-    TRIGGER_DEFAULTS,
     BlastForm,
     EnabledForm,
     FiltersForm,
@@ -47,6 +46,16 @@ from campaigns.forms import (
     step_rows_from_post,
     steps_validate,
 )
+from campaigns.language.describe import (
+    describe_delay,
+    describe_filters,
+    describe_goal,
+    describe_later_steps,
+    describe_schedule,
+    describe_trigger,
+)
+from campaigns.language.spec import CampaignSerializer
+from campaigns.language.triggers import is_continuous
 from campaigns.models import BlastExclusion, Campaign, CampaignKind, Channel, MessageTemplate
 from campaigns.selectors import (
     audience,
@@ -55,7 +64,6 @@ from campaigns.selectors import (
     template_folders,
     template_visible,
 )
-from campaigns.spec import CampaignSerializer, is_continuous
 from messaging.services import message_test_send
 from patients import selectors as patient_selectors
 from patients.models import UPCOMING_STATUSES, Appointment, Patient
@@ -93,8 +101,8 @@ def _audience_live(
     now = timezone.now()
     live = {
         "at": now,
-        "filters": wizard.describe_filters(filters, can_see_financials=can_see_financials),
-        "trigger": wizard.describe_trigger(trigger) if trigger else "",
+        "filters": describe_filters(filters, can_see_financials=can_see_financials),
+        "trigger": describe_trigger(trigger) if trigger else "",
         "count": None,
     }
     if trigger is not None and filters is not None:
@@ -174,7 +182,7 @@ def _drip_row(campaign: Campaign) -> dict:
     steps = list(campaign.steps.all())
     return {
         "campaign": campaign,
-        "trigger": wizard.describe_trigger(campaign.trigger),
+        "trigger": describe_trigger(campaign.trigger),
         "steps": len(steps),
         "sms": sum(step.channel == Channel.SMS for step in steps),
         "email": sum(step.channel == Channel.EMAIL for step in steps),
@@ -387,7 +395,7 @@ def _trigger_form_unbound(data, prefix: str = "trigger") -> TriggerForm:
         for name in TriggerForm.base_fields
         if f"{prefix}-{name}" in data
     }
-    for name, value in TRIGGER_DEFAULTS.get(initial.get("type"), {}).items():
+    for name, value in TriggerForm.initial_for_type(initial.get("type")).items():
         initial.setdefault(name, value)
     return TriggerForm(initial=initial, prefix=prefix)
 
@@ -513,7 +521,7 @@ def _messages_context(request: PracticeRequest, wiz: Wizard, rows: list[dict]) -
         "delay_units": ["minutes", "hours", "days", "weeks", "months"],
         "preview_patient": request.POST.get("preview_patient", ""),
         "max_steps": MAX_STEPS,
-        "later_steps": wizard.describe_later_steps(wiz.draft["schedule"], wiz.draft["trigger"]),
+        "later_steps": describe_later_steps(wiz.draft["schedule"], wiz.draft["trigger"]),
     }
 
 
@@ -674,7 +682,7 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
         item = {
             **message,
             "position": position,
-            "delay_text": wizard.describe_delay(message.get("delay"), position),
+            "delay_text": describe_delay(message.get("delay"), position),
         }
         if message["channel"] == Channel.SMS:
             item.update(_sms_context(message["body"]))
@@ -687,14 +695,12 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
         live = {"count": None, "filters": [], "trigger": ""}
     return {
         "live": live,
-        "trigger_text": wizard.describe_trigger(draft["trigger"]),
-        "schedule_text": wizard.describe_schedule(draft["schedule"], draft["trigger"]),
+        "trigger_text": describe_trigger(draft["trigger"]),
+        "schedule_text": describe_schedule(draft["schedule"], draft["trigger"]),
         "continuous": bool(draft["trigger"]) and is_continuous(draft["trigger"]),
-        "filter_lines": wizard.describe_filters(
-            draft["filters"], can_see_financials=can_see_financials
-        ),
+        "filter_lines": describe_filters(draft["filters"], can_see_financials=can_see_financials),
         "review_messages": messages,
-        "goal_text": wizard.describe_goal(draft["goal"]),
+        "goal_text": describe_goal(draft["goal"]),
         "stale": wizard.stale(draft, wiz.campaign),
     }
 
@@ -904,7 +910,7 @@ def _blast_detail(
         "removed": removed,
         "sample": sample,
         "error": error,
-        "filter_lines": wizard.describe_filters(
+        "filter_lines": describe_filters(
             campaign.filters, can_see_financials=_can_see_financials(request)
         ),
         "send_at": campaign.send_at,

@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
+from campaigns.language.describe import describe_trigger
 from campaigns.models import Campaign, CampaignKind
 from campaigns.selectors import campaign_list, explain
-from campaigns.wizard import describe_trigger
 from messaging.selectors import patient_messages
 from patients import selectors, services
 from patients.forms import (

@@ -8,10 +8,10 @@ import datetime as dt
 import itertools
 import zoneinfo
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
 from campaigns.selectors import audience
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from campaigns.triggers import RunContext, trigger_audience
 from patients.models import Appointment, Case, Patient
 from patients.services import appointments_upsert, cases_upsert, patients_upsert

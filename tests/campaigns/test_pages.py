@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import urls as campaign_urls
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import BlastExclusion, Campaign, MessageTemplate, TemplateFolder
 from campaigns.selectors import audience
 from campaigns.services import campaign_create, template_folder_create, template_save
-from campaigns.spec import CampaignSerializer
 from patients.services import patients_upsert
 from tests.factories import PatientFactory, UserFactory
 from trackstat.models import AuditEvent, Role

@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, MessageTemplate
 from campaigns.services import (
     campaign_as_json,
@@ -17,7 +18,6 @@ from campaigns.services import (
     template_folder_create,
     template_save,
 )
-from campaigns.spec import CampaignSerializer
 from campaigns.wizard import draft_key
 from messaging.models import OutboundMessage, SandboxMessage
 from patients.models import Lookup, LookupKind, Tag

@@ -8,8 +8,8 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from patients.models import Patient
 from patients.services import patients_upsert
 from tests.factories import PatientFactory
