@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, OuterRef, Prefetch, Q, Value, When
 
+from campaigns.audience.query import audience_candidates, new_occurrences_sql
+from campaigns.audience.triggers import NOT_MISSED_STATUSES
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import MISSED_MINUTES, continuous_of, is_continuous
 from campaigns.models import (
@@ -21,9 +23,7 @@ from campaigns.models import (
     MessageStep,
 )
 from campaigns.schedule import due_day
-from campaigns.selectors import audience_candidates, new_occurrences_sql
 from campaigns.timing import step_due
-from campaigns.triggers import NOT_MISSED_STATUSES
 from patients.models import VISIT_STATUSES, Appointment
 
 

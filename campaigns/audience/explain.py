@@ -8,12 +8,12 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 
-from campaigns.exclusions import pending_drip_enrollments, recent_drip_messages
-from campaigns.filters import with_filter_annotations
+from campaigns.audience.exclusions import pending_drip_enrollments, recent_drip_messages
+from campaigns.audience.filters import with_filter_annotations
+from campaigns.audience.triggers import RunContext
 from campaigns.language.filters import APPOINTMENT_FILTERS, CONDITION_LABELS
 from campaigns.language.triggers import trigger_row
 from campaigns.models import Campaign, CampaignKind, Channel, Enrollment
-from campaigns.triggers import RunContext
 from patients.models import VISIT_STATUSES, Appointment, Patient, PatientStatus
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 
-from campaigns.triggers import RunContext
+from campaigns.audience.triggers import RunContext
 from patients.models import (
     UPCOMING_STATUSES,
     Appointment,
