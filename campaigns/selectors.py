@@ -1,4 +1,6 @@
-"""Read-side queries of campaigns: lists, the audience at an instant, and "why?"."""
+"""Read-side queries of campaigns: lists, the audience at an instant, "why?", and the previews
+of the campaign pages (a draft's live audience, a message rendered for a real patient, a
+blast's recipients)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,22 @@ from campaigns.audience.query import (
     tick_predecessors,
 )
 from campaigns.audience.triggers import RunContext
-from campaigns.models import Campaign, Enrollment, MessageTemplate, TemplateFolder
+from campaigns.content.email_html import sanitize_email_html
+from campaigns.content.render import render_message
+from campaigns.content.sms import sms_counts
+from campaigns.language.describe import describe_filters, describe_trigger
+from campaigns.models import (
+    BlastExclusion,
+    Campaign,
+    CampaignKind,
+    Channel,
+    Enrollment,
+    MessageTemplate,
+    TemplateFolder,
+)
 from messaging.models import OutboundMessage
-from patients.models import Patient
+from patients.models import UPCOMING_STATUSES, Appointment, Patient
+from patients.selectors import patient_list
 from trackstat.models import Practice
 
 
@@ -100,3 +115,86 @@ def explain(campaign: Campaign, patient: Patient, *, at: dt.datetime) -> dict:
         occurrence_key=rows[0][1] if rows and not earlier else None,
         enrolled_first_by=earlier,
     )
+
+
+# --- Previews of the campaign pages ------------------------------------------------------------
+
+
+def audience_live(
+    *,
+    practice: Practice,
+    trigger: dict | None,
+    filters: dict | None,
+    at: dt.datetime,
+    can_see_financials: bool,
+) -> dict:
+    """A draft's audience as the wizard shows it beside the form: how many would enter at
+    ``at`` (``count``; None until the trigger and filters are valid) and the trigger and the
+    selected filters in staff's words."""
+    live = {
+        "at": at,
+        "filters": describe_filters(filters, can_see_financials=can_see_financials),
+        "trigger": describe_trigger(trigger) if trigger else "",
+        "count": None,
+    }
+    if trigger is not None and filters is not None:
+        unsaved = Campaign(
+            practice=practice, kind=CampaignKind.DRIP, trigger=trigger, filters=filters
+        )
+        live["count"] = audience(unsaved, at=at).count()
+    return live
+
+
+def preview_appointment(*, patient: Patient, at: dt.datetime) -> Appointment | None:
+    """The appointment a preview uses: the patient's next upcoming one, else their latest."""
+    appointments = Appointment.objects.filter(patient=patient).select_related("provider")
+    upcoming = appointments.filter(start__gt=at, status__in=UPCOMING_STATUSES)
+    return upcoming.order_by("start").first() or appointments.order_by("-start").first()
+
+
+def message_preview(*, practice: Practice, query: str, message: dict, at: dt.datetime) -> dict:
+    """A message (``channel``, ``subject``, ``body``) rendered for a real patient: the first
+    that ``query`` finds (by name or id), else the practice's first; ``error`` when none."""
+    patient = patient_list(practice=practice, query=query).first()
+    if patient is None:
+        return {"error": f"No patient matches “{query}”." if query else "No patients yet."}
+    appointment = preview_appointment(patient=patient, at=at)
+    subject, body = render_message(
+        channel=message["channel"],
+        subject=message["subject"],
+        body=message["body"],
+        patient=patient,
+        practice=practice,
+        appointment=appointment,
+    )
+    preview = {
+        "patient": patient,
+        "appointment": appointment,
+        "channel": message["channel"],
+        "subject": subject,
+        "body": body,
+    }
+    if message["channel"] == Channel.EMAIL:
+        preview["html"] = sanitize_email_html(body)
+    else:
+        preview.update(sms_counts(body))
+    return preview
+
+
+def blast_recipients(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:
+    """Who a blast not yet sent would reach at ``at``, in name order (``audience``)."""
+    return audience(campaign, at=at).select_related("primary_provider")
+
+
+def blast_removed(campaign: Campaign) -> QuerySet[BlastExclusion]:
+    """The recipients staff took off the blast, in name order."""
+    return (
+        BlastExclusion.objects.filter(campaign=campaign)
+        .select_related("patient")
+        .order_by("patient__last_name", "patient__first_name", "patient_id")
+    )
+
+
+def blast_includes(campaign: Campaign, patient: Patient) -> bool:
+    """Whether staff left ``patient`` on the blast (not removed)."""
+    return not BlastExclusion.objects.filter(campaign=campaign, patient=patient).exists()

@@ -24,10 +24,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from campaigns import services, wizard
-from campaigns.content.email_html import sanitize_email_html
 from campaigns.content.merge_fields import MERGE_FIELDS
-from campaigns.content.render import render_message
-from campaigns.content.sms import non_gsm7_characters, sms_segments
+from campaigns.content.sms import sms_counts
 from campaigns.forms import (
     MAX_STEPS,
     MERGE_FIELD_CHOICES,
@@ -56,17 +54,21 @@ from campaigns.language.describe import (
 )
 from campaigns.language.spec import CampaignSerializer
 from campaigns.language.triggers import is_continuous
-from campaigns.models import BlastExclusion, Campaign, CampaignKind, Channel, MessageTemplate
+from campaigns.models import Campaign, CampaignKind, Channel, MessageTemplate
 from campaigns.selectors import (
-    audience,
+    audience_live,
+    blast_includes,
+    blast_recipients,
+    blast_removed,
     campaign_has_history,
     campaign_list,
+    message_preview,
     template_folders,
     template_visible,
 )
 from messaging.services import message_test_send
 from patients import selectors as patient_selectors
-from patients.models import UPCOMING_STATUSES, Appointment, Patient
+from patients.models import Patient
 from trackstat.htmx import wants_partial
 from trackstat.models import Practice, Role
 from trackstat.tenancy import PracticeRequest, has_role, role_required
@@ -88,36 +90,6 @@ def _can_see_financials(request: PracticeRequest) -> bool:
 
 def _error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
-
-
-def _sms_context(text: str) -> dict:
-    return {"sms": sms_segments(text), "non_gsm": non_gsm7_characters(text)}
-
-
-def _audience_live(
-    practice: Practice, trigger: dict | None, filters: dict | None, *, can_see_financials: bool
-) -> dict:
-    """The live audience count (at now) and the selected-filters summary of a draft."""
-    now = timezone.now()
-    live = {
-        "at": now,
-        "filters": describe_filters(filters, can_see_financials=can_see_financials),
-        "trigger": describe_trigger(trigger) if trigger else "",
-        "count": None,
-    }
-    if trigger is not None and filters is not None:
-        unsaved = Campaign(
-            practice=practice, kind=CampaignKind.DRIP, trigger=trigger, filters=filters
-        )
-        live["count"] = audience(unsaved, at=now).count()
-    return live
-
-
-def _preview_appointment(patient: Patient) -> Appointment | None:
-    """The appointment a preview uses: the patient's next upcoming one, else their latest."""
-    appointments = Appointment.objects.filter(patient=patient).select_related("provider")
-    upcoming = appointments.filter(start__gt=timezone.now(), status__in=UPCOMING_STATUSES)
-    return upcoming.order_by("start").first() or appointments.order_by("-start").first()
 
 
 def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, int]:
@@ -144,35 +116,6 @@ def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, i
     except ValidationError as error:
         return " ".join(error.messages), 400
     return f"Test {message.get_status_display().lower()}: sent to {message.to}.", 200
-
-
-def _preview(practice: Practice, query: str, row: dict) -> dict:
-    """A message rendered for a real patient (the one ``query`` finds, else the first)."""
-    patients = patient_selectors.patient_list(practice=practice, query=query)
-    patient = patients.first()
-    if patient is None:
-        return {"error": f"No patient matches “{query}”." if query else "No patients yet."}
-    appointment = _preview_appointment(patient)
-    subject, body = render_message(
-        channel=row["channel"],
-        subject=row["subject"],
-        body=row["body"],
-        patient=patient,
-        practice=practice,
-        appointment=appointment,
-    )
-    preview = {
-        "patient": patient,
-        "appointment": appointment,
-        "channel": row["channel"],
-        "subject": subject,
-        "body": body,
-    }
-    if row["channel"] == Channel.EMAIL:
-        preview["html"] = sanitize_email_html(body)
-    else:
-        preview.update(_sms_context(body))
-    return preview
 
 
 # --- Drip campaigns: the list ------------------------------------------------------------------
@@ -446,18 +389,20 @@ def _step_audience(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
                 )
                 return wiz.move("audience", action)
             status = 400
-            live = _audience_live(
-                wiz.practice,
-                trigger.trigger,
-                filters.filters,
+            live = audience_live(
+                practice=wiz.practice,
+                trigger=trigger.trigger,
+                filters=filters.filters,
+                at=timezone.now(),
                 can_see_financials=can_see_financials,
             )
     else:
         forms = _audience_forms(request, wiz)
-        live = _audience_live(
-            wiz.practice,
-            wiz.draft["trigger"],
-            wiz.draft["filters"],
+        live = audience_live(
+            practice=wiz.practice,
+            trigger=wiz.draft["trigger"],
+            filters=wiz.draft["filters"],
+            at=timezone.now(),
             can_see_financials=can_see_financials,
         )
     return wiz.render("audience", {**forms, "live": live}, status)
@@ -485,10 +430,11 @@ def drip_audience_count(request: PracticeRequest, campaign_id: int | None = None
     forms = _audience_forms(request, wiz, request.GET)
     trigger, filters = forms["trigger_form"], forms["filters_form"]
     trigger_ok, filters_ok = trigger.is_valid(), filters.is_valid()
-    live = _audience_live(
-        wiz.practice,
-        trigger.trigger if trigger_ok else None,
-        filters.filters if filters_ok else None,
+    live = audience_live(
+        practice=wiz.practice,
+        trigger=trigger.trigger if trigger_ok else None,
+        filters=filters.filters if filters_ok else None,
+        at=timezone.now(),
         can_see_financials=_can_see_financials(request),
     )
     if not trigger_ok:
@@ -513,7 +459,7 @@ def _messages_context(request: PracticeRequest, wiz: Wizard, rows: list[dict]) -
     for position, row in enumerate(rows, start=1):
         row["position"] = position
         row["index"] = position - 1
-        row.update(_sms_context(row["body"]))
+        row.update(sms_counts(row["body"]))
     return {
         "rows": rows,
         "folders": template_folders(practice=wiz.practice),
@@ -605,8 +551,11 @@ def _step_messages(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
         note, status = _test_send(request, wiz, rows[index])
         focus = index
     elif action == "preview" and index is not None:
-        preview = _preview(
-            wiz.practice, request.POST.get("preview_patient", "").strip(), rows[index]
+        preview = message_preview(
+            practice=wiz.practice,
+            query=request.POST.get("preview_patient", "").strip(),
+            message=rows[index],
+            at=timezone.now(),
         )
         preview["index"] = index
         if wants_partial(request):
@@ -624,7 +573,7 @@ def sms_count(request: PracticeRequest) -> HttpResponse:
     name = request.GET.get("field", "body")
     if not SMS_FIELD_RE.match(name):
         return HttpResponse("Unknown field.", status=400)
-    context = _sms_context(request.POST.get(name, "").replace("\r\n", "\n"))
+    context = sms_counts(request.POST.get(name, "").replace("\r\n", "\n"))
     return render(request, "campaigns/sms_count.html", context)
 
 
@@ -685,11 +634,15 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
             "delay_text": describe_delay(message.get("delay"), position),
         }
         if message["channel"] == Channel.SMS:
-            item.update(_sms_context(message["body"]))
+            item.update(sms_counts(message["body"]))
         messages.append(item)
     try:
-        live = _audience_live(
-            wiz.practice, draft["trigger"], draft["filters"], can_see_financials=can_see_financials
+        live = audience_live(
+            practice=wiz.practice,
+            trigger=draft["trigger"],
+            filters=draft["filters"],
+            at=timezone.now(),
+            can_see_financials=can_see_financials,
         )
     except (KeyError, TypeError, ValueError):  # a draft whose audience cannot be computed yet
         live = {"count": None, "filters": [], "trigger": ""}
@@ -836,7 +789,7 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
         "merge_fields": MERGE_FIELD_CHOICES,
         "sms_count_url": reverse("campaigns:sms_count"),
         "tz_name": practice.time_zone,
-        **_sms_context(body),
+        **sms_counts(body),
     }
     return render(request, "campaigns/blast_form.html", context, status=status)
 
@@ -889,18 +842,15 @@ def _blast_detail(
     page = removed = None
     sample = None
     if not campaign.sent_at:
-        recipients = audience(campaign, at=now).select_related("primary_provider")
+        recipients = blast_recipients(campaign, at=now)
         page = Paginator(recipients, RECIPIENTS_PER_PAGE).get_page(request.GET.get("page"))
-        removed = (
-            BlastExclusion.objects.filter(campaign=campaign)
-            .select_related("patient")
-            .order_by("patient__last_name", "patient__first_name", "patient_id")
-        )
+        removed = blast_removed(campaign)
         if step and page.object_list:
-            sample = _preview(
-                practice,
-                page.object_list[0].external_id,
-                {"channel": step.channel, "subject": step.subject, "body": step.body},
+            sample = message_preview(
+                practice=practice,
+                query=page.object_list[0].external_id,
+                message={"channel": step.channel, "subject": step.subject, "body": step.body},
+                at=now,
             )
     context = {
         "campaign": campaign,
@@ -948,7 +898,7 @@ def blast_recipient(request: PracticeRequest, campaign_id: int, patient_id: int)
         except ValidationError as problem:
             error = _error_text(problem)
     if wants_partial(request):
-        included = not BlastExclusion.objects.filter(campaign=campaign, patient=patient).exists()
+        included = blast_includes(campaign, patient)
         context = {
             "campaign": campaign,
             "patient": patient,
@@ -1047,7 +997,7 @@ def _template_form(request: PracticeRequest, template: MessageTemplate | None) -
         "has_folders": form.fields["folder"].queryset.exists(),
         "merge_fields": MERGE_FIELD_CHOICES,
         "sms_count_url": reverse("campaigns:sms_count"),
-        **_sms_context(form["body"].value() or ""),
+        **sms_counts(form["body"].value() or ""),
     }
     return render(request, "campaigns/template_form.html", context, status=status)
 

@@ -61,3 +61,9 @@ def sms_segments(text: str) -> dict:
                 segments, used = segments + 1, 0
             used += unit
     return {"encoding": encoding, "length": length, "segments": segments}
+
+
+def sms_counts(text: str) -> dict:
+    """What the message editors show under an SMS body: ``sms`` (``sms_segments``) and
+    ``non_gsm`` (``non_gsm7_characters``)."""
+    return {"sms": sms_segments(text), "non_gsm": non_gsm7_characters(text)}
