@@ -26,24 +26,18 @@ from django.views.decorators.http import require_POST, require_safe
 from campaigns import services, wizard
 from campaigns.content.merge_fields import MERGE_FIELDS
 from campaigns.content.sms import sms_counts
-from campaigns.forms import (
+from campaigns.forms.audience import FiltersForm, ScheduleForm, TriggerForm
+from campaigns.forms.blasts import BlastForm, IncludedForm
+from campaigns.forms.fields import EnabledForm, error_messages
+from campaigns.forms.messages import (
     MAX_STEPS,
     MERGE_FIELD_CHOICES,
-    BlastForm,
-    EnabledForm,
-    FiltersForm,
-    FolderForm,
-    GoalForm,
-    IncludedForm,
-    NameForm,
-    ScheduleForm,
-    TemplateForm,
-    TriggerForm,
-    error_messages,
     step_row,
     step_rows_from_post,
     steps_validate,
 )
+from campaigns.forms.templates import FolderForm, TemplateForm
+from campaigns.forms.wizard import GoalForm, NameForm
 from campaigns.language.describe import (
     describe_delay,
     describe_filters,

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from campaigns.forms import TriggerForm
+from campaigns.forms.audience import TriggerForm
 from campaigns.language.describe import describe_trigger
 from campaigns.language.triggers import (
     APPOINTMENT_TRIGGERS,

@@ -1,38 +1,21 @@
-"""Forms of the campaign pages.
-
-They parse what staff enter into the campaign JSON of DESIGN §5 and hand it to the validators
-of ``campaigns.language`` (the same ones the REST API uses); the validators' messages are shown next
-to the field they name. Services do the writing.
-"""
+"""Step 2 of the wizard, the audience: the trigger, the filters (also a blast's) and the
+schedule. Each parses its inputs into its part of the campaign JSON and hands it to the
+validators of ``campaigns.language`` (the ones the REST API uses); their messages are shown
+next to the field they name."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from decimal import Decimal
 
 from django import forms
 from rest_framework import serializers
 
-from campaigns.content.merge_fields import MERGE_FIELDS
+from campaigns.forms.fields import add_spec_errors, choices_with, number_json, split_list
 from campaigns.language.filters import LOOKUP_FILTERS, STATUS_CHOICES, validate_filters
-from campaigns.language.spec import (
-    DEFAULT_SCHEDULE,
-    GOAL_TYPES,
-    WEEKDAY_LABELS,
-    MessageStepSerializer,
-    validate_goal,
-    validate_schedule,
-)
+from campaigns.language.spec import DEFAULT_SCHEDULE, WEEKDAY_LABELS, validate_schedule
 from campaigns.language.triggers import MISSED_MINUTES, TRIGGERS, validate_trigger
-from campaigns.models import Channel, DelayUnit, MessageTemplate, TemplateFolder
-from patients.forms import BooleanChoiceField
 from patients.models import Lookup, Sex
 from trackstat.models import Practice
-from trackstat.validators import InvalidValue, check_instant
-
-MAX_STEPS = 30
-LIST_SEPARATORS = re.compile(r"\s*[,;\n]\s*")
 
 TIMING_CHOICES = [("on", "On the day"), ("before", "Days before"), ("after", "Days after")]
 MATCH_CHOICES = [
@@ -40,59 +23,6 @@ MATCH_CHOICES = [
     ("exact", "Exactly that many days ago"),
 ]
 YES_NO_CHOICES = [("", "Not filtered"), ("yes", "Yes"), ("no", "No")]
-GOAL_CHOICES = [("", "No goal"), *GOAL_TYPES.items()]
-
-
-def error_messages(detail) -> list[str]:
-    """The messages of a (possibly nested) DRF error structure, flattened."""
-    if isinstance(detail, dict):
-        return [m for value in detail.values() for m in error_messages(value)]
-    if isinstance(detail, list | tuple):
-        return [m for item in detail for m in error_messages(item)]
-    return [str(detail)]
-
-
-def add_spec_errors(form: forms.Form, error: serializers.ValidationError, field_map=None) -> None:
-    """Show a spec validator's errors (``{name: [messages]}``) next to the fields they name."""
-    detail = error.detail
-    if not isinstance(detail, dict):
-        detail = {None: detail}
-    for name, messages in detail.items():
-        target = (field_map or {}).get(name, name)
-        if target not in form.fields:
-            target = None
-        for message in error_messages(messages):
-            form.add_error(target, message)
-
-
-def split_list(text: str) -> list[str]:
-    return [item for item in LIST_SEPARATORS.split(text.strip()) if item]
-
-
-def number_json(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _choices_with(names, selected) -> list[tuple[str, str]]:
-    """The practice's values plus any already-selected value it no longer has, so that editing
-    a campaign never drops a selection silently."""
-    everything = list(dict.fromkeys([*names, *(selected or [])]))
-    return [(name, name) for name in everything]
-
-
-# --- Step 1: name ------------------------------------------------------------------------------
-
-
-class NameForm(forms.Form):
-    name = forms.CharField(
-        label="Campaign name",
-        max_length=200,
-        error_messages={"required": "Give the campaign a name."},
-        widget=forms.TextInput(attrs={"autofocus": True, "placeholder": "e.g. Happy birthday"}),
-    )
-
-
-# --- Step 2: trigger ---------------------------------------------------------------------------
 
 
 class TriggerForm(forms.Form):
@@ -295,7 +225,7 @@ class FiltersForm(forms.Form):
             values.setdefault(kind, []).append(name)
         for name, (kind, label) in LOOKUP_FILTERS.items():
             selected = self.initial.get(name) or []
-            choices = _choices_with(sorted(values.get(kind, [])), selected)
+            choices = choices_with(sorted(values.get(kind, [])), selected)
             self.fields[name] = forms.MultipleChoiceField(
                 label=label,
                 required=False,
@@ -304,7 +234,7 @@ class FiltersForm(forms.Form):
             )
         tags = list(practice.tags.order_by("name").values_list("name", flat=True))
         for name in ("tags_include", "tags_exclude"):
-            self.fields[name].choices = _choices_with(tags, self.initial.get(name))
+            self.fields[name].choices = choices_with(tags, self.initial.get(name))
         if not can_see_financials:
             del self.fields["paid_total_min"], self.fields["paid_total_max"]
         self.filters: dict | None = None
@@ -498,281 +428,3 @@ class ScheduleForm(forms.Form):
         except serializers.ValidationError as error:
             add_spec_errors(self, error)
         return cleaned
-
-
-# --- Step 3: messages --------------------------------------------------------------------------
-
-
-def step_row(message: dict) -> dict:
-    """A message of the campaign JSON as the raw values of its inputs."""
-    delay = message.get("delay") or {}
-    return {
-        "channel": message.get("channel", Channel.SMS),
-        "subject": message.get("subject", ""),
-        "body": message.get("body", ""),
-        "delay_value": str(delay.get("value", 0)),
-        "delay_unit": delay.get("unit", DelayUnit.DAYS),
-        "errors": {},
-    }
-
-
-def step_rows_from_post(data) -> list[dict]:
-    """The message steps as posted (``step-<i>-channel``, …), in order, unvalidated."""
-    rows = []
-    for index in range(MAX_STEPS):
-        prefix = f"step-{index}-"
-        if prefix + "channel" not in data:
-            break
-        rows.append(
-            {
-                "channel": data.get(prefix + "channel", ""),
-                "subject": data.get(prefix + "subject", ""),
-                "body": data.get(prefix + "body", "").replace("\r\n", "\n"),
-                "delay_value": data.get(prefix + "delay_value", "0").strip(),
-                "delay_unit": data.get(prefix + "delay_unit", DelayUnit.DAYS),
-                "errors": {},
-            }
-        )
-    return rows
-
-
-def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None, dict]:
-    """One step's values validated by ``spec.MessageStepSerializer``: (message, errors)."""
-    data = {"channel": row["channel"], "subject": row["subject"], "body": row["body"]}
-    errors: dict[str, list[str]] = {}
-    if with_delay:
-        try:
-            value = int(row["delay_value"] or 0)
-        except ValueError:
-            errors["delay"] = ["The delay must be a whole number."]
-        else:
-            data["delay"] = {"value": value, "unit": row["delay_unit"]}
-    serializer = MessageStepSerializer(data=data)
-    if not serializer.is_valid():
-        for name, messages in serializer.errors.items():
-            errors.setdefault(name, []).extend(error_messages(messages))
-    if errors:
-        return None, errors
-    message = dict(serializer.validated_data)
-    return {
-        "channel": message["channel"],
-        "subject": message["subject"],
-        "body": message["body"],
-        "delay": message["delay"],
-    }, {}
-
-
-def steps_validate(rows: list[dict]) -> list[dict] | None:
-    """Validate every row (errors are put on the rows); the messages if all are valid."""
-    messages, valid = [], True
-    for row in rows:
-        message, errors = message_validate(row)
-        row["errors"] = errors
-        valid = valid and message is not None
-        messages.append(message)
-    return messages if valid else None
-
-
-MERGE_FIELD_CHOICES = [(name, f"{{{{{name}}}}}: {label}") for name, label in MERGE_FIELDS.items()]
-
-
-# --- Step 4: goal ------------------------------------------------------------------------------
-
-
-class GoalForm(forms.Form):
-    type = forms.ChoiceField(
-        label="Goal", required=False, choices=GOAL_CHOICES, widget=forms.RadioSelect
-    )
-    url = forms.CharField(
-        label="Only this link (optional)",
-        required=False,
-        max_length=2000,
-        widget=forms.URLInput(attrs={"placeholder": "https://…"}),
-        help_text="Empty: any tracked link in this campaign's messages.",
-    )
-
-    FIELD_MAP = {"filters": "appointment_purposes"}
-
-    def __init__(self, data=None, *, practice: Practice, current: dict | None, **kwargs):
-        current = current or {}
-        super().__init__(data, initial=self.initial_from(current), **kwargs)
-        for name in ("appointment_purposes", "providers"):
-            kind, label = LOOKUP_FILTERS[name]
-            names = Lookup.objects.filter(practice=practice, kind=kind).values_list(
-                "name", flat=True
-            )
-            choices = _choices_with(list(names), self.initial.get(name))
-            self.fields[name] = forms.MultipleChoiceField(
-                label=f"Only these {label.lower()} (optional)",
-                required=False,
-                choices=choices,
-                widget=forms.SelectMultiple(attrs={"size": min(max(len(choices), 2), 6)}),
-            )
-        self.goal: dict | None = None
-
-    @staticmethod
-    def initial_from(goal: dict) -> dict:
-        filters = goal.get("filters") or {}
-        return {
-            "type": goal.get("type", ""),
-            "url": goal.get("url", ""),
-            "appointment_purposes": filters.get("appointment_purposes", []),
-            "providers": filters.get("providers", []),
-        }
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        kind = cleaned.get("type")
-        goal = None
-        if kind == "future_appointment":
-            goal = {
-                "type": kind,
-                "filters": {
-                    name: cleaned[name]
-                    for name in ("appointment_purposes", "providers")
-                    if cleaned.get(name)
-                },
-            }
-        elif kind == "clicked_link":
-            goal = {"type": kind, **({"url": cleaned["url"]} if cleaned.get("url") else {})}
-        try:
-            self.goal = validate_goal(goal)
-        except serializers.ValidationError as error:
-            add_spec_errors(self, error, self.FIELD_MAP)
-        return cleaned
-
-
-# --- Blast campaigns ---------------------------------------------------------------------------
-
-
-class BlastForm(forms.Form):
-    """A blast's name, its one message and when it goes out (its filters: ``FiltersForm``)."""
-
-    name = forms.CharField(
-        label="Campaign name", max_length=200, error_messages={"required": "Give it a name."}
-    )
-    channel = forms.ChoiceField(label="Send as", choices=Channel.choices)
-    subject = forms.CharField(label="Subject (email)", required=False, max_length=200)
-    body = forms.CharField(
-        label="Message", widget=forms.Textarea(attrs={"rows": 6}), required=False
-    )
-    send_mode = forms.ChoiceField(
-        label="Send",
-        choices=[("asap", "As soon as it is enabled"), ("at", "At a date and time")],
-        widget=forms.RadioSelect,
-    )
-    send_at = forms.CharField(
-        label="Date and time (practice time zone)",
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-
-    def __init__(self, *args, practice: Practice, now: dt.datetime, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.practice = practice
-        self.now = now
-
-    @staticmethod
-    def initial_from(campaign_json: dict, practice: Practice) -> dict:
-        message = (campaign_json.get("messages") or [{}])[0]
-        send_at = campaign_json.get("send_at")
-        local = (
-            dt.datetime.fromisoformat(send_at).astimezone(practice.tz).strftime("%Y-%m-%dT%H:%M")
-            if send_at
-            else ""
-        )
-        return {
-            "name": campaign_json.get("name", ""),
-            "channel": message.get("channel", Channel.SMS),
-            "subject": message.get("subject", ""),
-            "body": message.get("body", ""),
-            "send_mode": "at" if send_at else "asap",
-            "send_at": local,
-        }
-
-    def clean_send_at(self) -> dt.datetime | None:
-        value = self.cleaned_data["send_at"].strip()
-        if not value:
-            return None
-        try:
-            # The browser's local date and time, read in the practice's time zone.
-            naive = dt.datetime.fromisoformat(value[:16])
-        except ValueError:
-            raise forms.ValidationError("Enter a date and time, e.g. 2026-03-10 09:30.") from None
-        try:
-            return check_instant(naive.replace(tzinfo=self.practice.tz))
-        except InvalidValue as error:
-            raise forms.ValidationError(str(error)) from None
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("send_mode") == "at":
-            send_at = cleaned.get("send_at")
-            if send_at is None and "send_at" not in self.errors:
-                self.add_error("send_at", "Choose when to send, or “as soon as it is enabled”.")
-            elif send_at is not None and send_at <= self.now:
-                self.add_error("send_at", "Choose a time in the future.")
-        else:
-            cleaned["send_at"] = None
-        return cleaned
-
-
-# --- Templates ---------------------------------------------------------------------------------
-
-
-class TemplateForm(forms.Form):
-    folder = forms.ModelChoiceField(label="Folder", queryset=TemplateFolder.objects.none())
-    name = forms.CharField(label="Template name", max_length=200)
-    channel = forms.ChoiceField(label="Channel", choices=Channel.choices)
-    subject = forms.CharField(label="Subject (email)", required=False, max_length=200)
-    body = forms.CharField(label="Message", widget=forms.Textarea(attrs={"rows": 8}))
-
-    def __init__(self, *args, practice: Practice, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["folder"].queryset = TemplateFolder.objects.filter(practice=practice)
-
-    @staticmethod
-    def initial_from(template: MessageTemplate) -> dict:
-        return {
-            "folder": template.folder_id,
-            "name": template.name,
-            "channel": template.channel,
-            "subject": template.subject,
-            "body": template.body,
-        }
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        message, errors = message_validate(
-            {"channel": cleaned["channel"], "subject": cleaned["subject"], "body": cleaned["body"]},
-            with_delay=False,
-        )
-        for name, messages in errors.items():
-            for text in messages:
-                self.add_error(name if name in self.fields else None, text)
-        if message:
-            cleaned["subject"], cleaned["body"] = message["subject"], message["body"]
-        return cleaned
-
-
-class FolderForm(forms.Form):
-    name = forms.CharField(label="Folder name", max_length=200)
-
-
-# --- Small switches ----------------------------------------------------------------------------
-
-
-class EnabledForm(forms.Form):
-    """The on/off switch: the state the campaign should have (idempotent on a double submit)."""
-
-    enabled = BooleanChoiceField()
-
-
-class IncludedForm(forms.Form):
-    """Put a blast recipient back (``true``) or remove them (``false``)."""
-
-    included = BooleanChoiceField()
