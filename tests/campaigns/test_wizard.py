@@ -18,7 +18,7 @@ from campaigns.services import (
     template_folder_create,
     template_save,
 )
-from campaigns.wizard import draft_key
+from campaigns.views.wizard_state import draft_key
 from messaging.models import OutboundMessage, SandboxMessage
 from patients.models import Lookup, LookupKind, Tag
 from patients.services import patients_upsert

@@ -1,4 +1,4 @@
-"""The "+ Add Campaign" wizard's draft.
+"""The "+ Add Campaign" wizard's state: its draft, and one run of it (``Wizard``).
 
 The draft is the campaign JSON of DESIGN §5 being built, kept in the session: one per new
 campaign and one per campaign being edited, per practice. Each step validates its own part and
@@ -10,11 +10,20 @@ the database before that, so an abandoned wizard leaves no trace but a session e
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
+
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import default_trigger
 from campaigns.models import Campaign, CampaignKind
 from campaigns.services import campaign_as_json
+from campaigns.views.shared import campaign_or_404
+from trackstat.models import Practice
+from trackstat.tenancy import PracticeRequest
 
 STEPS = [
     ("name", "Name"),
@@ -120,3 +129,85 @@ def stale(draft: dict, campaign: Campaign | None) -> bool:
     if campaign is None or not draft.get("base_updated_at"):
         return False
     return campaign.updated_at.isoformat() != draft["base_updated_at"]
+
+
+# --- One run of the wizard ---------------------------------------------------------------------
+
+ACTION_RE = re.compile(r"^(?P<name>[a-z_]+)(?:-(?P<index>\d+))?$")
+
+
+@dataclasses.dataclass
+class Wizard:
+    """One run of the wizard: a new campaign (``campaign`` None) or an existing one."""
+
+    request: PracticeRequest
+    campaign: Campaign | None
+    draft: dict = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        self.draft = draft_get(
+            self.request.session, practice_id=self.practice.pk, campaign=self.campaign
+        )
+
+    @property
+    def practice(self) -> Practice:
+        return self.request.practice
+
+    def url(self, name: str, step: str | None = None) -> str:
+        args = [self.campaign.pk] if self.campaign else []
+        prefix = "campaigns:drip_edit_" if self.campaign else "campaigns:drip_new_"
+        if step:
+            return reverse(prefix + "step", args=[*args, step])
+        return reverse(prefix + name, args=args)
+
+    def save(self, **parts) -> None:
+        self.draft = draft_save(
+            self.request.session, practice_id=self.practice.pk, campaign=self.campaign, **parts
+        )
+
+    def move(self, step: str, action: str) -> HttpResponseRedirect:
+        """After a step saved: Back or Next."""
+        index = STEP_NAMES.index(step) + (-1 if action == "back" else 1)
+        index = min(max(index, 0), len(STEP_NAMES) - 1)
+        return redirect(self.url("step", STEP_NAMES[index]))
+
+    def render(
+        self, step: str, context: dict, status: int = 200, partial: str = ""
+    ) -> HttpResponse:
+        steps = [
+            {"name": name, "label": label, "number": n, "url": self.url("step", name)}
+            for n, (name, label) in enumerate(STEPS, start=1)
+        ]
+        context = {
+            "wizard": self,
+            "campaign": self.campaign,
+            "draft": self.draft,
+            "step": step,
+            "steps": steps,
+            "step_number": STEP_NAMES.index(step) + 1,
+            "title": f"Edit “{self.campaign.name}”" if self.campaign else "New drip campaign",
+            "urls": {
+                "options": self.url("trigger_options"),
+                "count": self.url("audience_count"),
+                "discard": self.url("discard"),
+                "step": self.url("step", step),
+                "sms_count": reverse("campaigns:sms_count"),
+            },
+            **context,
+        }
+        template = f"campaigns/wizard_{step}.html"
+        return render(self.request, template + partial, context, status=status)
+
+
+def wizard_for(request: PracticeRequest, campaign_id: int | None) -> Wizard:
+    campaign = campaign_or_404(request, campaign_id, CampaignKind.DRIP) if campaign_id else None
+    return Wizard(request, campaign)
+
+
+def posted_action(request: PracticeRequest) -> tuple[str, int | None]:
+    """The button pressed: ``name`` or ``name-<index>`` (a step's own buttons), as (name, index)."""
+    match = ACTION_RE.match(request.POST.get("action", "next"))
+    if not match:
+        return "next", None
+    index = match.group("index")
+    return match.group("name"), int(index) if index is not None else None
