@@ -251,7 +251,7 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
     """Insert one enrollment per new occurrence in one ``INSERT … SELECT … ON CONFLICT DO
     NOTHING``: the unique (campaign, patient, occurrence key) makes re-runs harmless.
 
-    The rows are ``campaigns.selectors``' (``audience_candidates``, ``new_occurrences_sql``),
+    The rows are ``campaigns.audience.query``' (``audience_candidates``, ``new_occurrences_sql``),
     which ``audience`` and ``explain`` read too. Campaigns of a tick run one after the other,
     each committed, so a drip with ``exclude_recent_days`` sees the enrollments of the drips
     that ran before it in the same tick.

@@ -46,7 +46,7 @@ def step_rows_from_post(data) -> list[dict]:
 
 
 def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None, dict]:
-    """One step's values validated by ``spec.MessageStepSerializer``: (message, errors)."""
+    """One step's values validated by ``MessageStepSerializer``: (message, errors)."""
     data = {"channel": row["channel"], "subject": row["subject"], "body": row["body"]}
     errors: dict[str, list[str]] = {}
     if with_delay:
