@@ -148,7 +148,7 @@ def hand_sql(now: dt.datetime) -> tuple[float, dict]:
 
 def _naive_trigger(trigger: dict, filters: dict, data: dict, at: dt.datetime, tz) -> tuple:
     """(occurrence key, appointment id) when the trigger matches the patient, else None."""
-    from campaigns.triggers import reminder_occurrence_key
+    from campaigns.audience.triggers import reminder_occurrence_key
 
     patient = data["patient"]
     today = at.astimezone(tz).date()
@@ -248,7 +248,7 @@ def _naive_trigger(trigger: dict, filters: dict, data: dict, at: dt.datetime, tz
 
 
 def _naive_filters(filters: dict, data: dict, at: dt.datetime, tz, appointment_trigger) -> bool:
-    from campaigns.filters import years_before
+    from campaigns.audience.filters import years_before
 
     p = data["patient"]
     tags = data["tags"]
@@ -344,12 +344,12 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
     from django.db import transaction
     from django.db.models import Q
 
+    from campaigns.audience.exclusions import PENDING_STATUSES
+    from campaigns.content.render import render_message
     from campaigns.engine.steps import address_problem
-    from campaigns.exclusions import PENDING_STATUSES
+    from campaigns.language.triggers import APPOINTMENT_TRIGGERS, is_continuous
     from campaigns.models import Campaign, CampaignKind, Enrollment
-    from campaigns.render import render_message
     from campaigns.schedule import is_due_on, run_time
-    from campaigns.spec import APPOINTMENT_TRIGGERS, is_continuous
     from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
     from patients.models import (
         Appointment,

@@ -6,7 +6,7 @@ appointments over three years (mostly completed, some no-shows, cancellations an
 ones, and a day's schedule on ``today``), one to three cases of several types with
 diagnoses, tags, lookups (providers, insurance, attorneys, …) and opt-outs. Per practice:
 ten drip campaigns covering every trigger type and most filters, and a blast, validated by
-the campaign serializer (``campaigns.spec``): the first practice's set is created through
+the campaign serializer (``campaigns.language.spec``): the first practice's set is created through
 ``campaigns.services.campaign_create`` and copied for the others.
 
 Rows are loaded with PostgreSQL ``COPY`` (psycopg 3 ``cursor.copy``) with the secondary
@@ -597,9 +597,9 @@ def _run_split(params: dict, statements: list[str], *, workers: int) -> None:
 def campaigns_create(*, practice_ids: list[int], enabled_at: dt.datetime) -> int:
     """The campaign set: created for the first practice through the serializer and the
     service, then copied for the others (bulk inserts). Returns how many campaigns."""
+    from campaigns.language.spec import CampaignSerializer
     from campaigns.models import Campaign, MessageStep
     from campaigns.services import campaign_create
-    from campaigns.spec import CampaignSerializer
     from trackstat.models import Practice
 
     first = Practice.objects.get(pk=practice_ids[0])

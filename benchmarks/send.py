@@ -155,8 +155,8 @@ def populate(practices: int, zone: str) -> None:
     """Practices, patients (through the sync service) and two materialized blasts each."""
     from campaigns.engine.enroll import campaigns_run_due
     from campaigns.engine.steps import steps_materialize
+    from campaigns.language.spec import CampaignSerializer
     from campaigns.services import campaign_create
-    from campaigns.spec import CampaignSerializer
     from patients.sync.patients import patients_upsert
     from trackstat.services import practice_create
 

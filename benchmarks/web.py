@@ -100,8 +100,8 @@ def populate() -> dict:
 
     from campaigns.engine.enroll import campaigns_run_due
     from campaigns.engine.steps import steps_materialize
+    from campaigns.language.spec import CampaignSerializer
     from campaigns.services import campaign_create
-    from campaigns.spec import CampaignSerializer
     from messaging.models import MessageStatus, OutboundMessage
     from messaging.status import messages_transition
     from patients.sync.patients import patients_upsert

@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from campaigns.forms import message_validate
+from campaigns.forms.messages import message_validate
 from campaigns.models import Campaign, MessageStep, MessageTemplate, TemplateFolder
 from campaigns.services import campaign_delete, campaign_set_enabled
 

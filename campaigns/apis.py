@@ -22,8 +22,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns import selectors, services
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, CampaignKind
-from campaigns.spec import CampaignSerializer
 from patients.selectors import patient_queryset
 from trackstat.api_auth import actor_of
 from trackstat.api_errors import query_param
@@ -122,7 +122,7 @@ def _steps_as_list(errors: dict, messages) -> dict:
     """Step errors as a list with one object per step, ``[{}, {"body": [...]}]``.
 
     DRF 3.18 keys a nested list's errors by index (``{1: {...}}``) while the cross-step checks
-    of ``campaigns.spec`` answer a list; clients get the list, whichever produced the error.
+    of ``campaigns.language`` answer a list; clients get the list, whichever produced the error.
     """
     steps = errors.get("messages")
     if isinstance(steps, dict) and steps and all(isinstance(k, int) for k in steps):

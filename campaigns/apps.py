@@ -7,7 +7,7 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         # Imported here: modules that use models load once the app registry is ready.
         from campaigns import receivers  # noqa: F401 - connects the signal receivers
-        from campaigns.patient_views import WHY_PANEL
+        from campaigns.views.patient import WHY_PANEL
         from patients.panels import patient_panel_register
 
         patient_panel_register(WHY_PANEL)

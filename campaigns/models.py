@@ -1,8 +1,8 @@
 """Campaigns (drip and blast), their message steps, and the template library (DESIGN §5).
 
 A campaign's trigger, filters, schedule and goal are stored as the JSON of the API (§5),
-validated by ``campaigns.spec`` on every write and compiled to SQL by ``campaigns.triggers``
-and ``campaigns.filters``.
+validated by ``campaigns.language`` on every write and compiled to SQL by
+``campaigns.audience``.
 """
 
 from __future__ import annotations

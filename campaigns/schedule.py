@@ -6,7 +6,7 @@ import calendar
 import datetime as dt
 import zoneinfo
 
-from campaigns.spec import WEEKDAYS
+from campaigns.language.spec import WEEKDAYS
 
 
 def is_due_on(schedule: dict, day: dt.date) -> bool:

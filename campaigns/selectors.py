@@ -1,30 +1,38 @@
-"""Read-side queries of campaigns: lists, the audience at an instant, and "why?"."""
+"""Read-side queries of campaigns: lists, the audience at an instant, "why?", and the previews
+of the campaign pages (a draft's live audience, a message rendered for a real patient, a
+blast's recipients)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.db import connection
-from django.db.models import CharField, Exists, F, OuterRef, Q, QuerySet, Value
-from django.db.models.expressions import RawSQL
+from django.db.models import Q, QuerySet
 
-from campaigns.exclusions import pending_drip_enrollments, recent_drip_messages
-from campaigns.explain import explain_patient
-from campaigns.filters import appointment_q, filter_conditions, with_filter_annotations
+from campaigns.audience.explain import explain_patient
+from campaigns.audience.query import (
+    audience_candidates,
+    campaign_sets,
+    entering,
+    entering_rows,
+    tick_predecessors,
+)
+from campaigns.audience.triggers import RunContext
+from campaigns.content.email_html import sanitize_email_html
+from campaigns.content.render import render_message
+from campaigns.content.sms import sms_counts
+from campaigns.language.describe import describe_filters, describe_trigger
 from campaigns.models import (
+    BlastExclusion,
     Campaign,
     CampaignKind,
-    CampaignRun,
+    Channel,
     Enrollment,
-    MessageStep,
     MessageTemplate,
     TemplateFolder,
 )
-from campaigns.schedule import due_day
-from campaigns.spec import APPOINTMENT_TRIGGERS, DEFAULT_SCHEDULE, VISIT_TRIGGERS, is_continuous
-from campaigns.triggers import NO_APPOINTMENT, UTC_STAMP_SQL, RunContext, trigger_audience
 from messaging.models import OutboundMessage
-from patients.models import Appointment, Patient, PatientStatus
+from patients.models import UPCOMING_STATUSES, Appointment, Patient
+from patients.selectors import patient_list
 from trackstat.models import Practice
 
 
@@ -58,141 +66,6 @@ def template_visible(*, practice: Practice) -> QuerySet[MessageTemplate]:
     return MessageTemplate.objects.filter(Q(practice=practice) | Q(practice__isnull=True))
 
 
-def _campaign_sets(campaign: Campaign, ctx: RunContext) -> tuple[QuerySet, list[tuple[str, Q]]]:
-    """The trigger's patients (annotated) and the filter conditions, before combining."""
-    filters = campaign.filters or {}
-    if campaign.kind == CampaignKind.BLAST:
-        patients = Patient.objects.filter(practice=campaign.practice).annotate(
-            occurrence_key=Value("blast", output_field=CharField()),
-            trigger_appointment_id=NO_APPOINTMENT,
-        )
-        appointment_trigger = False
-    else:
-        trigger = campaign.trigger
-        appointment_trigger = trigger["type"] in APPOINTMENT_TRIGGERS
-        patients = trigger_audience(
-            trigger,
-            ctx,
-            case_types=filters.get("case_types") if trigger["type"] in VISIT_TRIGGERS else None,
-            appointment_q=appointment_q(filters) if appointment_trigger else None,
-        )
-    conditions = filter_conditions(filters, ctx, appointment_trigger=appointment_trigger)
-    return with_filter_annotations(patients), conditions
-
-
-def audience_candidates(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:
-    """The patients a run of ``campaign`` at ``at`` would consider: the trigger's, narrowed
-    by the filters, less the exclusions that do not depend on this campaign's enrollments
-    (blast recipients staff removed, deceased patients, and with ``exclude_recent_days``
-    patients with a recent or pending message of another drip). One query, any number of
-    patients, each annotated with ``occurrence_key`` and ``trigger_appointment_id``.
-
-    The engine enrolls from exactly this queryset (``new_occurrences_sql``); opt-outs and
-    channels are judged per step, so they do not keep anyone out.
-    """
-    ctx = RunContext(practice=campaign.practice, at=at)
-    patients, conditions = _campaign_sets(campaign, ctx)
-    # One filter() for all conditions: each call clones the query with its subqueries, a
-    # cost the engine pays per campaign and tick.
-    patients = patients.filter(*(condition for _name, condition in conditions)).exclude(
-        status=PatientStatus.DECEASED
-    )
-    if campaign.kind == CampaignKind.BLAST:
-        patients = patients.exclude(pk__in=campaign.exclusions.values("patient_id"))
-    if campaign.exclude_recent_days:
-        mine = {"patient_id": OuterRef("pk")}
-        patients = patients.exclude(
-            Exists(recent_drip_messages(campaign, at=at).filter(**mine))
-        ).exclude(Exists(pending_drip_enrollments(campaign, at=at).filter(**mine)))
-    return patients
-
-
-def new_occurrences_sql(campaign: Campaign, patients: QuerySet[Patient]) -> tuple[str, list]:
-    """SQL (and its parameters) of the rows ``(patient_id, occurrence_key, appointment_id)``
-    of ``patients`` (``audience_candidates``) whose occurrence has not entered ``campaign``
-    yet: what the engine inserts as enrollments, and what ``audience`` and ``explain`` read.
-
-    Every selected column gets an explicit alias, for the outer SELECT to name. An
-    appointment's occurrence key is made from its id out here rather than selected: the ORM
-    would compile (and PostgreSQL plan) the appointment's subquery once more for it.
-    """
-    kind = (campaign.trigger or {}).get("type")
-    columns = ["enrolling_patient_id", "trigger_appointment_id"]
-    join = ""
-    if kind not in APPOINTMENT_TRIGGERS:
-        columns.append("occurrence_key")
-        key_sql = "a.occurrence_key"
-    elif kind == "scheduled_appointment":  # the appointment at its start
-        join = f"JOIN {Appointment._meta.db_table} ap ON ap.id = a.trigger_appointment_id "
-        stamp = UTC_STAMP_SQL[connection.vendor].format("ap.start")
-        key_sql = f"'appointment:' || a.trigger_appointment_id || '@' || {stamp}"
-    else:
-        key_sql = "'appointment:' || a.trigger_appointment_id"
-    select_sql, params = (
-        patients.order_by().annotate(enrolling_patient_id=F("pk")).values_list(*columns).query
-    ).sql_with_params()
-    params = list(params)
-    # Table names are the models'; select_sql is compiled by the ORM with its values kept
-    # apart in params: no input is formatted into the statement.
-    sql = (
-        f"SELECT a.enrolling_patient_id AS patient_id, {key_sql} AS occurrence_key, "  # noqa: S608
-        f"a.trigger_appointment_id AS appointment_id FROM ({select_sql}) AS a {join}"
-    )
-    if campaign.pk is not None:
-        sql += (
-            f"WHERE NOT EXISTS (SELECT 1 FROM {Enrollment._meta.db_table} e "  # noqa: S608
-            "WHERE e.campaign_id = %s AND e.patient_id = a.enrolling_patient_id "
-            f"AND e.occurrence_key = {key_sql})"
-        )
-        params.append(campaign.pk)
-    return sql, params
-
-
-def tick_predecessors(campaign: Campaign, *, at: dt.datetime) -> list[Campaign]:
-    """The practice's other drip campaigns that a tick at ``at`` runs before ``campaign``
-    (the engine runs due campaigns in id order; an unsaved campaign would come last): the
-    continuous ones, and the scheduled ones due then that have not run that local day."""
-    practice = campaign.practice
-    others = (
-        Campaign.objects.filter(
-            Exists(MessageStep.objects.filter(campaign_id=OuterRef("pk"))),
-            practice=practice,
-            kind=CampaignKind.DRIP,
-            enabled=True,
-        )
-        .exclude(pk=campaign.pk)
-        .order_by("id")
-    )
-    if campaign.pk is not None:
-        others = others.filter(pk__lt=campaign.pk)
-    ran = set(
-        CampaignRun.objects.filter(
-            campaign__in=others, local_date=at.astimezone(practice.tz).date()
-        ).values_list("campaign_id", flat=True)
-    )
-    earlier = []
-    for other in others:
-        other.practice = practice
-        trigger = other.trigger or {}
-        if is_continuous(trigger) or (
-            other.pk not in ran
-            and due_day(
-                other.schedule or DEFAULT_SCHEDULE,
-                enabled_at=other.enabled_at,
-                tz=practice.tz,
-                now=at,
-            )
-        ):
-            earlier.append(other)
-    return earlier
-
-
-def _entering(campaign: Campaign, patients: QuerySet[Patient]) -> RawSQL:
-    """The ids of ``patients`` whose occurrence would enter ``campaign`` (a subquery)."""
-    sql, params = new_occurrences_sql(campaign, patients)
-    return RawSQL(f"SELECT n.patient_id FROM ({sql}) AS n", params)  # noqa: S608, S611
-
-
 def audience(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:
     """Who would enter ``campaign`` if it ran at ``at``, after the same exclusions a run
     applies (DESIGN §4.1): ``audience_candidates`` whose occurrence has not entered yet, and
@@ -203,23 +76,16 @@ def audience(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:
     audience and ``explain`` agree with what a tick then does.
     """
     candidates = audience_candidates(campaign, at=at)
-    patients = candidates.filter(pk__in=_entering(campaign, candidates))
+    patients = candidates.filter(pk__in=entering(campaign, candidates))
     if campaign.exclude_recent_days:
         # A patient whom an earlier drip of the tick enrolls has a pending enrollment by the
         # time this campaign runs (whether or not that drip's own exclusions kept her out of
         # it: then a drip before that one enrolled her).
         for earlier in tick_predecessors(campaign, at=at):
             patients = patients.exclude(
-                pk__in=_entering(earlier, audience_candidates(earlier, at=at))
+                pk__in=entering(earlier, audience_candidates(earlier, at=at))
             )
     return patients.order_by("last_name", "first_name", "id")
-
-
-def _entering_rows(campaign: Campaign, patients: QuerySet[Patient]) -> list[tuple[int, str]]:
-    sql, params = new_occurrences_sql(campaign, patients)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT n.patient_id, n.occurrence_key FROM ({sql}) AS n", params)  # noqa: S608
-        return list(cursor.fetchall())
 
 
 def explain(campaign: Campaign, patient: Patient, *, at: dt.datetime) -> dict:
@@ -231,14 +97,14 @@ def explain(campaign: Campaign, patient: Patient, *, at: dt.datetime) -> dict:
     the practice.
     """
     ctx = RunContext(practice=campaign.practice, at=at)
-    patients, conditions = _campaign_sets(campaign, ctx)
-    entering = _entering_rows(campaign, audience_candidates(campaign, at=at).filter(pk=patient.pk))
+    patients, conditions = campaign_sets(campaign, ctx)
+    rows = entering_rows(campaign, audience_candidates(campaign, at=at).filter(pk=patient.pk))
     earlier = []
     if campaign.exclude_recent_days:
         earlier = [
             other
             for other in tick_predecessors(campaign, at=at)
-            if _entering_rows(other, audience_candidates(other, at=at).filter(pk=patient.pk))
+            if entering_rows(other, audience_candidates(other, at=at).filter(pk=patient.pk))
         ]
     return explain_patient(
         campaign,
@@ -246,6 +112,89 @@ def explain(campaign: Campaign, patient: Patient, *, at: dt.datetime) -> dict:
         ctx,
         patients,
         conditions,
-        occurrence_key=entering[0][1] if entering and not earlier else None,
+        occurrence_key=rows[0][1] if rows and not earlier else None,
         enrolled_first_by=earlier,
     )
+
+
+# --- Previews of the campaign pages ------------------------------------------------------------
+
+
+def audience_live(
+    *,
+    practice: Practice,
+    trigger: dict | None,
+    filters: dict | None,
+    at: dt.datetime,
+    can_see_financials: bool,
+) -> dict:
+    """A draft's audience as the wizard shows it beside the form: how many would enter at
+    ``at`` (``count``; None until the trigger and filters are valid) and the trigger and the
+    selected filters in staff's words."""
+    live = {
+        "at": at,
+        "filters": describe_filters(filters, can_see_financials=can_see_financials),
+        "trigger": describe_trigger(trigger) if trigger else "",
+        "count": None,
+    }
+    if trigger is not None and filters is not None:
+        unsaved = Campaign(
+            practice=practice, kind=CampaignKind.DRIP, trigger=trigger, filters=filters
+        )
+        live["count"] = audience(unsaved, at=at).count()
+    return live
+
+
+def preview_appointment(*, patient: Patient, at: dt.datetime) -> Appointment | None:
+    """The appointment a preview uses: the patient's next upcoming one, else their latest."""
+    appointments = Appointment.objects.filter(patient=patient).select_related("provider")
+    upcoming = appointments.filter(start__gt=at, status__in=UPCOMING_STATUSES)
+    return upcoming.order_by("start").first() or appointments.order_by("-start").first()
+
+
+def message_preview(*, practice: Practice, query: str, message: dict, at: dt.datetime) -> dict:
+    """A message (``channel``, ``subject``, ``body``) rendered for a real patient: the first
+    that ``query`` finds (by name or id), else the practice's first; ``error`` when none."""
+    patient = patient_list(practice=practice, query=query).first()
+    if patient is None:
+        return {"error": f"No patient matches “{query}”." if query else "No patients yet."}
+    appointment = preview_appointment(patient=patient, at=at)
+    subject, body = render_message(
+        channel=message["channel"],
+        subject=message["subject"],
+        body=message["body"],
+        patient=patient,
+        practice=practice,
+        appointment=appointment,
+    )
+    preview = {
+        "patient": patient,
+        "appointment": appointment,
+        "channel": message["channel"],
+        "subject": subject,
+        "body": body,
+    }
+    if message["channel"] == Channel.EMAIL:
+        preview["html"] = sanitize_email_html(body)
+    else:
+        preview.update(sms_counts(body))
+    return preview
+
+
+def blast_recipients(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:
+    """Who a blast not yet sent would reach at ``at``, in name order (``audience``)."""
+    return audience(campaign, at=at).select_related("primary_provider")
+
+
+def blast_removed(campaign: Campaign) -> QuerySet[BlastExclusion]:
+    """The recipients staff took off the blast, in name order."""
+    return (
+        BlastExclusion.objects.filter(campaign=campaign)
+        .select_related("patient")
+        .order_by("patient__last_name", "patient__first_name", "patient_id")
+    )
+
+
+def blast_includes(campaign: Campaign, patient: Patient) -> bool:
+    """Whether staff left ``patient`` on the blast (not removed)."""
+    return not BlastExclusion.objects.filter(campaign=campaign, patient=patient).exists()

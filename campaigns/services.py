@@ -1,6 +1,9 @@
 """Services that write campaigns, their steps, blast exclusions and the template library.
 
-Every change to a campaign is audited with its JSON before and after (DESIGN §3).
+Every change to a campaign is audited with its JSON before and after (DESIGN §3). The staff
+actions are top-level transactions (``durable=True``): they commit on their own, and refuse
+to run inside another transaction. ``campaign_create`` is also a building block (demo seeding
+creates a practice's campaigns in one transaction), so it may be nested.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def _apply(campaign: Campaign, data: dict) -> None:
 
 @transaction.atomic
 def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
-    """Create a campaign from data validated by ``campaigns.spec.CampaignSerializer``."""
+    """Create a campaign from data validated by ``campaigns.language.spec.CampaignSerializer``."""
     campaign = Campaign(practice=practice, created_by=actor if getattr(actor, "pk", None) else None)
     _apply(campaign, data)
     if campaign.enabled:
@@ -124,7 +127,7 @@ def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
     return campaign
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def campaign_update(*, campaign: Campaign, data: dict, actor) -> Campaign:
     """Replace the given parts of a campaign (validated data; ``messages`` replaces all steps).
 
@@ -165,7 +168,7 @@ def campaign_set_enabled(*, campaign: Campaign, enabled: bool, actor) -> Campaig
     return campaign_update(campaign=campaign, data={"enabled": enabled}, actor=actor)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def campaign_delete(*, campaign: Campaign, actor, now: dt.datetime | None = None) -> str:
     """Take a campaign out of use, never its history; returns ``"deleted"`` or ``"archived"``.
 
@@ -220,7 +223,7 @@ def campaign_delete(*, campaign: Campaign, actor, now: dt.datetime | None = None
     return "archived"
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def blast_recipient_set(*, campaign: Campaign, patient: Patient, included: bool, actor) -> None:
     """Remove a patient from a blast's audience before it goes out (or put them back)."""
     if campaign.kind != CampaignKind.BLAST:
@@ -246,7 +249,7 @@ def blast_recipient_set(*, campaign: Campaign, patient: Patient, included: bool,
         )
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def template_folder_create(*, practice: Practice, name: str) -> TemplateFolder:
     name = name.strip()
     if not name:
@@ -256,7 +259,7 @@ def template_folder_create(*, practice: Practice, name: str) -> TemplateFolder:
     return TemplateFolder.objects.create(practice=practice, name=name)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def template_save(
     *,
     practice: Practice,

@@ -6,9 +6,9 @@ leaves existing campaigns (matched by name) as staff may have changed them.
 
 from __future__ import annotations
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from trackstat.models import Practice
 
 DAILY_10 = {"frequency": "daily", "time": "10:00"}

@@ -1,7 +1,7 @@
 """The plain-text part of an email, read off its HTML (DESIGN §7).
 
-Campaign emails are sanitized HTML (``campaigns.spec.sanitize_email_html``) plus our own
-unsubscribe footer, so a small converter over the standard library's ``HTMLParser`` is
+Campaign emails are sanitized HTML (``campaigns.content.email_html.sanitize_email_html``)
+plus our own unsubscribe footer, so a small converter over the standard library's ``HTMLParser`` is
 enough: text unescaped and its whitespace collapsed as a browser would, paragraphs and
 headings as blocks separated by a blank line, ``<br>`` as a line break, lists as ``-`` or
 ``1.`` items indented by nesting, and each link as its text followed by its URL (once, when

@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.content.render import render_message
 from campaigns.engine import message_send
-from campaigns.render import render_message
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
 from patients.models import Patient
 from trackstat.models import Practice, User

@@ -16,9 +16,9 @@ from django.db import connection
 from django.db.models import Count, F
 
 from benchmarks.generate import BENCH_DAY, CAMPAIGNS, LOOKUPS, generate
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
 from campaigns.services import campaign_as_json
-from campaigns.spec import CampaignSerializer
 from patients.models import Appointment, Case, CaseDiagnosis, Patient, PatientTag
 from patients.sync.visits import practice_local_dates_refresh
 from trackstat.models import Practice

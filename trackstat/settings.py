@@ -114,6 +114,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "trackstat.tenancy.CurrentPracticeMiddleware",
+    "trackstat.tenancy.PracticeTimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "trackstat.urls"

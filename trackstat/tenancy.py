@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 from trackstat.models import Membership, Practice, Role
 
@@ -67,6 +68,30 @@ class CurrentPracticeMiddleware:
             if wanted != membership.practice_id:
                 request.session[SESSION_PRACTICE_KEY] = membership.practice_id
         return self.get_response(request)
+
+
+class PracticeTimeZoneMiddleware:
+    """Runs a page request in its practice's time zone (after ``CurrentPracticeMiddleware``).
+
+    Django's own machinery then shows practice-local times: templates (``{{ at }}``,
+    ``|date``), ``timezone.localtime`` and form fields all convert to the active zone, so pages
+    convert nothing themselves. API requests keep UTC: DRF renders instants in the active
+    zone, and the API's answers do not depend on who asks. Code that runs outside requests
+    (the engine, tasks) passes its zones explicitly.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        practice = getattr(request, "practice", None)
+        if practice is None or request.path.startswith("/api/"):
+            return self.get_response(request)
+        timezone.activate(practice.tz)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
 
 def practice_switch(request: HttpRequest, practice_id: int) -> bool:

@@ -22,6 +22,7 @@ from trackstat.forms import (
     RoleForm,
     ThrottledAuthenticationForm,
 )
+from trackstat.htmx import wants_partial
 from trackstat.models import ApiKey, Membership, Role
 from trackstat.services import (
     PRACTICE_SETTINGS_FIELDS,
@@ -156,7 +157,7 @@ def member_role(request: PracticeRequest, membership_id: int) -> HttpResponse:
             error = " ".join(exc.messages)
     else:
         error = "Choose a role."
-    if request.htmx:
+    if wants_partial(request):
         membership.refresh_from_db()
         return render(
             request,

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Exists, OuterRef, Prefetch, Q, Value, When
 
+from campaigns.audience.query import audience_candidates, new_occurrences_sql
+from campaigns.audience.triggers import NOT_MISSED_STATUSES
+from campaigns.language.spec import DEFAULT_SCHEDULE
+from campaigns.language.triggers import MISSED_MINUTES, continuous_of, is_continuous
 from campaigns.models import (
     Campaign,
     CampaignKind,
@@ -19,10 +23,7 @@ from campaigns.models import (
     MessageStep,
 )
 from campaigns.schedule import due_day
-from campaigns.selectors import audience_candidates, new_occurrences_sql
-from campaigns.spec import DEFAULT_SCHEDULE, MISSED_MINUTES, is_continuous
 from campaigns.timing import step_due
-from campaigns.triggers import NOT_MISSED_STATUSES
 from patients.models import VISIT_STATUSES, Appointment
 
 
@@ -159,10 +160,7 @@ def _continuous_idle(campaigns: list[_Head], now: dt.datetime) -> set[int]:
     )
     present = set(started)
     idle = {
-        c.pk
-        for c in continuous
-        if (c.practice_id, "missed" if c.trigger["type"] == "missed_appointment" else "visit")
-        not in present
+        c.pk for c in continuous if (c.practice_id, continuous_of(c.trigger).event) not in present
     }
     if connection.vendor == "postgresql":
         rest = [c for c in continuous if c.pk not in idle]
@@ -185,11 +183,9 @@ def _with_new_occurrences(campaigns: list[_Head], now: dt.datetime) -> set[int]:
         return set()
     rows = []
     for c in campaigns:
-        if c.trigger["type"] == "missed_appointment":
-            kind, delay = "missed", dt.timedelta(minutes=c.trigger["minutes_after"])
-        else:
-            kind, delay = "visit", dt.timedelta(hours=c.trigger.get("hours_after", 0))
-        rows.append((c.pk, c.practice_id, kind, now.astimezone(c.tz).date(), now - delay))
+        how = continuous_of(c.trigger)
+        since = now - how.delay_of(c.trigger)
+        rows.append((c.pk, c.practice_id, how.event, now.astimezone(c.tz).date(), since))
     appointments = Appointment._meta.db_table
     enrollments = Enrollment._meta.db_table
     sql = f"""
@@ -255,7 +251,7 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
     """Insert one enrollment per new occurrence in one ``INSERT … SELECT … ON CONFLICT DO
     NOTHING``: the unique (campaign, patient, occurrence key) makes re-runs harmless.
 
-    The rows are ``campaigns.selectors``' (``audience_candidates``, ``new_occurrences_sql``),
+    The rows are ``campaigns.audience.query``' (``audience_candidates``, ``new_occurrences_sql``),
     which ``audience`` and ``explain`` read too. Campaigns of a tick run one after the other,
     each committed, so a drip with ``exclude_recent_days`` sees the enrollments of the drips
     that ran before it in the same tick.

@@ -30,15 +30,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
+from campaigns.audience.triggers import reminder_occurrence_key
+from campaigns.content.render import render_message
 from campaigns.engine.footer import stop_footers_add
 from campaigns.engine.goals import enrollments_exit, future_appointment_q
 from campaigns.engine.steps import DECEASED, STOP_FOOTER, address_problem
+from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.models import Enrollment, EnrollmentState, MessageStep
-from campaigns.render import render_message
 from campaigns.schedule import run_time
-from campaigns.spec import DEFAULT_SCHEDULE
 from campaigns.timing import WINDOWED_CHANNELS, next_sending_time
-from campaigns.triggers import reminder_occurrence_key
 from messaging.links import (
     links_track,
     unsubscribe_footer_add,

@@ -15,9 +15,10 @@ from collections import defaultdict
 from django.db import connection, transaction
 from django.db.models import Prefetch
 
+from campaigns.content.render import render_message
+from campaigns.language.spec import DEFAULT_SCHEDULE
+from campaigns.language.triggers import is_continuous
 from campaigns.models import Campaign, Channel, Enrollment, EnrollmentState
-from campaigns.render import render_message
-from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
 from campaigns.timing import end_of_local_day, next_sending_time, step_due
 from messaging.links import (
     links_track,

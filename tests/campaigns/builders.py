@@ -8,11 +8,11 @@ import datetime as dt
 import itertools
 import zoneinfo
 
+from campaigns.audience.triggers import RunContext, trigger_audience
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
 from campaigns.selectors import audience
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
-from campaigns.triggers import RunContext, trigger_audience
 from patients.models import Appointment, Case, Patient
 from patients.sync.appointments import appointments_upsert
 from patients.sync.cases import cases_upsert

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from campaigns import services
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, MessageStep
-from campaigns.spec import CampaignSerializer
 from trackstat.models import AuditEvent, Role
 from trackstat.services import api_key_create
 

@@ -19,9 +19,9 @@ from django.db.models import RestrictedError
 from django.test import Client
 from django.urls import reverse
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, Enrollment, EnrollmentState
 from campaigns.services import campaign_create, campaign_delete, campaign_set_enabled
-from campaigns.spec import CampaignSerializer
 from messaging.models import (
     MessageEvent,
     MessageStatus,

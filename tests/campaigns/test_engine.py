@@ -10,9 +10,10 @@ import time_machine
 from django.test import Client
 
 from campaigns.engine import tick
+from campaigns.language.spec import CampaignSerializer
+from campaigns.language.triggers import is_continuous
 from campaigns.models import Campaign, Enrollment
 from campaigns.services import blast_recipient_set, campaign_create
-from campaigns.spec import CampaignSerializer, is_continuous
 from messaging.models import OutboundMessage, SandboxMessage
 from patients.models import Appointment, Patient
 from patients.services import patient_opt_out_set

@@ -16,9 +16,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from campaigns.engine import message_send, tick
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.tasks import send_messages_task
 from tests.campaigns.builders import Clinic, ny
 

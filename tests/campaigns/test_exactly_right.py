@@ -10,9 +10,9 @@ import pytest
 import time_machine
 from django.test import Client
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, CampaignRun, Enrollment
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.inbox import inbox_reply_send
 from messaging.models import OutboundMessage
 from patients.models import Patient

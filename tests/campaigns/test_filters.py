@@ -14,11 +14,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.filters import filter_conditions, with_filter_annotations
+from campaigns.audience.filters import filter_conditions, with_filter_annotations
+from campaigns.audience.triggers import RunContext
+from campaigns.language.filters import validate_filters
 from campaigns.models import Campaign
 from campaigns.selectors import audience, explain
-from campaigns.spec import validate_filters
-from campaigns.triggers import RunContext
 from patients.models import Patient
 from tests.campaigns.builders import Clinic, ny
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from django.test import Client
 
-from campaigns.forms import BlastForm
+from campaigns.forms.blasts import BlastForm
 from campaigns.models import Campaign
 from tests.factories import PracticeFactory
 

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import urls as campaign_urls
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import BlastExclusion, Campaign, MessageTemplate, TemplateFolder
 from campaigns.selectors import audience
 from campaigns.services import campaign_create, template_folder_create, template_save
-from campaigns.spec import CampaignSerializer
 from patients.sync.patients import patients_upsert
 from tests.factories import PatientFactory, UserFactory
 from trackstat.models import AuditEvent, Role
@@ -252,6 +252,24 @@ def test_blast_scheduled_at_a_local_time_then_enabled(plus):
     blast.refresh_from_db()
     assert blast.enabled is True
     assert "Scheduled" in plus.get(reverse("campaigns:blast_list")).text
+
+
+def test_blast_pages_show_the_send_time_in_the_practice_time_zone(plus):
+    practice = _practice(plus)  # America/New_York: 13:30 UTC on 4 July is 9:30 EDT
+    blast = _blast(practice, send_at="2099-07-04T13:30:00Z")
+
+    assert "2099-07-04 9:30 AM EDT" in plus.get(reverse("campaigns:blast_list")).text
+    detail = plus.get(reverse("campaigns:blast_detail", args=[blast.pk])).text
+    assert "2099-07-04 9:30 AM EDT" in detail
+    assert "Schedule for Jul 4, 9:30 AM" in detail
+    response = plus.post(
+        reverse("campaigns:blast_enable", args=[blast.pk]), {"enabled": "true"}, follow=True
+    )
+    assert "is scheduled for 2099-07-04 09:30 EDT." in response.text
+    Campaign.objects.filter(pk=blast.pk).update(
+        sent_at=dt.datetime(2099, 7, 4, 13, 31, tzinfo=dt.UTC)
+    )
+    assert "Sent 2099-07-04 9:31 AM EDT" in plus.get(reverse("campaigns:blast_list")).text
 
 
 @pytest.mark.parametrize(

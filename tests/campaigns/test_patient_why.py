@@ -1,5 +1,5 @@
 """The patient page's "Campaigns — why or why not?" panel (campaigns.selectors.explain),
-served by campaigns (``campaigns.patient_views``) and loaded into the patient page by htmx."""
+served by campaigns (``campaigns.views.patient``) and loaded into the patient page by htmx."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from patients.models import Patient
 from patients.sync.patients import patients_upsert
 from tests.factories import PatientFactory

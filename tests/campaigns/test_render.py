@@ -1,4 +1,5 @@
-"""Merge-field rendering (campaigns.render) and SMS length and segments (campaigns.sms)."""
+"""Merge-field rendering (campaigns.content.render) and SMS length and segments
+(campaigns.content.sms)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from campaigns.render import UNSUBSCRIBE_PLACEHOLDER_PATH, render_message
-from campaigns.sms import non_gsm7_characters, sms_segments
+from campaigns.content.render import UNSUBSCRIBE_PLACEHOLDER_PATH, render_message
+from campaigns.content.sms import non_gsm7_characters, sms_segments
 from patients.models import Lookup, LookupKind
 from tests.factories import AppointmentFactory, PatientFactory, PracticeFactory
 

@@ -19,8 +19,8 @@ import time_machine
 from campaigns.engine import tick
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.engine.steps import steps_materialize
+from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.models import MessageStatus, OutboundMessage, SandboxMessage
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import received, reminder, sms

@@ -14,9 +14,9 @@ from django.db import IntegrityError, connection, transaction
 
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.engine.steps import steps_materialize
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.models import MessageStatus, OutboundMessage
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine_exactly_once import needs_postgres, run_in_parallel

@@ -6,14 +6,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.exceptions import ValidationError
 
+from campaigns.language.filters import validate_filters
+from campaigns.language.spec import CampaignSerializer, validate_schedule
+from campaigns.language.triggers import MISSED_MINUTES, validate_trigger
 from campaigns.services import campaign_as_json, campaign_create
-from campaigns.spec import (
-    MISSED_MINUTES,
-    CampaignSerializer,
-    validate_filters,
-    validate_schedule,
-    validate_trigger,
-)
 from tests.factories import PracticeFactory
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 
 import pytest
 
-from campaigns.triggers import RunContext, trigger_audience
+from campaigns.audience.triggers import RunContext, trigger_audience
 from patients.models import Appointment
 from tests.campaigns.builders import Clinic, ny
 

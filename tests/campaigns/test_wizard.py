@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, MessageTemplate
 from campaigns.services import (
     campaign_as_json,
@@ -17,11 +18,11 @@ from campaigns.services import (
     template_folder_create,
     template_save,
 )
-from campaigns.spec import CampaignSerializer
-from campaigns.wizard import draft_key
+from campaigns.views.wizard_state import draft_key
 from messaging.models import OutboundMessage, SandboxMessage
 from patients.models import Lookup, LookupKind, Tag
 from patients.sync.patients import patients_upsert
+from tests.factories import AppointmentFactory, PatientFactory
 from trackstat.models import AuditEvent, Role
 
 pytestmark = pytest.mark.django_db
@@ -779,6 +780,20 @@ def test_preview_renders_a_real_patients_name(plus):
     assert "Hi Bob" in response.text
     response = _post(plus, "messages", {**_steps(row), "preview_patient": "Nobody"}, "preview-0")
     assert "No patient matches \u201cNobody\u201d." in response.text
+
+
+def test_preview_and_audience_count_show_times_in_the_practice_time_zone(plus):
+    practice = _practice(plus)  # America/New_York; NOW is 11:00 there
+    patient = PatientFactory(practice=practice, first_name="Ada", last_name="Lovelace")
+    AppointmentFactory(patient=patient, start=dt.datetime(2026, 3, 12, 13, 30, tzinfo=dt.UTC))
+    row = {"channel": "sms", "body": "See you {{AppointmentTime}}"}
+
+    response = _post(plus, "messages", _steps(row), action="preview-0", headers=HTMX)
+
+    assert "See you 9:30 AM" in response.text
+    assert "with the appointment of Thu Mar 12, 2026 9:30 AM" in response.text
+    audience = plus.get(_url("audience")).text
+    assert "would enter if the campaign ran now (Tue Mar 10, 11:00 AM)" in audience
 
 
 def test_preview_of_an_email_escapes_the_patients_values(plus):

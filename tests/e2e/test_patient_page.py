@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.models import MessageStatus, OutboundMessage
 from tests.factories import TEST_PASSWORD, MembershipFactory, PatientFactory
 from trackstat.models import Role

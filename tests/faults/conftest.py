@@ -26,9 +26,9 @@ import time_machine
 from django.conf import settings
 from django.db import connection
 
+from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, Enrollment
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.fake_providers import FakeProviders
 from messaging.models import OutboundMessage
 from patients.models import Patient

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from campaigns.engine import tick
+from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.fake_providers import FakeProviders
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
 from messaging.providers.sendgrid import SendGridProvider

@@ -9,8 +9,8 @@ import time_machine
 from django.urls import reverse
 
 from campaigns.engine import tick
+from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from tests.campaigns.builders import Clinic, ny
 from tests.factories import PatientFactory
 from trackstat.models import Role

@@ -11,8 +11,8 @@ import pytest
 import time_machine
 
 from campaigns.engine import tick
+from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
-from campaigns.spec import CampaignSerializer
 from messaging.fake_providers import FakeProviders
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.providers import provider_for

@@ -171,8 +171,8 @@ _seq = itertools.count(1)
 
 
 def _campaign(practice: Practice, kind: str):
+    from campaigns.language.spec import CampaignSerializer
     from campaigns.services import campaign_create
-    from campaigns.spec import CampaignSerializer
 
     data = {
         "name": f"Campaign {next(_seq)}",

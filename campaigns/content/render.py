@@ -16,8 +16,8 @@ import phonenumbers
 from django.conf import settings
 from django.utils.html import escape
 
+from campaigns.content.merge_fields import MERGE_FIELD_RE, MERGE_FIELDS
 from campaigns.models import Channel
-from campaigns.spec import MERGE_FIELD_RE, MERGE_FIELDS
 from patients.models import Appointment, Patient
 from trackstat.models import Practice
 
@@ -55,7 +55,7 @@ def merge_values(
     appointment: Appointment | None = None,
     links: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The value of every merge field of ``spec.MERGE_FIELDS`` for this patient (plain text)."""
+    """The value of every merge field of ``MERGE_FIELDS`` for this patient (plain text)."""
     provider = None
     if appointment is not None and appointment.provider_id:
         provider = appointment.provider

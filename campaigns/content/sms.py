@@ -22,6 +22,8 @@ GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 GSM7 = "GSM-7"
 UCS2 = "UCS-2"
 LIMITS = {GSM7: (160, 153), UCS2: (70, 67)}
+# The longest text body a step may have (Twilio's limit: ten segments or so).
+SMS_MAX_LENGTH = 1600
 
 
 def is_gsm7(character: str) -> bool:
@@ -59,3 +61,9 @@ def sms_segments(text: str) -> dict:
                 segments, used = segments + 1, 0
             used += unit
     return {"encoding": encoding, "length": length, "segments": segments}
+
+
+def sms_counts(text: str) -> dict:
+    """What the message editors show under an SMS body: ``sms`` (``sms_segments``) and
+    ``non_gsm`` (``non_gsm7_characters``)."""
+    return {"sms": sms_segments(text), "non_gsm": non_gsm7_characters(text)}

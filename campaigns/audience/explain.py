@@ -8,33 +8,13 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 
-from campaigns.exclusions import pending_drip_enrollments, recent_drip_messages
-from campaigns.filters import with_filter_annotations
+from campaigns.audience.exclusions import pending_drip_enrollments, recent_drip_messages
+from campaigns.audience.filters import with_filter_annotations
+from campaigns.audience.triggers import RunContext
+from campaigns.language.filters import APPOINTMENT_FILTERS, CONDITION_LABELS
+from campaigns.language.triggers import trigger_row
 from campaigns.models import Campaign, CampaignKind, Channel, Enrollment
-from campaigns.triggers import RunContext
 from patients.models import VISIT_STATUSES, Appointment, Patient, PatientStatus
-
-FILTER_LABELS = {
-    "tags.include": "Has one of the tags",
-    "tags.exclude": "Has none of the excluded tags",
-    "status": "Status",
-    "has_future_appointment": "Has a future appointment",
-    "appointment": "Has an appointment of the purpose/provider",
-    "providers": "Primary provider",
-    "case_types": "Has a case of the type",
-    "diagnoses": "Has a diagnosis",
-    "attorneys": "Attorney",
-    "insurance_companies": "Insurance company",
-    "care_packages": "Care package",
-    "fee_schedules": "Fee schedule",
-    "referral_sources": "Referral source",
-    "services": "Had a service (CPT)",
-    "paid_total": "Paid total",
-    "age": "Age",
-    "sex": "Sex",
-    "address": "Address",
-    "visit_count": "Visit count",
-}
 
 
 def _filter_value(campaign: Campaign, name: str):
@@ -42,25 +22,27 @@ def _filter_value(campaign: Campaign, name: str):
     if name.startswith("tags."):
         return filters["tags"][name.split(".")[1]]
     if name == "appointment":
-        return {k: filters[k] for k in ("appointment_purposes", "providers") if k in filters}
+        return {k: filters[k] for k in APPOINTMENT_FILTERS if k in filters}
     return filters.get(name)
 
 
 def _trigger_detail(campaign: Campaign, patient: Patient, ctx: RunContext) -> str:
-    """What the patient's own data says about the trigger, in staff's words."""
+    """What the patient's own data says about the trigger, in staff's words (by the ``evidence``
+    of its row in the trigger table)."""
     trigger = campaign.trigger or {}
-    kind = trigger.get("type")
+    row = trigger_row(trigger)
+    evidence = row.evidence if row else None
     today = ctx.today
-    if kind == "birthday":
+    if evidence == "birth_date":
         if not patient.birth_date:
             return "No birth date on file."
         return f"Born {patient.birth_date:%B %-d}; today is {today:%B %-d, %Y}."
-    if kind in ("first_visit", "anniversary"):
+    if evidence == "first_visit":
         if not patient.first_visit_date:
             return "No first visit on file."
         return f"First visit {patient.first_visit_date.isoformat()}; today is {today.isoformat()}."
     appointments = Appointment.objects.filter(patient=patient)
-    if kind == "last_visit_checked_in":
+    if evidence == "last_visit":
         last = (
             appointments.filter(status__in=VISIT_STATUSES, start__lte=ctx.at)
             .order_by("-start")
@@ -70,13 +52,13 @@ def _trigger_detail(campaign: Campaign, patient: Patient, ctx: RunContext) -> st
             return "No checked-in visit on file."
         days = (today - last.local_date).days
         return f"Latest visit {last.local_date.isoformat()} ({days} days before today)."
-    if kind == "last_visit_scheduled":
+    if evidence == "last_scheduled":
         last = appointments.exclude(status__in=["cancelled", "rescheduled"]).order_by("-start")
         last = last.first()
         if last is None:
             return "No appointment on file."
         return f"Latest scheduled appointment {last.local_date.isoformat()}."
-    if kind in ("scheduled_appointment", "missed_appointment"):
+    if evidence == "appointments_near":
         near = appointments.filter(
             local_date__gte=today - dt.timedelta(days=1),
             local_date__lte=today + dt.timedelta(days=max(trigger.get("days", 0), 1)),
@@ -247,7 +229,7 @@ def explain_patient(
     for name, condition in conditions:
         checks.append(
             {
-                "check": f"filter: {FILTER_LABELS.get(name, name)}",
+                "check": f"filter: {CONDITION_LABELS.get(name, name)}",
                 "passed": mine.filter(condition).exists(),
                 "detail": _filter_value(campaign, name),
             }

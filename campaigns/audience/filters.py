@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower
 
-from campaigns.triggers import RunContext
+from campaigns.audience.triggers import RunContext
 from patients.models import (
     UPCOMING_STATUSES,
     Appointment,
@@ -21,10 +21,6 @@ from patients.models import (
     PatientStatus,
     PatientTag,
 )
-
-# The filters about an appointment: they narrow the triggering appointment when the trigger
-# has one, and otherwise ask for any appointment of the patient.
-APPOINTMENT_FILTERS = ("appointment_purposes", "providers")
 
 
 def years_before(day: dt.date, years: int) -> dt.date:

@@ -5,7 +5,7 @@ the X times 24 hours before the run does not enter; blasts, test sends and Inbox
 count. It holds within one tick too: a drip that enrolled the patient earlier in the same tick
 has not queued its message yet, so its enrollment (active, no step done) counts as one.
 
-The engine's audience (``campaigns.selectors.audience_candidates``) excludes with these
+The engine's audience (``campaigns.audience.query.audience_candidates``) excludes with these
 querysets, and ``explain`` names the row that excludes from the same ones.
 """
 

@@ -13,12 +13,13 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from campaigns.language.describe import describe_trigger
 from campaigns.models import Campaign, CampaignKind
 from campaigns.selectors import campaign_list, explain
-from campaigns.wizard import describe_trigger
 from patients.models import Patient
 from patients.panels import PatientPanel
 from patients.selectors import patient_queryset
+from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
 
@@ -32,11 +33,6 @@ WHY_PANEL = PatientPanel(
     role=Role.USER_PLUS,
     position=10,
 )
-
-
-def _wants_partial(request: PracticeRequest) -> bool:
-    # A history restore (back button after the cache expired) needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _patient_or_404(request: PracticeRequest, patient_id: int) -> Patient:
@@ -56,7 +52,7 @@ def _panel_context(request: PracticeRequest, patient: Patient, why: dict | None 
 def patient_why(request: PracticeRequest, patient_id: int) -> HttpResponse:
     """The practice's drip campaigns, each to be explained for this patient."""
     patient = _patient_or_404(request, patient_id)
-    template = f"{TEMPLATE}#panel" if _wants_partial(request) else TEMPLATE
+    template = f"{TEMPLATE}#panel" if wants_partial(request) else TEMPLATE
     return render(request, template, _panel_context(request, patient))
 
 
@@ -96,6 +92,6 @@ def patient_campaign_why(
             else check["check"].removeprefix("filter: ").capitalize()
         )
     why = {"campaign": campaign, "result": result}
-    if _wants_partial(request):
+    if wants_partial(request):
         return render(request, f"{TEMPLATE}#why-result", {"why": why})
     return render(request, TEMPLATE, _panel_context(request, patient, why))

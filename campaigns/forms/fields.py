@@ -1,0 +1,57 @@
+"""What the campaign forms share: showing the validators' errors next to their fields, reading
+lists typed as text, choices that keep a stored selection, and the on/off switch."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django import forms
+from rest_framework import serializers
+
+from trackstat.fields import BooleanChoiceField
+
+LIST_SEPARATORS = re.compile(r"\s*[,;\n]\s*")
+
+
+def error_messages(detail) -> list[str]:
+    """The messages of a (possibly nested) DRF error structure, flattened."""
+    if isinstance(detail, dict):
+        return [m for value in detail.values() for m in error_messages(value)]
+    if isinstance(detail, list | tuple):
+        return [m for item in detail for m in error_messages(item)]
+    return [str(detail)]
+
+
+def add_spec_errors(form: forms.Form, error: serializers.ValidationError, field_map=None) -> None:
+    """Show a spec validator's errors (``{name: [messages]}``) next to the fields they name."""
+    detail = error.detail
+    if not isinstance(detail, dict):
+        detail = {None: detail}
+    for name, messages in detail.items():
+        target = (field_map or {}).get(name, name)
+        if target not in form.fields:
+            target = None
+        for message in error_messages(messages):
+            form.add_error(target, message)
+
+
+def split_list(text: str) -> list[str]:
+    return [item for item in LIST_SEPARATORS.split(text.strip()) if item]
+
+
+def number_json(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def choices_with(names, selected) -> list[tuple[str, str]]:
+    """The practice's values plus any already-selected value it no longer has, so that editing
+    a campaign never drops a selection silently."""
+    everything = list(dict.fromkeys([*names, *(selected or [])]))
+    return [(name, name) for name in everything]
+
+
+class EnabledForm(forms.Form):
+    """The on/off switch: the state the campaign should have (idempotent on a double submit)."""
+
+    enabled = BooleanChoiceField()

@@ -1,0 +1,290 @@
+"""Blast campaigns: the list, the form (name, one message, filters, when), and the detail page
+with its audience preview, where staff take recipients off before it goes out and enable it."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST, require_safe
+
+from campaigns import services
+from campaigns.content.sms import sms_counts
+from campaigns.forms.audience import FiltersForm
+from campaigns.forms.blasts import BlastForm, IncludedForm
+from campaigns.forms.fields import EnabledForm, error_messages
+from campaigns.forms.messages import MERGE_FIELD_CHOICES
+from campaigns.language.describe import describe_filters
+from campaigns.language.spec import CampaignSerializer
+from campaigns.models import Campaign, CampaignKind
+from campaigns.selectors import (
+    blast_includes,
+    blast_recipients,
+    blast_removed,
+    campaign_list,
+    message_preview,
+)
+from campaigns.views.shared import campaign_or_404, error_text, sees_financials
+from patients.models import Patient
+from trackstat.htmx import wants_partial
+from trackstat.models import Role
+from trackstat.tenancy import PracticeRequest, role_required
+
+RECIPIENTS_PER_PAGE = 50
+
+
+def blast_status(campaign: Campaign) -> str:
+    if campaign.sent_at:
+        return "sent"
+    return "scheduled" if campaign.enabled else "draft"
+
+
+@require_safe
+@role_required(Role.USER_PLUS)
+def blast_list(request: PracticeRequest) -> HttpResponse:
+    rows = [
+        {
+            "campaign": campaign,
+            "status": blast_status(campaign),
+            "step": next(iter(campaign.steps.all()), None),
+        }
+        for campaign in campaign_list(practice=request.practice, kind=CampaignKind.BLAST)
+    ]
+    return render(request, "campaigns/blast_list.html", {"rows": rows})
+
+
+def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResponse:
+    practice = request.practice
+    current = (
+        services.campaign_as_json(campaign)
+        if campaign
+        else {"filters": {"status": "active"}, "messages": []}
+    )
+    can_see_financials = sees_financials(request)
+    now = timezone.now()
+    status = 200
+    if request.method == "POST":
+        form = BlastForm(request.POST, practice=practice, now=now)
+        filters_form = FiltersForm(
+            request.POST,
+            practice=practice,
+            current=current["filters"],
+            can_see_financials=can_see_financials,
+            prefix="filter",
+        )
+        if form.is_valid() and filters_form.is_valid():
+            data = form.cleaned_data
+            serializer = CampaignSerializer(
+                data={
+                    "name": data["name"],
+                    "kind": CampaignKind.BLAST,
+                    "filters": filters_form.filters,
+                    "messages": [
+                        {
+                            "channel": data["channel"],
+                            "subject": data["subject"],
+                            "body": data["body"],
+                        }
+                    ],
+                    "send_at": data["send_at"],
+                }
+            )
+            if serializer.is_valid():
+                validated = dict(serializer.validated_data)
+                try:
+                    if campaign:
+                        validated.pop("enabled")  # editing keeps it scheduled or not
+                        campaign = services.campaign_update(
+                            campaign=campaign, data=validated, actor=request.user
+                        )
+                    else:
+                        campaign = services.campaign_create(
+                            practice=practice, data=validated, actor=request.user
+                        )
+                except ValidationError as error:
+                    form.add_error(None, error_text(error))
+                else:
+                    flash.success(request, f"Saved “{campaign.name}”. Check its recipients.")
+                    return redirect("campaigns:blast_detail", campaign.pk)
+            else:
+                _blast_errors(form, serializer.errors)
+        status = 400
+    else:
+        form = BlastForm(
+            initial=BlastForm.initial_from(current, practice), practice=practice, now=now
+        )
+        filters_form = FiltersForm(
+            practice=practice,
+            current=current["filters"],
+            can_see_financials=can_see_financials,
+            prefix="filter",
+        )
+    body = form["body"].value() or ""
+    context = {
+        "campaign": campaign,
+        "form": form,
+        "filters_form": filters_form,
+        "merge_fields": MERGE_FIELD_CHOICES,
+        "sms_count_url": reverse("campaigns:sms_count"),
+        "tz_name": practice.time_zone,
+        **sms_counts(body),
+    }
+    return render(request, "campaigns/blast_form.html", context, status=status)
+
+
+def _blast_errors(form: BlastForm, errors: dict) -> None:
+    for name, detail in errors.items():
+        if name == "messages":
+            for item in detail if isinstance(detail, list) else [detail]:
+                if isinstance(item, dict):
+                    for part, texts in item.items():
+                        target = part if part in ("channel", "subject", "body") else None
+                        for text in error_messages(texts):
+                            form.add_error(target, text)
+                else:
+                    form.add_error("body", str(item))
+            continue
+        target = name if name in ("name", "send_at") else None
+        for text in error_messages(detail):
+            form.add_error(target, text if target else f"{name}: {text}")
+
+
+def _read_only_blast(request: PracticeRequest, campaign: Campaign) -> HttpResponse:
+    flash.error(request, "This blast has been sent and is read-only.")
+    return redirect("campaigns:blast_detail", campaign.pk)
+
+
+@role_required(Role.USER_PLUS)
+def blast_new(request: PracticeRequest) -> HttpResponse:
+    return _blast_form(request, None)
+
+
+@role_required(Role.USER_PLUS)
+def blast_edit(request: PracticeRequest, campaign_id: int) -> HttpResponse:
+    campaign = campaign_or_404(request, campaign_id, CampaignKind.BLAST)
+    if campaign.sent_at:
+        if request.method == "POST":
+            return _blast_detail(
+                request, campaign, error="This blast has been sent and is read-only.", status=400
+            )
+        return _read_only_blast(request, campaign)
+    return _blast_form(request, campaign)
+
+
+def _blast_detail(
+    request: PracticeRequest, campaign: Campaign, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    practice = request.practice
+    now = timezone.now()
+    step = campaign.steps.first()
+    page = removed = None
+    sample = None
+    if not campaign.sent_at:
+        recipients = blast_recipients(campaign, at=now)
+        page = Paginator(recipients, RECIPIENTS_PER_PAGE).get_page(request.GET.get("page"))
+        removed = blast_removed(campaign)
+        if step and page.object_list:
+            sample = message_preview(
+                practice=practice,
+                query=page.object_list[0].external_id,
+                message={"channel": step.channel, "subject": step.subject, "body": step.body},
+                at=now,
+            )
+    context = {
+        "campaign": campaign,
+        "status": blast_status(campaign),
+        "step": step,
+        "page": page,
+        "removed": removed,
+        "sample": sample,
+        "error": error,
+        "filter_lines": describe_filters(
+            campaign.filters, can_see_financials=sees_financials(request)
+        ),
+        "send_at": campaign.send_at,
+        "sent_at": campaign.sent_at,
+        "send_at_passed": bool(campaign.send_at and campaign.send_at <= now),
+    }
+    return render(request, "campaigns/blast_detail.html", context, status=status)
+
+
+@require_safe
+@role_required(Role.USER_PLUS)
+def blast_detail(request: PracticeRequest, campaign_id: int) -> HttpResponse:
+    """The blast and its audience preview: who would get it now, page by page."""
+    return _blast_detail(request, campaign_or_404(request, campaign_id, CampaignKind.BLAST))
+
+
+@require_POST
+@role_required(Role.USER_PLUS)
+def blast_recipient(request: PracticeRequest, campaign_id: int, patient_id: int) -> HttpResponse:
+    """Remove one recipient from a blast before it goes out, or put them back."""
+    campaign = campaign_or_404(request, campaign_id, CampaignKind.BLAST)
+    patient = get_object_or_404(Patient, pk=patient_id, practice=request.practice)
+    form = IncludedForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = "Use true or false."
+    else:
+        try:
+            services.blast_recipient_set(
+                campaign=campaign,
+                patient=patient,
+                included=form.cleaned_data["included"],
+                actor=request.user,
+            )
+        except ValidationError as problem:
+            error = error_text(problem)
+    if wants_partial(request):
+        included = blast_includes(campaign, patient)
+        context = {
+            "campaign": campaign,
+            "patient": patient,
+            "included": included,
+            "row_error": error,
+            "page_number": request.POST.get("page", ""),
+        }
+        return render(
+            request,
+            "campaigns/blast_detail.html#recipient-row",
+            context,
+            status=400 if error else 200,
+        )
+    if error:
+        return _blast_detail(request, campaign, error=error, status=400)
+    verb = "put back on" if form.cleaned_data["included"] else "removed from"
+    flash.success(request, f"{patient} was {verb} the recipient list.")
+    url = reverse("campaigns:blast_detail", args=[campaign.pk])
+    page = request.POST.get("page", "")
+    return redirect(f"{url}?page={page}" if page.isdigit() else url)
+
+
+@require_POST
+@role_required(Role.USER_PLUS)
+def blast_enable(request: PracticeRequest, campaign_id: int) -> HttpResponse:
+    """Schedule (or send as soon as possible) a blast, or take it back while not yet sent."""
+    campaign = campaign_or_404(request, campaign_id, CampaignKind.BLAST)
+    form = EnabledForm(request.POST)
+    if not form.is_valid():
+        return _blast_detail(request, campaign, error="Use true or false.", status=400)
+    if campaign.sent_at:
+        return _blast_detail(request, campaign, error="This blast has been sent.", status=400)
+    enabled = form.cleaned_data["enabled"]
+    try:
+        campaign = services.campaign_set_enabled(
+            campaign=campaign, enabled=enabled, actor=request.user
+        )
+    except ValidationError as error:
+        return _blast_detail(request, campaign, error=error_text(error), status=400)
+    if not enabled:
+        flash.success(request, f"“{campaign.name}” is a draft again; it will not be sent.")
+    elif campaign.send_at and campaign.send_at > timezone.now():
+        local = timezone.localtime(campaign.send_at)
+        flash.success(request, f"“{campaign.name}” is scheduled for {local:%Y-%m-%d %H:%M %Z}.")
+    else:
+        flash.success(request, f"“{campaign.name}” will be sent within the next minute.")
+    return redirect("campaigns:blast_detail", campaign.pk)

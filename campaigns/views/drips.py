@@ -1,0 +1,96 @@
+"""The drip campaign list: each campaign with its trigger, its steps and its on/off bell (the
+toggle swaps its row with htmx), and removing a campaign (drip or blast)."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
+
+from campaigns import services
+from campaigns.forms.fields import EnabledForm
+from campaigns.language.describe import describe_trigger
+from campaigns.models import Campaign, CampaignKind, Channel
+from campaigns.selectors import campaign_has_history, campaign_list
+from campaigns.views.shared import campaign_or_404, error_text
+from campaigns.views.wizard_state import draft_discard, draft_key
+from trackstat.htmx import wants_partial
+from trackstat.models import Role
+from trackstat.tenancy import PracticeRequest, role_required
+
+
+def _drip_row(campaign: Campaign) -> dict:
+    steps = list(campaign.steps.all())
+    return {
+        "campaign": campaign,
+        "trigger": describe_trigger(campaign.trigger),
+        "steps": len(steps),
+        "sms": sum(step.channel == Channel.SMS for step in steps),
+        "email": sum(step.channel == Channel.EMAIL for step in steps),
+    }
+
+
+@require_safe
+@role_required(Role.USER_PLUS)
+def drip_list(request: PracticeRequest) -> HttpResponse:
+    campaigns = campaign_list(practice=request.practice, kind=CampaignKind.DRIP)
+    new_draft = request.session.get(draft_key(request.practice.pk, None))
+    context = {"rows": [_drip_row(c) for c in campaigns], "new_draft": new_draft}
+    return render(request, "campaigns/drip_list.html", context)
+
+
+@require_POST
+@role_required(Role.USER_PLUS)
+def drip_toggle(request: PracticeRequest, campaign_id: int) -> HttpResponse:
+    """The on/off switch of a row: sets the state the button asked for."""
+    campaign = campaign_or_404(request, campaign_id, CampaignKind.DRIP)
+    form = EnabledForm(request.POST)
+    error = ""
+    if form.is_valid():
+        services.campaign_set_enabled(
+            campaign=campaign, enabled=form.cleaned_data["enabled"], actor=request.user
+        )
+    else:
+        error = "Use true or false."
+    if wants_partial(request):
+        campaign = campaign_list(practice=request.practice).get(pk=campaign.pk)
+        context = {"row": _drip_row(campaign), "row_error": error}
+        return render(
+            request, "campaigns/drip_list.html#row", context, status=400 if error else 200
+        )
+    if error:
+        flash.error(request, error)
+    else:
+        state = "on" if form.cleaned_data["enabled"] else "off"
+        flash.success(request, f"“{campaign.name}” is {state}.")
+    return redirect("campaigns:drip_list")
+
+
+@role_required(Role.USER_PLUS)
+def campaign_delete(request: PracticeRequest, campaign_id: int) -> HttpResponse:
+    """GET: ask to confirm; POST: delete (audited) — or archive, when the campaign enrolled
+    anyone (``services.campaign_delete``). A sent blast is kept as it is."""
+    campaign = get_object_or_404(
+        Campaign, pk=campaign_id, practice=request.practice, archived_at__isnull=True
+    )
+    back = "campaigns:blast_list" if campaign.is_blast else "campaigns:drip_list"
+    context = {"campaign": campaign, "back": back, "archives": campaign_has_history(campaign)}
+    if campaign.is_blast and campaign.sent_at:
+        context["error"] = "A sent blast is read-only: it is kept as the record of what went out."
+        return render(request, "campaigns/confirm_delete.html", context, status=400)
+    if request.method == "POST":
+        name = campaign.name
+        try:
+            outcome = services.campaign_delete(campaign=campaign, actor=request.user)
+        except ValidationError as error:
+            context["error"] = error_text(error)
+            return render(request, "campaigns/confirm_delete.html", context, status=400)
+        draft_discard(request.session, practice_id=request.practice.pk, campaign=campaign)
+        if outcome == "archived":
+            flash.success(request, f"Archived “{name}”: it has stopped; its report is kept.")
+        else:
+            flash.success(request, f"Deleted “{name}”.")
+        return redirect(back)
+    return render(request, "campaigns/confirm_delete.html", context)
