@@ -10,8 +10,9 @@ from django.db.models import Q, QuerySet
 
 from campaigns.exclusions import pending_drip_enrollments, recent_drip_messages
 from campaigns.filters import with_filter_annotations
-from campaigns.models import Campaign, CampaignKind, Channel, Enrollment
+from campaigns.models import Campaign, CampaignKind, Enrollment
 from campaigns.triggers import RunContext
+from messaging.models import Channel
 from patients.models import VISIT_STATUSES, Appointment, Patient, PatientStatus
 
 FILTER_LABELS = {

@@ -14,7 +14,7 @@ from decimal import Decimal
 from django import forms
 from rest_framework import serializers
 
-from campaigns.models import Channel, DelayUnit, MessageTemplate, TemplateFolder
+from campaigns.models import DelayUnit, MessageTemplate, TemplateFolder
 from campaigns.spec import (
     DEFAULT_SCHEDULE,
     MERGE_FIELDS,
@@ -26,6 +26,7 @@ from campaigns.spec import (
     validate_schedule,
     validate_trigger,
 )
+from messaging.models import Channel
 from patients.forms import BooleanChoiceField
 from patients.models import Lookup, LookupKind, Sex
 from trackstat.models import Practice

@@ -16,8 +16,8 @@ import phonenumbers
 from django.conf import settings
 from django.utils.html import escape
 
-from campaigns.models import Channel
 from campaigns.spec import MERGE_FIELD_RE, MERGE_FIELDS
+from messaging.models import Channel
 from patients.models import Appointment, Patient
 from trackstat.models import Practice
 

@@ -12,7 +12,8 @@ import re
 import nh3
 from rest_framework import serializers
 
-from campaigns.models import Campaign, CampaignKind, Channel, DelayUnit, MessageStep
+from campaigns.models import Campaign, CampaignKind, DelayUnit, MessageStep
+from messaging.models import Channel
 from patients.models import Lookup, Tag
 from trackstat.validators import (
     InvalidValue,

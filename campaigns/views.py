@@ -43,7 +43,7 @@ from campaigns.forms import (
     step_rows_from_post,
     steps_validate,
 )
-from campaigns.models import BlastExclusion, Campaign, CampaignKind, Channel, MessageTemplate
+from campaigns.models import BlastExclusion, Campaign, CampaignKind, MessageTemplate
 from campaigns.render import render_message
 from campaigns.selectors import (
     audience,
@@ -54,6 +54,7 @@ from campaigns.selectors import (
 )
 from campaigns.sms import non_gsm7_characters, sms_segments
 from campaigns.spec import MERGE_FIELDS, CampaignSerializer, is_continuous, sanitize_email_html
+from messaging.models import Channel
 from messaging.services import message_test_send
 from patients import selectors as patient_selectors
 from patients.models import UPCOMING_STATUSES, Appointment, Patient

@@ -21,9 +21,9 @@ from django.utils.dateparse import parse_datetime
 from campaigns.engine.steps import NOT_RECEIVED, STOP_FOOTER, address_problem
 from messaging.models import (
     CannedReply,
+    Channel,
     InboundHandling,
     InboundMessage,
-    MessageChannel,
     OutboundMessage,
 )
 from messaging.services import message_send_now
@@ -144,7 +144,7 @@ def inbox_threads(
     params = [
         practice.pk,
         InboundHandling.INBOX,
-        MessageChannel.EMAIL,
+        Channel.EMAIL,
         practice.pk,
         False,
         per_page,
@@ -228,8 +228,7 @@ def inbox_thread_items(
         inbound = inbound.filter(patient__isnull=True, from_number=number)
         outbound = OutboundMessage.objects.none()
     items = [
-        ThreadItem(at=m.received_at, body=m.body, theirs=True, channel=MessageChannel.SMS)
-        for m in inbound
+        ThreadItem(at=m.received_at, body=m.body, theirs=True, channel=Channel.SMS) for m in inbound
     ] + [
         ThreadItem(
             at=m.sent_at or m.created_at,
@@ -261,9 +260,7 @@ def inbox_thread_mark_read(
 
 def _has_received_a_text(practice: Practice, patient: Patient) -> bool:
     return (
-        OutboundMessage.objects.filter(
-            practice=practice, patient=patient, channel=MessageChannel.SMS
-        )
+        OutboundMessage.objects.filter(practice=practice, patient=patient, channel=Channel.SMS)
         .exclude(status__in=NOT_RECEIVED)
         .exists()
     )
@@ -282,7 +279,7 @@ def inbox_reply_send(
         raise ValidationError(
             {"body": f"A reply can have at most {REPLY_MAX_LENGTH} characters ({len(body)})."}
         )
-    to, problem = address_problem(patient, MessageChannel.SMS)
+    to, problem = address_problem(patient, Channel.SMS)
     if not to:
         raise ValidationError({"patient": f"Not sent: the patient has {problem}."})
     if not _has_received_a_text(practice, patient):
@@ -291,7 +288,7 @@ def inbox_reply_send(
         practice=practice,
         reason=f"inbox reply by user {user.pk}",
         patient=patient,
-        channel=MessageChannel.SMS,
+        channel=Channel.SMS,
         to=to,
         body=body,
     )

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from campaigns.models import EnrollmentState
 from messaging.models import (
-    MessageChannel,
+    Channel,
     MessageStatus,
     OutboundMessage,
     TrackedLink,
@@ -125,7 +125,7 @@ def links_track(
             return match.group(0)
         return track(url) + trailing
 
-    if channel == MessageChannel.EMAIL:
+    if channel == Channel.EMAIL:
         body = HREF_RE.sub(replace_href, body)
     else:
         body = PLAIN_URL_RE.sub(replace_plain, body)
@@ -180,7 +180,7 @@ def patient_unsubscribe(*, message: OutboundMessage) -> Patient:
     patient = patient_opt_out_set(
         practice=message.practice,
         patient=message.patient,
-        channel=MessageChannel.EMAIL,
+        channel=Channel.EMAIL,
         opted_out=True,
         source=OptOutSource.UNSUBSCRIBE,
         actor=UNSUBSCRIBE_ACTOR,

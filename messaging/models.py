@@ -62,7 +62,10 @@ SENT_STATUSES = [
 ]
 
 
-class MessageChannel(models.TextChoices):
+class Channel(models.TextChoices):
+    """How a message goes out: the one channel vocabulary of campaigns' steps and the
+    outbox."""
+
     SMS = "sms", "SMS"
     EMAIL = "email", "Email"
 
@@ -87,7 +90,7 @@ class OutboundMessage(models.Model):
     patient = models.ForeignKey(
         Patient, null=True, blank=True, on_delete=models.RESTRICT, related_name="messages"
     )
-    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
     to = models.CharField(max_length=254, blank=True)
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField(blank=True)
@@ -211,7 +214,7 @@ class SandboxMessage(models.Model):
         OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     provider_id = models.CharField(max_length=100, unique=True)
-    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
     to = models.CharField(max_length=254)
     sender = models.CharField(max_length=254, blank=True)
     subject = models.CharField(max_length=200, blank=True)

@@ -11,7 +11,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from campaigns.engine.steps import STOP_FOOTER
-from messaging.models import MessageChannel, MessageStatus, OutboundMessage
+from messaging.models import Channel, MessageStatus, OutboundMessage
 
 # Texts the provider accepted and that are not known to have failed on the way.
 RECEIVED_STATUSES = [
@@ -33,7 +33,7 @@ def stop_footers_add(*, messages: list[OutboundMessage]) -> None:
     texts = [
         message
         for message in messages
-        if message.channel == MessageChannel.SMS
+        if message.channel == Channel.SMS
         and message.patient_id is not None
         and not message.is_test
         and not message.body.endswith(footer)
@@ -43,7 +43,7 @@ def stop_footers_add(*, messages: list[OutboundMessage]) -> None:
     received = set(
         OutboundMessage.objects.filter(
             patient_id__in={message.patient_id for message in texts},
-            channel=MessageChannel.SMS,
+            channel=Channel.SMS,
             is_test=False,
             status__in=RECEIVED_STATUSES,
         )

@@ -15,7 +15,7 @@ from collections import defaultdict
 from django.db import connection, transaction
 from django.db.models import Prefetch
 
-from campaigns.models import Campaign, Channel, Enrollment, EnrollmentState
+from campaigns.models import Campaign, Enrollment, EnrollmentState
 from campaigns.render import render_message
 from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
 from campaigns.timing import end_of_local_day, next_sending_time, step_due
@@ -26,6 +26,7 @@ from messaging.links import (
     unsubscribe_url,
 )
 from messaging.models import (
+    Channel,
     MessageEvent,
     MessageStatus,
     OutboundMessage,
