@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from campaigns.engine.goals import goals_apply
 from messaging.models import MessageStatus, OutboundMessage
-from messaging.status import messages_transition
+from messaging.outbox.status import messages_transition
 from patients.signals import appointments_synced, opt_out_changed
 
 

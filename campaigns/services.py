@@ -23,7 +23,7 @@ from campaigns.models import (
 )
 from campaigns.selectors import campaign_has_history
 from messaging.models import MessageStatus, OutboundMessage
-from messaging.status import messages_transition
+from messaging.outbox.status import messages_transition
 from patients.models import Patient
 from trackstat.audit import audit_record
 from trackstat.models import Practice

@@ -29,7 +29,7 @@ from messaging.models import (
     TrackedLink,
     UnsubscribeToken,
 )
-from messaging.status import message_transition, message_unsubscribed_record
+from messaging.outbox.status import message_transition, message_unsubscribed_record
 from patients.models import OptOutSource, Patient
 from patients.services import patient_opt_out_set
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from campaigns.engine import message_send
 from campaigns.engine.send import messages_send
-from messaging.reconcile import messages_reconcile
+from messaging.outbox.reconcile import messages_reconcile
 from messaging.webhook_events import (
     webhook_events_clean,
     webhook_events_process,

@@ -34,7 +34,7 @@ from messaging.models import (
     MessageStatus,
     OutboundMessage,
 )
-from messaging.status import message_transition, message_unsubscribed_record
+from messaging.outbox.status import message_transition, message_unsubscribed_record
 from patients.models import OptOutSource, Patient
 from patients.services.staff import patient_opt_out_set
 from trackstat.credentials import credentials_for

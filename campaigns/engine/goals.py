@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from campaigns.models import Campaign, Enrollment, EnrollmentState
 from messaging.models import MessageStatus, OutboundMessage
-from messaging.status import messages_transition
+from messaging.outbox.status import messages_transition
 from patients.models import UPCOMING_STATUSES, Appointment
 from trackstat.models import Practice
 

@@ -46,9 +46,9 @@ from messaging.links import (
     unsubscribe_url_for,
 )
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, UnsubscribeToken
+from messaging.outbox.status import may_move, message_transition
 from messaging.providers import provider_for
 from messaging.providers.base import Accepted, Outgoing, Provider, ProviderError
-from messaging.status import may_move, message_transition
 from patients.models import (
     CANCELLED_STATUSES,
     UPCOMING_STATUSES,

@@ -20,9 +20,9 @@ from campaigns.engine.send import MAX_ATTEMPTS, messages_send
 from campaigns.engine.steps import steps_materialize
 from campaigns.models import Campaign
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from messaging.outbox.reconcile import messages_reconcile
 from messaging.providers.base import Accepted, ProviderError
 from messaging.providers.sandbox import SandboxProvider
-from messaging.reconcile import messages_reconcile
 from patients.models import Patient
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import drip, email, received, run, sms, statuses

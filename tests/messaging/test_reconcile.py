@@ -17,10 +17,10 @@ from campaigns.spec import CampaignSerializer
 from messaging import tasks
 from messaging.fake_providers import FakeProviders
 from messaging.models import MessageStatus, OutboundMessage, SandboxMessage
+from messaging.outbox.reconcile import NOT_ACCEPTED, messages_reconcile
 from messaging.providers.base import Outgoing
 from messaging.providers.sandbox import SandboxProvider
 from messaging.providers.twilio import TwilioProvider
-from messaging.reconcile import NOT_ACCEPTED, messages_reconcile
 from patients.models import Patient
 from tests.campaigns.builders import Clinic, ny
 from tests.factories import PatientFactory

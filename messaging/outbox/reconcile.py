@@ -16,9 +16,9 @@ from django.db import transaction
 from django.db.models import Q
 
 from messaging.models import MessageStatus, OutboundMessage
+from messaging.outbox.status import message_transition
 from messaging.providers import provider_for
 from messaging.providers.base import Outgoing, ProviderError
-from messaging.status import message_transition
 
 logger = logging.getLogger(__name__)
 
