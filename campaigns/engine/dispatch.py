@@ -22,9 +22,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from campaigns.timing import WINDOWED_CHANNELS, next_sending_time
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SendAllowance
 from messaging.outbox.status import messages_transition
+from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time
 
 # How long a claimed message may stay "sending" before the claim is considered lost.
 CLAIM_SECONDS = 300

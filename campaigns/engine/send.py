@@ -37,7 +37,6 @@ from campaigns.models import Enrollment, EnrollmentState, MessageStep
 from campaigns.render import render_message
 from campaigns.schedule import run_time
 from campaigns.spec import DEFAULT_SCHEDULE
-from campaigns.timing import WINDOWED_CHANNELS, next_sending_time
 from campaigns.triggers import reminder_occurrence_key
 from messaging.links import (
     links_track,
@@ -47,6 +46,7 @@ from messaging.links import (
 )
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, UnsubscribeToken
 from messaging.outbox.status import may_move, message_transition
+from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time
 from messaging.providers import provider_for
 from messaging.providers.base import Accepted, Outgoing, Provider, ProviderError
 from patients.models import (

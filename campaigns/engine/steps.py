@@ -18,7 +18,7 @@ from django.db.models import Prefetch
 from campaigns.models import Campaign, Enrollment, EnrollmentState
 from campaigns.render import render_message
 from campaigns.spec import DEFAULT_SCHEDULE, is_continuous
-from campaigns.timing import end_of_local_day, next_sending_time, step_due
+from campaigns.timing import end_of_local_day, step_due
 from messaging.links import (
     links_track,
     unsubscribe_footer_add,
@@ -33,6 +33,7 @@ from messaging.models import (
     TrackedLink,
     UnsubscribeToken,
 )
+from messaging.outbox.window import next_sending_time
 from patients.models import Appointment, Patient, PatientStatus
 
 BATCH = 500
