@@ -344,13 +344,13 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
     from django.db import transaction
     from django.db.models import Q
 
-    from campaigns.engine.steps import address_problem
     from campaigns.exclusions import PENDING_STATUSES
     from campaigns.models import Campaign, CampaignKind, Enrollment
     from campaigns.render import render_message
     from campaigns.schedule import is_due_on, run_time
     from campaigns.spec import APPOINTMENT_TRIGGERS, is_continuous
     from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
+    from messaging.outbox.addresses import address_problem
     from patients.models import (
         Appointment,
         AppointmentService,

@@ -61,6 +61,9 @@ SENT_STATUSES = [
     MessageStatus.SPAM,
 ]
 
+# Never went out, and never will (the unique one-message-per-address rule ignores them).
+NOT_RECEIVED = [MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED]
+
 
 class Channel(models.TextChoices):
     """How a message goes out: the one channel vocabulary of campaigns' steps and the

@@ -30,9 +30,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from campaigns.engine.footer import stop_footers_add
 from campaigns.engine.goals import enrollments_exit, future_appointment_q
-from campaigns.engine.steps import DECEASED, STOP_FOOTER, address_problem
+from campaigns.engine.steps import DECEASED
 from campaigns.models import Enrollment, EnrollmentState, MessageStep
 from campaigns.render import render_message
 from campaigns.schedule import run_time
@@ -45,6 +44,8 @@ from messaging.links import (
     unsubscribe_url_for,
 )
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, UnsubscribeToken
+from messaging.outbox.addresses import address_problem
+from messaging.outbox.footer import STOP_FOOTER, stop_footers_add
 from messaging.outbox.status import may_move, message_transition
 from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time
 from messaging.providers import provider_for

@@ -10,8 +10,9 @@ from django.db.models import TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from campaigns.engine.steps import STOP_FOOTER
 from messaging.models import Channel, MessageStatus, OutboundMessage
+
+STOP_FOOTER = "Reply STOP to opt out"
 
 # Texts the provider accepted and that are not known to have failed on the way.
 RECEIVED_STATUSES = [
