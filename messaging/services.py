@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.engine import message_send
 from campaigns.render import render_message
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from messaging.outbox.send import message_send
 from patients.models import Patient
 from trackstat.models import Practice, User
 

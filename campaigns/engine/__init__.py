@@ -19,10 +19,10 @@ from django.utils import timezone
 from campaigns.engine.dispatch import messages_dispatch
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.engine.goals import goals_apply
-from campaigns.engine.send import message_send, messages_send
 from campaigns.engine.steps import steps_materialize
 from campaigns.models import SchedulerHeartbeat
 from messaging.models import SENT_STATUSES
+from messaging.outbox.send import messages_send
 
 
 class TickSummary(TypedDict):
@@ -84,4 +84,4 @@ def _send_queue(message_ids: list[int]) -> None:
         send_messages_task.delay(message_ids[start : start + size])
 
 
-__all__ = ["TickSummary", "goals_apply", "message_send", "tick"]
+__all__ = ["TickSummary", "goals_apply", "tick"]

@@ -13,14 +13,14 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from campaigns.engine import send
 from campaigns.engine.dispatch import CLAIM_SECONDS, messages_dispatch
 from campaigns.engine.enroll import campaigns_run_due
-from campaigns.engine.send import MAX_ATTEMPTS, messages_send
 from campaigns.engine.steps import steps_materialize
 from campaigns.models import Campaign
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from messaging.outbox import send
 from messaging.outbox.reconcile import messages_reconcile
+from messaging.outbox.send import MAX_ATTEMPTS, messages_send
 from messaging.providers.base import Accepted, ProviderError
 from messaging.providers.sandbox import SandboxProvider
 from patients.models import Patient
@@ -233,7 +233,7 @@ class Stub:
 def use(monkeypatch):
     def install(provider: Stub) -> Stub:
         monkeypatch.setattr(
-            "campaigns.engine.send.provider_for", lambda channel, practice: provider
+            "messaging.outbox.send.provider_for", lambda channel, practice: provider
         )
         return provider
 
