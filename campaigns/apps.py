@@ -5,4 +5,11 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self) -> None:
+        # Imported here, not at the top: they use the models, which are loaded only once
+        # every app config is.
         from campaigns import receivers  # noqa: F401 - connects the signal receivers
+        from campaigns.engine.recheck import CAMPAIGN_RECHECK
+        from messaging.outbox.checks import pre_send_check_register
+
+        # The outbox re-checks every campaign message with it just before sending.
+        pre_send_check_register(CAMPAIGN_RECHECK)

@@ -55,7 +55,6 @@ from campaigns.selectors import (
 from campaigns.sms import non_gsm7_characters, sms_segments
 from campaigns.spec import MERGE_FIELDS, CampaignSerializer, is_continuous, sanitize_email_html
 from messaging.models import Channel
-from messaging.services import message_test_send
 from patients import selectors as patient_selectors
 from patients.models import UPCOMING_STATUSES, Appointment, Patient
 from trackstat.models import Practice, Role
@@ -136,7 +135,7 @@ def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, i
         else None
     )
     try:
-        message = message_test_send(
+        message = services.step_test_send(
             practice=wiz.practice,
             user=request.user,
             channel=step["channel"],

@@ -62,3 +62,15 @@ def stop_footers_add(*, messages: list[OutboundMessage]) -> None:
     )
     for message in first:
         message.body += footer
+
+
+def stop_footer_keep(*, message: OutboundMessage, body_before: str) -> None:
+    """A message whose body a pre-send re-check rewrote (a reminder re-rendered for its moved
+    appointment) keeps the STOP footer an earlier attempt to send it gave it."""
+    footer = f"\n{STOP_FOOTER}"
+    if (
+        message.body != body_before
+        and body_before.endswith(footer)
+        and not message.body.endswith(footer)
+    ):
+        message.body += footer

@@ -69,7 +69,9 @@ def test_a_batch_runs_a_fixed_number_of_queries_plus_one_mark_per_message(monkey
         def send(self, outgoing):
             return Accepted(provider_id=f"stub-{outgoing.outbox_id}")
 
-    monkeypatch.setattr("messaging.outbox.send.provider_for", lambda channel, practice: Provider())
+    monkeypatch.setattr(
+        "messaging.outbox.deliver.provider_for", lambda channel, practice: Provider()
+    )
     small, large = claimed_messages(2), claimed_messages(12)
     with CaptureQueriesContext(connection) as few:
         messages_send(message_ids=small, now=RUN_AT)

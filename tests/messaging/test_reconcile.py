@@ -174,7 +174,7 @@ def twilio_settings(settings, fake, monkeypatch):
     settings.TWILIO_API_BASE_URL = fake.base_url
     # The engine's sends give up after TIMEOUT (the fake's slow answer takes longer).
     monkeypatch.setattr(
-        "messaging.outbox.send.provider_for",
+        "messaging.outbox.deliver.provider_for",
         lambda channel, practice: TwilioProvider(timeout=TIMEOUT),
     )
     return settings
