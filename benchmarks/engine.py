@@ -63,10 +63,10 @@ def measured_tick(now: dt.datetime) -> dict:
     """One tick's phases, timed; the claimed message ids are returned, not enqueued."""
     from django.db import connection
 
-    from campaigns.engine.dispatch import messages_dispatch
     from campaigns.engine.enroll import campaigns_run_due
     from campaigns.engine.goals import goals_apply
     from campaigns.engine.steps import steps_materialize
+    from messaging.outbox.dispatch import messages_dispatch
 
     statements = []
 

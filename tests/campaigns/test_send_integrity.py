@@ -13,13 +13,13 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from campaigns.engine.dispatch import CLAIM_SECONDS, messages_dispatch
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.engine.steps import steps_materialize
 from campaigns.models import Campaign
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
 from messaging.outbox import deliver, send
 from messaging.outbox.deliver import MAX_ATTEMPTS
+from messaging.outbox.dispatch import CLAIM_SECONDS, messages_dispatch
 from messaging.outbox.reconcile import messages_reconcile
 from messaging.outbox.send import messages_send
 from messaging.providers.base import Accepted, ProviderError
