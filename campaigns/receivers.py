@@ -1,13 +1,15 @@
-"""The engine's answers to what the patients app announces (``patients.signals``)."""
+"""The engine's answers to what the apps below announce (``patients.signals``,
+``messaging.signals``)."""
 
 from __future__ import annotations
 
 from django.dispatch import receiver
 from django.utils import timezone
 
-from campaigns.engine.goals import goals_apply
+from campaigns.engine.goals import enrollment_link_clicked, goals_apply
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.outbox.status import messages_transition
+from messaging.signals import link_clicked
 from patients.signals import appointments_synced, opt_out_changed
 
 
@@ -31,3 +33,10 @@ def cancel_on_opt_out(sender, *, practice, patient, channel, opted_out, **kwargs
         at=timezone.now(),
         source="engine",
     )
+
+
+@receiver(link_clicked, dispatch_uid="campaigns.goal_on_click")
+def goal_on_click(sender, *, message, url, at, **kwargs) -> None:
+    """A tracked-link click meets a ``clicked_link`` goal of the message's campaign."""
+    if message.enrollment_id is not None:
+        enrollment_link_clicked(enrollment_id=message.enrollment_id, url=url, now=at)

@@ -2,7 +2,8 @@
 
 Every http(s) link in a campaign message is rewritten to ``{PUBLIC_BASE_URL}/l/<token>``
 (one ``TrackedLink`` per distinct URL per message): opening it records the click, moves the
-message to ``clicked`` and meets a ``clicked_link`` goal. Every campaign email carries its own
+message to ``clicked`` and announces it (``signals.link_clicked``: a campaign's
+``clicked_link`` goal is met by it). Every campaign email carries its own
 unsubscribe link, ``{PUBLIC_BASE_URL}/unsubscribe/<token>/``, whose random token names the
 message: nothing about the patient is in either URL.
 
@@ -21,7 +22,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from campaigns.models import EnrollmentState
 from messaging.models import (
     Channel,
     MessageStatus,
@@ -30,6 +30,7 @@ from messaging.models import (
     UnsubscribeToken,
 )
 from messaging.outbox.status import message_transition, message_unsubscribed_record
+from messaging.signals import link_clicked
 from patients.models import OptOutSource, Patient
 from patients.services import patient_opt_out_set
 
@@ -195,26 +196,15 @@ def tracked_link_url(*, token: str) -> str | None:
     return TrackedLink.objects.filter(token=token).values_list("url", flat=True).first()
 
 
-def goal_met_by_click(goal: dict | None, url: str) -> bool:
-    """Whether opening ``url`` meets a campaign's goal (``clicked_link``, optionally only for
-    its ``url``)."""
-    if not goal or goal.get("type") != "clicked_link":
-        return False
-    wanted = goal.get("url")
-    return not wanted or wanted.rstrip("/") == url.rstrip("/")
-
-
-@transaction.atomic
+@transaction.atomic(durable=True)
 def link_click(*, token: str, now: dt.datetime) -> str | None:
     """Record one opening of a tracked link and return its URL (None for an unknown token).
 
-    The message moves to ``clicked``; a ``clicked_link`` goal of its enrollment's campaign is
-    met, ending the enrollment at once (no later step is sent, queued ones are canceled), and
-    counting as a conversion even when the click comes after the last step.
+    The message moves to ``clicked``, and the click is announced (``link_clicked``) in the
+    same transaction: a ``clicked_link`` goal of its enrollment's campaign is met, ending the
+    enrollment at once (no later step is sent, queued ones are canceled), and counting as a
+    conversion even when the click comes after the last step.
     """
-    # Imported here: the engine imports this module to track the links it materializes.
-    from campaigns.engine.goals import enrollment_goal_meet
-
     link = TrackedLink.objects.select_for_update().filter(token=token).first()
     if link is None:
         return None
@@ -222,19 +212,7 @@ def link_click(*, token: str, now: dt.datetime) -> str | None:
     if link.first_clicked_at is None:
         link.first_clicked_at = now
     link.save(update_fields=["click_count", "first_clicked_at"])
-    message = (
-        OutboundMessage.objects.select_for_update(of=("self",))
-        .select_related("enrollment__campaign")
-        .get(pk=link.message_id)
-    )
+    message = OutboundMessage.objects.select_for_update().get(pk=link.message_id)
     message_transition(message, status=MessageStatus.CLICKED, at=now, source="link")
-    enrollment = message.enrollment
-    # A completed enrollment (the click came after its last step went out, or while that
-    # step is still queued: it is canceled) meets the goal too: it counts as a conversion.
-    if (
-        enrollment is not None
-        and enrollment.state != EnrollmentState.EXITED
-        and goal_met_by_click(enrollment.campaign.goal, link.url)
-    ):
-        enrollment_goal_meet(enrollment_id=enrollment.pk, now=now)
+    link_clicked.send(sender=OutboundMessage, message=message, url=link.url, at=now)
     return link.url
