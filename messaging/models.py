@@ -323,7 +323,7 @@ class WebhookKind(models.TextChoices):
 class WebhookEvent(models.Model):
     """A verified provider webhook event, stored before the provider is answered: what the
     provider said is never lost to a broker outage or a failing worker
-    (``messaging.webhook_events``). One row per provider event (``event_key``, so a
+    (``messaging.webhook_intake``). One row per provider event (``event_key``, so a
     redelivery stores nothing new); a task applies it at once and a beat sweep catches up
     what is still unprocessed. An event that cannot be applied is kept and marked failed.
 

@@ -54,7 +54,7 @@ def sweep_webhook_events_task() -> None:
     webhook_events_clean(now=now)
 
 
-# The webhooks queued these before events were stored first (``messaging.webhook_events``);
+# The webhooks queued these before events were stored first (``messaging.webhook_intake``);
 # kept so that tasks already queued when this version is deployed still apply.
 
 

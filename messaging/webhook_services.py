@@ -7,7 +7,8 @@ numbers and email addresses, so logs name only outbox ids and provider ids.
 Twilio signatures are checked with the auth token of the practice the request is about (the
 outbox message's practice for a status callback, the practice whose sender number is ``To``
 for an inbound SMS), else ``TWILIO_AUTH_TOKEN``. The webhooks store each verified event
-first (``messaging.webhook_events``), which then applies it with the functions here.
+first (``messaging.webhook_intake``); ``messaging.webhook_events`` then applies it with the
+functions here.
 """
 
 from __future__ import annotations
