@@ -176,18 +176,19 @@ def unsubscribe_message(*, token: str) -> OutboundMessage | None:
 
 def patient_unsubscribe(*, message: OutboundMessage) -> Patient:
     """Opt the patient of ``message`` out of email (an unsubscribe link was used), audited;
-    their queued emails are canceled by the opt-out. Idempotent."""
-    already = message.patient.email_opt_out
-    patient = patient_opt_out_set(
-        practice=message.practice,
-        patient=message.patient,
-        channel=Channel.EMAIL,
-        opted_out=True,
-        source=OptOutSource.UNSUBSCRIBE,
-        actor=UNSUBSCRIBE_ACTOR,
-    )
-    if not already:
-        message_unsubscribed_record(message=message, at=timezone.now())
+    their queued emails are canceled by the opt-out. Idempotent; one transaction."""
+    with transaction.atomic(durable=True):
+        already = message.patient.email_opt_out
+        patient = patient_opt_out_set(
+            practice=message.practice,
+            patient=message.patient,
+            channel=Channel.EMAIL,
+            opted_out=True,
+            source=OptOutSource.UNSUBSCRIBE,
+            actor=UNSUBSCRIBE_ACTOR,
+        )
+        if not already:
+            message_unsubscribed_record(message=message, at=timezone.now())
     return patient
 
 

@@ -48,7 +48,7 @@ def webhook_event_process(*, event_id: int, now: dt.datetime) -> Any:
     """Apply one stored event, once. Returns what applying returned (for an inbound SMS, its
     ``InboundResult``), or None when it was not applied now: already applied, being applied
     by another worker (its row is locked: skipped), given up, or failing this time."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):  # its own transaction: the claim and the effects
         event = (
             WebhookEvent.objects.select_for_update(skip_locked=True)
             .filter(pk=event_id, processed_at__isnull=True, failed_at__isnull=True)

@@ -163,7 +163,7 @@ def _checked(*, key: str | None, payload: dict, practice_id: int | None) -> Inco
     return Incoming(key, payload, practice_id)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def webhook_events_store(
     *, kind: str, incoming: list[Incoming], now: dt.datetime, enqueue: bool = True
 ) -> list[int]:

@@ -67,7 +67,7 @@ def messages_reconcile(
     return counts
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)  # each message on its own, under its row lock
 def _reconcile_one(message_id: int, *, now: dt.datetime, deadline: dt.timedelta) -> str:
     message = (
         OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
