@@ -105,19 +105,12 @@ def outbox_drain() -> int:
 def enqueue_seconds_per_message(ids: list[int]) -> float:
     """Handing claimed ids to Celery as ``tick(send="queue")`` does (batches of
     ``SEND_TASK_BATCH_SIZE`` per task), on the in-memory broker, per message (a sample)."""
-    from django.conf import settings
-
-    from messaging.tasks import send_messages_task
+    from messaging.outbox.queue import messages_enqueue
 
     sample = ids[:4000]
     if not sample:
         return 0.0
-    size = settings.SEND_TASK_BATCH_SIZE
-    seconds, _ = timed(
-        lambda: [
-            send_messages_task.delay(sample[i : i + size]) for i in range(0, len(sample), size)
-        ]
-    )
+    seconds, _ = timed(messages_enqueue, sample)
     return seconds / len(sample)
 
 
