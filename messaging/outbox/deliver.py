@@ -90,8 +90,7 @@ def provider_called_mark(message_id: int, now: dt.datetime) -> bool:
     leave it set, and a concurrent task must see it): it runs in autocommit, and refuses to
     run inside an outer transaction.
     """
-    if connection.in_atomic_block:
-        refuse_inside_a_transaction()
+    refuse_inside_a_transaction()
     return bool(
         OutboundMessage.objects.filter(
             pk=message_id, status=MessageStatus.SENDING, provider_called_at__isnull=True
@@ -102,6 +101,8 @@ def provider_called_mark(message_id: int, now: dt.datetime) -> bool:
 def refuse_inside_a_transaction() -> None:
     """Raise inside a transaction, unless it is a test case's own (Django's rule for durable
     atomic blocks, which tests wrap in a transaction of their own)."""
+    if not connection.in_atomic_block:
+        return
     try:
         with transaction.atomic(durable=True):
             pass
