@@ -63,10 +63,10 @@ def measured_tick(now: dt.datetime) -> dict:
     """One tick's phases, timed; the claimed message ids are returned, not enqueued."""
     from django.db import connection
 
-    from campaigns.engine.dispatch import messages_dispatch
     from campaigns.engine.enroll import campaigns_run_due
     from campaigns.engine.goals import goals_apply
     from campaigns.engine.steps import steps_materialize
+    from messaging.outbox.dispatch import messages_dispatch
 
     statements = []
 
@@ -105,19 +105,12 @@ def outbox_drain() -> int:
 def enqueue_seconds_per_message(ids: list[int]) -> float:
     """Handing claimed ids to Celery as ``tick(send="queue")`` does (batches of
     ``SEND_TASK_BATCH_SIZE`` per task), on the in-memory broker, per message (a sample)."""
-    from django.conf import settings
-
-    from messaging.tasks import send_messages_task
+    from messaging.send_queue import messages_enqueue
 
     sample = ids[:4000]
     if not sample:
         return 0.0
-    size = settings.SEND_TASK_BATCH_SIZE
-    seconds, _ = timed(
-        lambda: [
-            send_messages_task.delay(sample[i : i + size]) for i in range(0, len(sample), size)
-        ]
-    )
+    seconds, _ = timed(messages_enqueue, sample)
     return seconds / len(sample)
 
 
@@ -346,11 +339,11 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
 
     from campaigns.audience.exclusions import PENDING_STATUSES
     from campaigns.content.render import render_message
-    from campaigns.engine.steps import address_problem
     from campaigns.language.triggers import APPOINTMENT_TRIGGERS, is_continuous
     from campaigns.models import Campaign, CampaignKind, Enrollment
     from campaigns.schedule import is_due_on, run_time
     from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
+    from messaging.outbox.addresses import address_problem
     from patients.models import (
         Appointment,
         AppointmentService,

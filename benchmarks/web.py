@@ -103,7 +103,7 @@ def populate() -> dict:
     from campaigns.language.spec import CampaignSerializer
     from campaigns.services import campaign_create
     from messaging.models import MessageStatus, OutboundMessage
-    from messaging.status import messages_transition
+    from messaging.outbox.status import messages_transition
     from patients.sync.patients import patients_upsert
     from reports.rollup import rollups_refresh
     from trackstat.models import Membership, Role, User

@@ -5,9 +5,14 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self) -> None:
-        # Imported here: modules that use models load once the app registry is ready.
+        # Imported here, not at the top: they use the models, which are loaded only once
+        # every app config is.
         from campaigns import receivers  # noqa: F401 - connects the signal receivers
+        from campaigns.engine.recheck import CAMPAIGN_RECHECK
         from campaigns.views.patient import WHY_PANEL
+        from messaging.outbox.checks import pre_send_check_register
         from patients.panels import patient_panel_register
 
+        # The outbox re-checks every campaign message with it just before sending.
+        pre_send_check_register(CAMPAIGN_RECHECK)
         patient_panel_register(WHY_PANEL)

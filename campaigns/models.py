@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from messaging.models import Channel
 from patients.models import Patient
 from trackstat.models import Practice
 
@@ -17,11 +18,6 @@ from trackstat.models import Practice
 class CampaignKind(models.TextChoices):
     DRIP = "drip", "Drip"
     BLAST = "blast", "Blast"
-
-
-class Channel(models.TextChoices):
-    SMS = "sms", "SMS"
-    EMAIL = "email", "Email"
 
 
 class DelayUnit(models.TextChoices):

@@ -1,14 +1,14 @@
-"""The engine's answers to what the patients app announces (``patients.signals``)."""
+"""The engine's answers to what the apps below announce (``patients.signals``,
+``messaging.signals``)."""
 
 from __future__ import annotations
 
 from django.dispatch import receiver
 from django.utils import timezone
 
-from campaigns.engine.goals import goals_apply
-from messaging.models import MessageStatus, OutboundMessage
-from messaging.status import messages_transition
-from patients.signals import appointments_synced, opt_out_changed
+from campaigns.engine.goals import enrollment_link_clicked, goals_apply
+from messaging.signals import link_clicked
+from patients.signals import appointments_synced
 
 
 @receiver(appointments_synced, dispatch_uid="campaigns.goals_on_sync")
@@ -17,17 +17,8 @@ def goals_on_sync(sender, *, practice, patient_ids, **kwargs) -> None:
     goals_apply(now=timezone.now(), practice=practice, patient_ids=patient_ids)
 
 
-@receiver(opt_out_changed, dispatch_uid="campaigns.cancel_on_opt_out")
-def cancel_on_opt_out(sender, *, practice, patient, channel, opted_out, **kwargs) -> None:
-    """An opt-out cancels that channel's queued messages at once."""
-    if not opted_out:
-        return
-    messages_transition(
-        messages=OutboundMessage.objects.filter(
-            practice=practice, patient=patient, channel=channel, status=MessageStatus.QUEUED
-        ),
-        status=MessageStatus.CANCELED,
-        reason="patient opted out",
-        at=timezone.now(),
-        source="engine",
-    )
+@receiver(link_clicked, dispatch_uid="campaigns.goal_on_click")
+def goal_on_click(sender, *, message, url, at, **kwargs) -> None:
+    """A tracked-link click meets a ``clicked_link`` goal of the message's campaign."""
+    if message.enrollment_id is not None:
+        enrollment_link_clicked(enrollment_id=message.enrollment_id, url=url, now=at)

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns.content.render import render_message
 from campaigns.models import (
     BlastExclusion,
     Campaign,
@@ -26,10 +27,11 @@ from campaigns.models import (
 )
 from campaigns.selectors import campaign_has_history
 from messaging.models import MessageStatus, OutboundMessage
-from messaging.status import messages_transition
+from messaging.outbox.status import messages_transition
+from messaging.services import message_send_now
 from patients.models import Patient
 from trackstat.audit import audit_record
-from trackstat.models import Practice
+from trackstat.models import Practice, User
 
 # Why an archived campaign's enrollments ended (and, spaced, its queued messages' reason).
 ARCHIVED = "campaign_archived"
@@ -280,3 +282,42 @@ def template_save(
     template.full_clean()
     template.save()
     return template
+
+
+def step_test_send(
+    *,
+    practice: Practice,
+    user: User,
+    channel: str,
+    subject: str,
+    body: str,
+    patient: Patient | None = None,
+) -> OutboundMessage:
+    """Send a campaign step to the staff member's own phone or email, now, marked as a test.
+
+    Rendered for ``patient`` (the preview patient) or, without one, for the staff member's
+    own name, then handed to the outbox ready to go. Test messages stay out of reports and
+    never count as a patient's messages.
+    """
+    to = user.phone if channel == "sms" else user.email
+    if not to:
+        raise ValidationError(
+            {"channel": "Add your mobile phone on your profile page to get test texts."}
+        )
+    sample = patient or Patient(
+        practice=practice,
+        first_name=user.first_name or "Test",
+        last_name=user.last_name or "Patient",
+    )
+    subject, body = render_message(
+        channel=channel, subject=subject, body=body, patient=sample, practice=practice
+    )
+    return message_send_now(
+        practice=practice,
+        reason=f"test by {user.email}",
+        channel=channel,
+        to=to,
+        subject=f"[Test] {subject}" if subject else "",
+        body=body,
+        is_test=True,
+    )

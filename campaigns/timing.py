@@ -1,4 +1,5 @@
-"""When steps fall due and when a text may go out (DESIGN §5.4, §5.6).
+"""When steps fall due (DESIGN §5.4) and when a continuous trigger's message expires (§5.6);
+when a message may go out (quiet hours) is the outbox's (``messaging.outbox.window``).
 
 All functions are pure: instants in, instants out, in the practice's time zone. Wall-clock
 results go through UTC so that DST changes resolve to real instants.
@@ -11,9 +12,6 @@ import datetime as dt
 import zoneinfo
 
 from campaigns.schedule import run_time
-
-# The practice's sending window holds for texts and email alike (DESIGN §5.6).
-WINDOWED_CHANNELS = ("sms", "email")
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -56,29 +54,6 @@ def step_due(
     else:
         raise ValueError(f"Unknown delay unit {unit!r}")
     return run_time(schedule, day, tz)
-
-
-def window_bounds(
-    day: dt.date, start: dt.time, end: dt.time, tz: zoneinfo.ZoneInfo
-) -> tuple[dt.datetime, dt.datetime]:
-    """The sending window of local date ``day`` as instants."""
-    return (
-        dt.datetime.combine(day, start, tzinfo=tz).astimezone(dt.UTC).astimezone(tz),
-        dt.datetime.combine(day, end, tzinfo=tz).astimezone(dt.UTC).astimezone(tz),
-    )
-
-
-def next_sending_time(
-    at: dt.datetime, *, start: dt.time, end: dt.time, tz: zoneinfo.ZoneInfo
-) -> dt.datetime:
-    """``at`` if it is inside the sending window, else the start of the next window."""
-    day = at.astimezone(tz).date()
-    opens, closes = window_bounds(day, start, end, tz)
-    if at < opens:
-        return opens
-    if at < closes:
-        return at
-    return window_bounds(day + dt.timedelta(days=1), start, end, tz)[0]
 
 
 def end_of_local_day(at: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:

@@ -5,7 +5,9 @@ class MessagingConfig(AppConfig):
     name = "messaging"
 
     def ready(self) -> None:
-        # Imported here: modules that use models load once the app registry is ready.
+        # Imported here, not at the top: they use the models, which are loaded only once
+        # every app config is.
+        from messaging import receivers  # noqa: F401 - connects the signal receivers
         from messaging.patient_views import MESSAGES_PANEL
         from patients.panels import patient_panel_register
 

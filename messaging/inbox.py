@@ -18,14 +18,14 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.dateparse import parse_datetime
 
-from campaigns.engine.steps import NOT_RECEIVED, STOP_FOOTER, address_problem
 from messaging.models import (
     CannedReply,
+    Channel,
     InboundHandling,
     InboundMessage,
-    MessageChannel,
     OutboundMessage,
 )
+from messaging.outbox.addresses import address_problem
 from messaging.services import message_send_now
 from patients.models import Patient
 from trackstat.models import Practice, User
@@ -144,7 +144,7 @@ def inbox_threads(
     params = [
         practice.pk,
         InboundHandling.INBOX,
-        MessageChannel.EMAIL,
+        Channel.EMAIL,
         practice.pk,
         False,
         per_page,
@@ -228,8 +228,7 @@ def inbox_thread_items(
         inbound = inbound.filter(patient__isnull=True, from_number=number)
         outbound = OutboundMessage.objects.none()
     items = [
-        ThreadItem(at=m.received_at, body=m.body, theirs=True, channel=MessageChannel.SMS)
-        for m in inbound
+        ThreadItem(at=m.received_at, body=m.body, theirs=True, channel=Channel.SMS) for m in inbound
     ] + [
         ThreadItem(
             at=m.sent_at or m.created_at,
@@ -259,22 +258,13 @@ def inbox_thread_mark_read(
     return unread.update(read_at=now)
 
 
-def _has_received_a_text(practice: Practice, patient: Patient) -> bool:
-    return (
-        OutboundMessage.objects.filter(
-            practice=practice, patient=patient, channel=MessageChannel.SMS
-        )
-        .exclude(status__in=NOT_RECEIVED)
-        .exists()
-    )
-
-
 def inbox_reply_send(
     *, practice: Practice, patient: Patient, body: str, user: User
 ) -> OutboundMessage:
     """Text ``body`` to the patient now, through the outbox (an Inbox reply is a conversation,
-    not a campaign). If the sending window is closed the engine's re-check queues it for the
-    next window, and its status says so."""
+    not a campaign). If the sending window is closed the outbox's re-check queues it for the
+    next window, and its status says so. Like every text, it carries the STOP footer if it is
+    the first the patient receives, as decided when it is sent."""
     body = (body or "").strip()
     if not body:
         raise ValidationError({"body": "Write a reply before sending."})
@@ -282,16 +272,14 @@ def inbox_reply_send(
         raise ValidationError(
             {"body": f"A reply can have at most {REPLY_MAX_LENGTH} characters ({len(body)})."}
         )
-    to, problem = address_problem(patient, MessageChannel.SMS)
+    to, problem = address_problem(patient, Channel.SMS)
     if not to:
         raise ValidationError({"patient": f"Not sent: the patient has {problem}."})
-    if not _has_received_a_text(practice, patient):
-        body = f"{body}\n{STOP_FOOTER}"  # the first text a patient gets (DESIGN §7)
     return message_send_now(
         practice=practice,
         reason=f"inbox reply by user {user.pk}",
         patient=patient,
-        channel=MessageChannel.SMS,
+        channel=Channel.SMS,
         to=to,
         body=body,
     )

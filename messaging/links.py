@@ -2,7 +2,8 @@
 
 Every http(s) link in a campaign message is rewritten to ``{PUBLIC_BASE_URL}/l/<token>``
 (one ``TrackedLink`` per distinct URL per message): opening it records the click, moves the
-message to ``clicked`` and meets a ``clicked_link`` goal. Every campaign email carries its own
+message to ``clicked`` and announces it (``signals.link_clicked``: a campaign's
+``clicked_link`` goal is met by it). Every campaign email carries its own
 unsubscribe link, ``{PUBLIC_BASE_URL}/unsubscribe/<token>/``, whose random token names the
 message: nothing about the patient is in either URL.
 
@@ -18,18 +19,18 @@ import re
 import secrets
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from campaigns.models import EnrollmentState
 from messaging.models import (
-    MessageChannel,
+    Channel,
     MessageStatus,
     OutboundMessage,
     TrackedLink,
     UnsubscribeToken,
 )
-from messaging.status import message_transition, message_unsubscribed_record
+from messaging.outbox.status import message_transition, message_unsubscribed_record
+from messaging.signals import link_clicked
 from patients.models import OptOutSource, Patient
 from patients.services import patient_opt_out_set
 
@@ -52,15 +53,6 @@ def _base() -> str:
 
 def tracked_url(token: str) -> str:
     return f"{_base()}/l/{token}"
-
-
-def unsubscribe_url(token: str) -> str:
-    return f"{_base()}/unsubscribe/{token}/"
-
-
-def unsubscribe_token_new() -> str:
-    """A fresh unsubscribe token (128 random bits: it authorizes an opt-out)."""
-    return secrets.token_urlsafe(16)
 
 
 def _link_token_new() -> str:
@@ -125,7 +117,7 @@ def links_track(
             return match.group(0)
         return track(url) + trailing
 
-    if channel == MessageChannel.EMAIL:
+    if channel == Channel.EMAIL:
         body = HREF_RE.sub(replace_href, body)
     else:
         body = PLAIN_URL_RE.sub(replace_plain, body)
@@ -144,25 +136,6 @@ def unsubscribe_footer_add(*, body: str, url: str) -> str:
     return body + UNSUBSCRIBE_FOOTER.format(url=html.escape(url))
 
 
-def unsubscribe_url_for(message: OutboundMessage) -> str:
-    """The unsubscribe URL of an email (for its body and the ``List-Unsubscribe`` header);
-    made on first use for an email the engine did not materialize. "" for a message with no
-    patient (a staff member's test send): there is nobody to unsubscribe."""
-    if message.patient_id is None:
-        return ""
-    existing = UnsubscribeToken.objects.filter(message=message).values_list("token", flat=True)
-    token = existing.first()
-    if token is None:
-        try:
-            with transaction.atomic():
-                token = UnsubscribeToken.objects.create(
-                    practice_id=message.practice_id, message=message, token=unsubscribe_token_new()
-                ).token
-        except IntegrityError:  # made meanwhile by a concurrent caller
-            token = existing.get()
-    return unsubscribe_url(token)
-
-
 def unsubscribe_message(*, token: str) -> OutboundMessage | None:
     """The message an unsubscribe token names (with its practice), or None."""
     row = (
@@ -175,18 +148,19 @@ def unsubscribe_message(*, token: str) -> OutboundMessage | None:
 
 def patient_unsubscribe(*, message: OutboundMessage) -> Patient:
     """Opt the patient of ``message`` out of email (an unsubscribe link was used), audited;
-    their queued emails are canceled by the opt-out. Idempotent."""
-    already = message.patient.email_opt_out
-    patient = patient_opt_out_set(
-        practice=message.practice,
-        patient=message.patient,
-        channel=MessageChannel.EMAIL,
-        opted_out=True,
-        source=OptOutSource.UNSUBSCRIBE,
-        actor=UNSUBSCRIBE_ACTOR,
-    )
-    if not already:
-        message_unsubscribed_record(message=message, at=timezone.now())
+    their queued emails are canceled by the opt-out. Idempotent; one transaction."""
+    with transaction.atomic(durable=True):
+        already = message.patient.email_opt_out
+        patient = patient_opt_out_set(
+            practice=message.practice,
+            patient=message.patient,
+            channel=Channel.EMAIL,
+            opted_out=True,
+            source=OptOutSource.UNSUBSCRIBE,
+            actor=UNSUBSCRIBE_ACTOR,
+        )
+        if not already:
+            message_unsubscribed_record(message=message, at=timezone.now())
     return patient
 
 
@@ -195,26 +169,15 @@ def tracked_link_url(*, token: str) -> str | None:
     return TrackedLink.objects.filter(token=token).values_list("url", flat=True).first()
 
 
-def goal_met_by_click(goal: dict | None, url: str) -> bool:
-    """Whether opening ``url`` meets a campaign's goal (``clicked_link``, optionally only for
-    its ``url``)."""
-    if not goal or goal.get("type") != "clicked_link":
-        return False
-    wanted = goal.get("url")
-    return not wanted or wanted.rstrip("/") == url.rstrip("/")
-
-
-@transaction.atomic
+@transaction.atomic(durable=True)
 def link_click(*, token: str, now: dt.datetime) -> str | None:
     """Record one opening of a tracked link and return its URL (None for an unknown token).
 
-    The message moves to ``clicked``; a ``clicked_link`` goal of its enrollment's campaign is
-    met, ending the enrollment at once (no later step is sent, queued ones are canceled), and
-    counting as a conversion even when the click comes after the last step.
+    The message moves to ``clicked``, and the click is announced (``link_clicked``) in the
+    same transaction: a ``clicked_link`` goal of its enrollment's campaign is met, ending the
+    enrollment at once (no later step is sent, queued ones are canceled), and counting as a
+    conversion even when the click comes after the last step.
     """
-    # Imported here: the engine imports this module to track the links it materializes.
-    from campaigns.engine.goals import enrollment_goal_meet
-
     link = TrackedLink.objects.select_for_update().filter(token=token).first()
     if link is None:
         return None
@@ -222,19 +185,7 @@ def link_click(*, token: str, now: dt.datetime) -> str | None:
     if link.first_clicked_at is None:
         link.first_clicked_at = now
     link.save(update_fields=["click_count", "first_clicked_at"])
-    message = (
-        OutboundMessage.objects.select_for_update(of=("self",))
-        .select_related("enrollment__campaign")
-        .get(pk=link.message_id)
-    )
+    message = OutboundMessage.objects.select_for_update().get(pk=link.message_id)
     message_transition(message, status=MessageStatus.CLICKED, at=now, source="link")
-    enrollment = message.enrollment
-    # A completed enrollment (the click came after its last step went out, or while that
-    # step is still queued: it is canceled) meets the goal too: it counts as a conversion.
-    if (
-        enrollment is not None
-        and enrollment.state != EnrollmentState.EXITED
-        and goal_met_by_click(enrollment.campaign.goal, link.url)
-    ):
-        enrollment_goal_meet(enrollment_id=enrollment.pk, now=now)
+    link_clicked.send(sender=OutboundMessage, message=message, url=link.url, at=now)
     return link.url

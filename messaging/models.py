@@ -61,8 +61,14 @@ SENT_STATUSES = [
     MessageStatus.SPAM,
 ]
 
+# Never went out, and never will (the unique one-message-per-address rule ignores them).
+NOT_RECEIVED = [MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED]
 
-class MessageChannel(models.TextChoices):
+
+class Channel(models.TextChoices):
+    """How a message goes out: the one channel vocabulary of campaigns' steps and the
+    outbox."""
+
     SMS = "sms", "SMS"
     EMAIL = "email", "Email"
 
@@ -87,7 +93,7 @@ class OutboundMessage(models.Model):
     patient = models.ForeignKey(
         Patient, null=True, blank=True, on_delete=models.RESTRICT, related_name="messages"
     )
-    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
     to = models.CharField(max_length=254, blank=True)
     subject = models.CharField(max_length=200, blank=True)
     body = models.TextField(blank=True)
@@ -211,7 +217,7 @@ class SandboxMessage(models.Model):
         OutboundMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     provider_id = models.CharField(max_length=100, unique=True)
-    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
     to = models.CharField(max_length=254)
     sender = models.CharField(max_length=254, blank=True)
     subject = models.CharField(max_length=200, blank=True)
@@ -317,7 +323,7 @@ class WebhookKind(models.TextChoices):
 class WebhookEvent(models.Model):
     """A verified provider webhook event, stored before the provider is answered: what the
     provider said is never lost to a broker outage or a failing worker
-    (``messaging.webhook_events``). One row per provider event (``event_key``, so a
+    (``messaging.webhook_intake``). One row per provider event (``event_key``, so a
     redelivery stores nothing new); a task applies it at once and a beat sweep catches up
     what is still unprocessed. An event that cannot be applied is kept and marked failed.
 

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_safe
 from messaging.selectors import patient_messages
 from patients.panels import PatientPanel
 from patients.selectors import patient_queryset
+from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
 
@@ -30,11 +31,6 @@ MESSAGES_PANEL = PatientPanel(
 )
 
 
-def _wants_partial(request: PracticeRequest) -> bool:
-    # A history restore (back button after the cache expired) needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
 @require_safe
 @role_required(Role.USER)
 def patient_message_history(request: PracticeRequest, patient_id: int) -> HttpResponse:
@@ -45,7 +41,6 @@ def patient_message_history(request: PracticeRequest, patient_id: int) -> HttpRe
         "messages_sent": patient_messages(practice=request.practice, patient=patient)[
             :MESSAGES_SHOWN
         ],
-        "tz": request.practice.tz,
     }
-    template = f"{TEMPLATE}#history" if _wants_partial(request) else TEMPLATE
+    template = f"{TEMPLATE}#history" if wants_partial(request) else TEMPLATE
     return render(request, template, context)

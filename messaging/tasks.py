@@ -5,9 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from campaigns.engine import message_send
-from campaigns.engine.send import messages_send
-from messaging.reconcile import messages_reconcile
+from messaging.outbox.reconcile import messages_reconcile
+from messaging.outbox.send import message_send, messages_send
 from messaging.webhook_events import (
     webhook_events_clean,
     webhook_events_process,
@@ -55,7 +54,7 @@ def sweep_webhook_events_task() -> None:
     webhook_events_clean(now=now)
 
 
-# The webhooks queued these before events were stored first (``messaging.webhook_events``);
+# The webhooks queued these before events were stored first (``messaging.webhook_intake``);
 # kept so that tasks already queued when this version is deployed still apply.
 
 

@@ -2,7 +2,7 @@
 (what the sandbox provider "sent").
 
 The parts htmx swaps are ``{% partialdef %}`` blocks of the page template, rendered alone when
-``request.htmx``; every form also works as a plain POST (redirect back) without JavaScript.
+``wants_partial``; every form also works as a plain POST (redirect back) without JavaScript.
 """
 
 from __future__ import annotations
@@ -22,13 +22,9 @@ from messaging.forms import CannedReplyForm, CannedReplyPickForm, ReplyForm
 from messaging.models import CannedReply
 from messaging.selectors import sandbox_messages
 from patients.models import Patient
+from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, has_role, role_required
-
-
-def _wants_partial(request: PracticeRequest) -> bool:
-    # A history restore (back button after the cache expired) needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _inbox_context(request: PracticeRequest, canned_form=None) -> dict:
@@ -48,7 +44,6 @@ def _inbox_context(request: PracticeRequest, canned_form=None) -> dict:
         "canned_replies": inbox_services.canned_replies(practice=request.practice),
         "canned_form": canned_form or CannedReplyForm(),
         "can_edit_canned": has_role(request, Role.MANAGER),
-        "tz": request.practice.tz,
     }
 
 
@@ -74,7 +69,6 @@ def _thread_context(request: PracticeRequest, patient: Patient, reply_form=None)
         "reply_form": reply_form,
         "pick_form": pick_form,
         "has_canned": queryset.exists(),
-        "tz": practice.tz,
     }
 
 
@@ -105,7 +99,7 @@ def inbox_unknown(request: PracticeRequest, token: str) -> HttpResponse:
     return render(
         request,
         "messaging/inbox_thread.html",
-        {"patient": None, "number": number, "items": items, "tz": practice.tz},
+        {"patient": None, "number": number, "items": items},
     )
 
 
@@ -130,7 +124,7 @@ def inbox_reply(request: PracticeRequest, patient_id: int) -> HttpResponse:
                     form.add_error("body" if field == "body" else None, message)
             status = 400
         else:
-            if not _wants_partial(request):
+            if not wants_partial(request):
                 return redirect("messaging:thread", patient_id=patient.pk)
             form = ReplyForm()
     else:
@@ -138,7 +132,7 @@ def inbox_reply(request: PracticeRequest, patient_id: int) -> HttpResponse:
     context = _thread_context(request, patient, reply_form=form)
     template = (
         "messaging/inbox_thread.html#thread"
-        if _wants_partial(request)
+        if wants_partial(request)
         else "messaging/inbox_thread.html"
     )
     return render(request, template, context, status=status)
@@ -183,6 +177,5 @@ def sandbox(request: PracticeRequest) -> HttpResponse:
             "page": page,
             "sms_provider": settings.SMS_PROVIDER,
             "email_provider": settings.EMAIL_PROVIDER,
-            "tz": request.practice.tz,
         },
     )

@@ -7,7 +7,8 @@ numbers and email addresses, so logs name only outbox ids and provider ids.
 Twilio signatures are checked with the auth token of the practice the request is about (the
 outbox message's practice for a status callback, the practice whose sender number is ``To``
 for an inbound SMS), else ``TWILIO_AUTH_TOKEN``. The webhooks store each verified event
-first (``messaging.webhook_events``), which then applies it with the functions here.
+first (``messaging.webhook_intake``); ``messaging.webhook_events`` then applies it with the
+functions here.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from messaging.inbound import help_reply, inbound_keyword
 from messaging.models import (
     SENT_STATUSES,
+    Channel,
     InboundHandling,
     InboundMessage,
-    MessageChannel,
     MessageEvent,
     MessageStatus,
     OutboundMessage,
 )
-from messaging.status import message_transition, message_unsubscribed_record
+from messaging.outbox.status import message_transition, message_unsubscribed_record
 from patients.models import OptOutSource, Patient
 from patients.services import patient_opt_out_set
 from trackstat.credentials import credentials_for
@@ -95,7 +96,7 @@ def twilio_status_practice(*, outbox_id: str) -> Practice | None:
     if not outbox_id.isdigit():
         return None
     message = (
-        OutboundMessage.objects.filter(pk=int(outbox_id), channel=MessageChannel.SMS)
+        OutboundMessage.objects.filter(pk=int(outbox_id), channel=Channel.SMS)
         .select_related("practice")
         .first()
     )
@@ -177,7 +178,7 @@ def twilio_status_apply(*, outbox_id: str, params: Mapping[str, str], now: dt.da
         return False
     message = (
         OutboundMessage.objects.select_for_update(of=("self",))
-        .filter(pk=int(outbox_id), provider_id=sid, channel=MessageChannel.SMS)
+        .filter(pk=int(outbox_id), provider_id=sid, channel=Channel.SMS)
         .select_related("practice", "patient")
         .first()
     )
@@ -206,7 +207,7 @@ def twilio_status_apply(*, outbox_id: str, params: Mapping[str, str], now: dt.da
         patient_opt_out_set(
             practice=message.practice,
             patient=message.patient,
-            channel=MessageChannel.SMS,
+            channel=Channel.SMS,
             opted_out=True,
             source=OptOutSource.PROVIDER,
             actor=TWILIO_ACTOR,
@@ -282,7 +283,7 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
                 patient_opt_out_set(
                     practice=practice,
                     patient=patient,
-                    channel=MessageChannel.SMS,
+                    channel=Channel.SMS,
                     opted_out=handled_as == InboundHandling.STOP,
                     source=OptOutSource.SMS_REPLY,
                     actor=TWILIO_ACTOR,
@@ -295,7 +296,7 @@ def _stop_attribute(*, patient: Patient, now: dt.datetime) -> None:
     last = (
         OutboundMessage.objects.filter(
             patient=patient,
-            channel=MessageChannel.SMS,
+            channel=Channel.SMS,
             status__in=SENT_STATUSES,
             is_test=False,
             sent_at__gte=now - STOP_ATTRIBUTION_WINDOW,
@@ -330,7 +331,7 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
         return False
     message = (
         OutboundMessage.objects.select_for_update(of=("self",))
-        .filter(pk=int(outbox_id), channel=MessageChannel.EMAIL)
+        .filter(pk=int(outbox_id), channel=Channel.EMAIL)
         .select_related("practice", "patient")
         .first()
     )
@@ -360,7 +361,7 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
         patient_opt_out_set(
             practice=message.practice,
             patient=message.patient,
-            channel=MessageChannel.EMAIL,
+            channel=Channel.EMAIL,
             opted_out=True,
             source=opt_out_source,
             actor=SENDGRID_ACTOR,

@@ -1,5 +1,5 @@
 """Provider webhooks (DESIGN §7; the paths are a contract): thin views that check the
-signature, parse, and hand the event to ``messaging.webhook_events``, which stores it before
+signature, parse, and hand the event to ``messaging.webhook_intake``, which stores it before
 the provider is answered and applies it from there.
 
 Providers POST without a CSRF token, so these views are CSRF-exempt; the signature is the
@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.messaging_response import MessagingResponse
 
-from messaging.webhook_events import (
+from messaging.webhook_intake import (
     sendgrid_events_accept,
     twilio_inbound_accept,
     twilio_status_accept,

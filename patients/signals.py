@@ -1,8 +1,9 @@
 """What the patients app announces to the apps built on it.
 
 The campaign engine listens (``campaigns.apps``): a synced appointment can meet a goal "right
-away, not only at the next tick", and an opt-out cancels that channel's queued messages at
-once. The patients app itself knows nothing about campaigns or messages.
+away, not only at the next tick"; so does the outbox (``messaging.apps``): an opt-out cancels
+that channel's queued messages at once. The patients app itself knows nothing about campaigns
+or messages.
 """
 
 from django.dispatch import Signal

@@ -1,7 +1,7 @@
 """Patients pages: search and list, detail (tags and opt-outs in place), bulk tagging, CSV import.
 
 Views parse input, call one selector or service and render. The parts htmx swaps are
-``{% partialdef %}`` blocks of the page template, rendered alone when ``request.htmx``; every
+``{% partialdef %}`` blocks of the page template, rendered alone when ``wants_partial``; every
 form also works as a plain POST (redirect back) without JavaScript. The panels that other apps
 add to the detail page (``patients.panels``) are their views, loaded by htmx.
 """
@@ -30,17 +30,13 @@ from patients.models import OptOutSource, Patient, Tag
 from patients.panels import patient_panels
 from patients.sync.csv import COLUMNS as CSV_COLUMNS
 from patients.sync.csv import CsvFormatError, patients_csv_import
+from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, has_role, role_required
 
 PATIENTS_PER_PAGE = 50
 APPOINTMENTS_SHOWN = 100
 UNKNOWN_IDS_SHOWN = 1000
-
-
-def _wants_partial(request: PracticeRequest) -> bool:
-    # A history restore (back button after the cache expired) needs the whole page.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def _practice_tag_names(request: PracticeRequest) -> list[str]:
@@ -78,7 +74,7 @@ def patient_list(request: PracticeRequest) -> HttpResponse:
         "page": page,
         "is_manager": has_role(request, Role.MANAGER),
     }
-    template = "patients/list.html#results" if _wants_partial(request) else "patients/list.html"
+    template = "patients/list.html#results" if wants_partial(request) else "patients/list.html"
     return render(request, template, context, status=status)
 
 
@@ -122,7 +118,6 @@ def _opt_outs_context(request: PracticeRequest, patient: Patient, opt_out_form=N
         "patient": patient,
         "opt_outs": _opt_out_rows(patient),
         "opt_out_form": opt_out_form,
-        "tz": request.practice.tz,
     }
 
 
@@ -158,7 +153,7 @@ def _tags_response(request: PracticeRequest, pk: int, form: TagAddForm | None) -
     """After a tag change: the tags partial for htmx, else the page (400 on bad input)."""
     patient = _patient_or_404(request, pk)  # fetched again: its tags have changed
     failed = form is not None and form.errors
-    if _wants_partial(request):
+    if wants_partial(request):
         return render(
             request,
             "patients/detail.html#tags",
@@ -191,7 +186,7 @@ def patient_tag_add(request: PracticeRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            if not _wants_partial(request):
+            if not wants_partial(request):
                 messages.success(request, f"Tagged {patient} “{tag.name}”.")
     return _tags_response(request, pk, form)
 
@@ -204,7 +199,7 @@ def patient_tag_remove(request: PracticeRequest, pk: int, tag_id: int) -> HttpRe
     services.patient_tag_remove(
         practice=request.practice, patient=patient, tag_id=tag.pk, actor=request.user
     )
-    if not _wants_partial(request):
+    if not wants_partial(request):
         messages.success(request, f"Removed the tag “{tag.name}” from {patient}.")
     return _tags_response(request, pk, None)
 
@@ -225,7 +220,7 @@ def patient_opt_out(request: PracticeRequest, pk: int) -> HttpResponse:
             source=OptOutSource.STAFF,
             actor=request.user,
         )
-        if _wants_partial(request):
+        if wants_partial(request):
             return render(
                 request, "patients/detail.html#opt-outs", _opt_outs_context(request, patient)
             )
@@ -233,7 +228,7 @@ def patient_opt_out(request: PracticeRequest, pk: int) -> HttpResponse:
         state = "disabled" if opted_out else "enabled again"
         messages.success(request, f"{noun} to {patient} are {state}.")
         return redirect(_detail_url(patient, "opt-outs"))
-    if _wants_partial(request):
+    if wants_partial(request):
         return render(
             request,
             "patients/detail.html#opt-outs",

@@ -13,7 +13,8 @@ from campaigns.audience.filters import with_filter_annotations
 from campaigns.audience.triggers import RunContext
 from campaigns.language.filters import APPOINTMENT_FILTERS, CONDITION_LABELS
 from campaigns.language.triggers import trigger_row
-from campaigns.models import Campaign, CampaignKind, Channel, Enrollment
+from campaigns.models import Campaign, CampaignKind, Enrollment
+from messaging.models import Channel
 from patients.models import VISIT_STATUSES, Appointment, Patient, PatientStatus
 
 

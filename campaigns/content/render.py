@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils.html import escape
 
 from campaigns.content.merge_fields import MERGE_FIELD_RE, MERGE_FIELDS
-from campaigns.models import Channel
+from messaging.models import Channel
 from patients.models import Appointment, Patient
 from trackstat.models import Practice
 

@@ -1,10 +1,10 @@
 """The drip engine: one scheduler tick is a function of the database and an instant ``now``.
 
 A tick (DESIGN §6) (1) runs due campaigns, enrolling their audiences set-wise; (2) applies
-goals; (3) materializes due steps into outbound messages; (4) claims due messages and hands
-them to the send queue (or sends them in process). Every step is idempotent and safe to run
-concurrently with itself: due work is claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` and
-unique constraints hold the once-only rules.
+goals; (3) materializes due steps into outbound messages; (4) has the outbox claim due
+messages and hand them to its send queue (or send them in process: ``messaging.outbox``).
+Every step is idempotent and safe to run concurrently with itself: due work is claimed with
+``SELECT … FOR UPDATE SKIP LOCKED`` and unique constraints hold the once-only rules.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal, TypedDict
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from campaigns.engine.dispatch import messages_dispatch
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.engine.goals import goals_apply
-from campaigns.engine.send import message_send, messages_send
 from campaigns.engine.steps import steps_materialize
 from campaigns.models import SchedulerHeartbeat
-from messaging.models import SENT_STATUSES
+from messaging.send_queue import messages_send_due
 
 
 class TickSummary(TypedDict):
@@ -48,15 +45,7 @@ def tick(*, now: dt.datetime, send: Literal["queue", "inline"] = "queue") -> Tic
     campaigns_run, enrolled = campaigns_run_due(now=now)
     goals_met = goals_apply(now=now)
     created, skipped = steps_materialize(now=now)
-    sent = 0
-    if send == "inline":
-        claimed = messages_dispatch(now=now)
-        for message_id in claimed:
-            # .get: a message whose row vanished meanwhile (its patient deleted) is not sent.
-            statuses = messages_send(message_ids=[message_id], now=now)
-            sent += statuses.get(message_id) in SENT_STATUSES
-    else:
-        claimed = messages_dispatch(now=now, on_claimed=_send_queue)
+    dispatched, sent = messages_send_due(now=now, send=send)
     summary: TickSummary = {
         "now": now.isoformat(),
         "campaigns_run": campaigns_run,
@@ -64,7 +53,7 @@ def tick(*, now: dt.datetime, send: Literal["queue", "inline"] = "queue") -> Tic
         "goals_met": goals_met,
         "messages_created": created,
         "messages_skipped": skipped,
-        "messages_dispatched": len(claimed),
+        "messages_dispatched": dispatched,
         "messages_sent": sent,
     }
     with transaction.atomic():
@@ -75,13 +64,4 @@ def tick(*, now: dt.datetime, send: Literal["queue", "inline"] = "queue") -> Tic
     return summary
 
 
-def _send_queue(message_ids: list[int]) -> None:
-    """Hand claimed messages to the Celery send tasks, ``SEND_TASK_BATCH_SIZE`` a task."""
-    from messaging.tasks import send_messages_task
-
-    size = settings.SEND_TASK_BATCH_SIZE
-    for start in range(0, len(message_ids), size):
-        send_messages_task.delay(message_ids[start : start + size])
-
-
-__all__ = ["TickSummary", "goals_apply", "message_send", "tick"]
+__all__ = ["TickSummary", "goals_apply", "tick"]

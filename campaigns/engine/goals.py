@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from campaigns.models import Campaign, Enrollment, EnrollmentState
 from messaging.models import MessageStatus, OutboundMessage
-from messaging.status import messages_transition
+from messaging.outbox.status import messages_transition
 from patients.models import UPCOMING_STATUSES, Appointment
 from trackstat.models import Practice
 
@@ -99,6 +99,32 @@ def enrollments_exit(
         source="engine",
     )
     return exited
+
+
+def goal_met_by_click(goal: dict | None, url: str) -> bool:
+    """Whether opening ``url`` meets a campaign's goal (``clicked_link``, optionally only for
+    its ``url``)."""
+    if not goal or goal.get("type") != "clicked_link":
+        return False
+    wanted = goal.get("url")
+    return not wanted or wanted.rstrip("/") == url.rstrip("/")
+
+
+def enrollment_link_clicked(*, enrollment_id: int, url: str, now: dt.datetime) -> bool:
+    """The patient opened a tracked link (to ``url``) of one of this enrollment's messages: a
+    ``clicked_link`` goal of its campaign is met (``enrollment_goal_meet``). Returns whether
+    this click met it."""
+    enrollment = (
+        Enrollment.objects.select_related("campaign")
+        .filter(pk=enrollment_id)
+        # A completed enrollment (the click came after its last step went out, or while that
+        # step is still queued: it is canceled) meets the goal too: it counts as a conversion.
+        .exclude(state=EnrollmentState.EXITED)
+        .first()
+    )
+    if enrollment is None or not goal_met_by_click(enrollment.campaign.goal, url):
+        return False
+    return enrollment_goal_meet(enrollment_id=enrollment.pk, now=now)
 
 
 def enrollment_goal_meet(*, enrollment_id: int, now: dt.datetime) -> bool:

@@ -18,43 +18,29 @@ from django.db.models import Prefetch
 from campaigns.content.render import render_message
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import is_continuous
-from campaigns.models import Campaign, Channel, Enrollment, EnrollmentState
-from campaigns.timing import end_of_local_day, next_sending_time, step_due
-from messaging.links import (
-    links_track,
-    unsubscribe_footer_add,
-    unsubscribe_token_new,
-    unsubscribe_url,
-)
+from campaigns.models import Campaign, Enrollment, EnrollmentState
+from campaigns.timing import end_of_local_day, step_due
+from messaging.links import links_track, unsubscribe_footer_add
 from messaging.models import (
+    NOT_RECEIVED,
+    Channel,
     MessageEvent,
     MessageStatus,
     OutboundMessage,
     TrackedLink,
     UnsubscribeToken,
 )
+from messaging.outbox.addresses import address_problem
+from messaging.outbox.window import next_sending_time
+from messaging.unsubscribe import unsubscribe_token_new, unsubscribe_url
 from patients.models import Appointment, Patient, PatientStatus
 
 BATCH = 500
-STOP_FOOTER = "Reply STOP to opt out"
-# Messages that never went out, and never will.
-NOT_RECEIVED = [MessageStatus.SKIPPED, MessageStatus.CANCELED, MessageStatus.EXPIRED]
 # Skip reasons (DESIGN §5.6).
 SHARED_ADDRESS = "shared_address"
 DECEASED = "deceased"
 # The advisory-lock namespace of the addresses being materialized (the two-key form).
 ADDRESS_LOCKS = 0x54534144
-
-
-def address_problem(patient, channel: str) -> tuple[str, str]:
-    """(address, "") when the patient can get ``channel``; ("", reason) when not."""
-    if channel == Channel.SMS:
-        if patient.sms_opt_out:
-            return "", "opted out of text messages"
-        return (patient.phone, "") if patient.phone else ("", "no mobile phone")
-    if patient.email_opt_out:
-        return "", "opted out of email"
-    return (patient.email, "") if patient.email else ("", "no email address")
 
 
 def _recipient(patient: Patient, channel: str) -> tuple[str, str]:
@@ -227,7 +213,7 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         )
         if links:
             body = unsubscribe_footer_add(body=body, url=links["UnsubscribeLink"])
-        # The STOP footer of a patient's first text is decided when it is sent (send.py).
+        # The STOP footer of a patient's first text is decided when it is sent (the outbox).
         message = OutboundMessage(
             practice_id=enrollment.practice_id,
             enrollment=enrollment,

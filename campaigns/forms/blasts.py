@@ -7,7 +7,7 @@ import datetime as dt
 
 from django import forms
 
-from campaigns.models import Channel
+from messaging.models import Channel
 from trackstat.fields import BooleanChoiceField
 from trackstat.models import Practice
 from trackstat.validators import InvalidValue, check_instant

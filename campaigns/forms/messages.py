@@ -6,7 +6,8 @@ from __future__ import annotations
 from campaigns.content.merge_fields import MERGE_FIELDS
 from campaigns.forms.fields import error_messages
 from campaigns.language.spec import MessageStepSerializer
-from campaigns.models import Channel, DelayUnit
+from campaigns.models import DelayUnit
+from messaging.models import Channel
 
 MAX_STEPS = 30
 MERGE_FIELD_CHOICES = [(name, f"{{{{{name}}}}}: {label}") for name, label in MERGE_FIELDS.items()]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from django import forms
 
 from campaigns.forms.messages import message_validate
-from campaigns.models import Channel, MessageTemplate, TemplateFolder
+from campaigns.models import MessageTemplate, TemplateFolder
+from messaging.models import Channel
 from trackstat.models import Practice
 
 

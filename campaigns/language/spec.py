@@ -28,7 +28,8 @@ from campaigns.language.triggers import (
     trigger_row,
     validate_trigger,
 )
-from campaigns.models import Campaign, CampaignKind, Channel, DelayUnit, MessageStep
+from campaigns.models import Campaign, CampaignKind, DelayUnit, MessageStep
+from messaging.models import Channel
 from trackstat.validators import InvalidValue, max_length_of, parse_instant, parse_int
 
 # The schedule of a drip campaign that names none (continuous triggers): it decides the

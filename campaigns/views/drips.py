@@ -12,10 +12,11 @@ from django.views.decorators.http import require_POST, require_safe
 from campaigns import services
 from campaigns.forms.fields import EnabledForm
 from campaigns.language.describe import describe_trigger
-from campaigns.models import Campaign, CampaignKind, Channel
+from campaigns.models import Campaign, CampaignKind
 from campaigns.selectors import campaign_has_history, campaign_list
 from campaigns.views.shared import campaign_or_404, error_text
 from campaigns.views.wizard_state import draft_discard, draft_key
+from messaging.models import Channel
 from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required

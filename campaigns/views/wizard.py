@@ -28,7 +28,7 @@ from campaigns.language.describe import (
 )
 from campaigns.language.spec import CampaignSerializer
 from campaigns.language.triggers import is_continuous
-from campaigns.models import CampaignKind, Channel
+from campaigns.models import CampaignKind
 from campaigns.selectors import audience_live
 from campaigns.views.shared import campaign_or_404, error_text, sees_financials
 from campaigns.views.wizard_messages import messages_step
@@ -41,6 +41,7 @@ from campaigns.views.wizard_state import (
     stale,
     wizard_for,
 )
+from messaging.models import Channel
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
 

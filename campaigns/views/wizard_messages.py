@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 
+from campaigns import services
 from campaigns.content.merge_fields import MERGE_FIELDS
 from campaigns.content.sms import sms_counts
 from campaigns.forms.fields import error_messages
@@ -19,10 +20,10 @@ from campaigns.forms.messages import (
 )
 from campaigns.language.describe import describe_later_steps
 from campaigns.language.spec import CampaignSerializer
-from campaigns.models import Channel, MessageTemplate
+from campaigns.models import MessageTemplate
 from campaigns.selectors import message_preview, template_folders, template_visible
 from campaigns.views.wizard_state import Wizard, draft_campaign_data, posted_action
-from messaging.services import message_test_send
+from messaging.models import Channel
 from patients import selectors as patient_selectors
 from trackstat.htmx import wants_partial
 from trackstat.tenancy import PracticeRequest
@@ -41,7 +42,7 @@ def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, i
         else None
     )
     try:
-        message = message_test_send(
+        message = services.step_test_send(
             practice=wiz.practice,
             user=request.user,
             channel=step["channel"],

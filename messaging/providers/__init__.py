@@ -48,7 +48,7 @@ def provider_for(channel: str, practice: Practice) -> Provider:
             ),
         )
     if name == "sendgrid" and channel == "email":
-        from messaging.providers.sendgrid import SendGridProvider
+        from messaging.providers.sendgrid import SendGridProvider  # the SDK only when used
 
         api_key = credentials_for(practice).sendgrid_api_key
         key = (name, api_key, settings.SENDGRID_API_BASE_URL)

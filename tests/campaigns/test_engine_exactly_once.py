@@ -25,14 +25,14 @@ import time_machine
 from django.db import connection
 
 from campaigns.engine import TickSummary, tick
-from campaigns.engine.dispatch import CLAIM_SECONDS, messages_dispatch
 from campaigns.engine.enroll import campaigns_run_due
-from campaigns.engine.send import message_send
 from campaigns.engine.steps import steps_materialize
 from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, CampaignRun, Enrollment
 from campaigns.services import campaign_create
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SandboxMessage
+from messaging.outbox.dispatch import CLAIM_SECONDS, messages_dispatch
+from messaging.outbox.send import message_send
 from messaging.providers.sandbox import SandboxProvider
 from messaging.tasks import send_message_task
 from patients.models import Patient

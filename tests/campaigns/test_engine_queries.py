@@ -15,10 +15,11 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.engine import message_send, tick
+from campaigns.engine import tick
 from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
 from campaigns.services import campaign_create
+from messaging.outbox.send import message_send
 from messaging.tasks import send_messages_task
 from tests.campaigns.builders import Clinic, ny
 

@@ -13,16 +13,17 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from campaigns.engine import send
-from campaigns.engine.dispatch import CLAIM_SECONDS, messages_dispatch
 from campaigns.engine.enroll import campaigns_run_due
-from campaigns.engine.send import MAX_ATTEMPTS, messages_send
 from campaigns.engine.steps import steps_materialize
 from campaigns.models import Campaign
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage
+from messaging.outbox import deliver, send
+from messaging.outbox.deliver import MAX_ATTEMPTS
+from messaging.outbox.dispatch import CLAIM_SECONDS, messages_dispatch
+from messaging.outbox.reconcile import messages_reconcile
+from messaging.outbox.send import messages_send
 from messaging.providers.base import Accepted, ProviderError
 from messaging.providers.sandbox import SandboxProvider
-from messaging.reconcile import messages_reconcile
 from patients.models import Patient
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import drip, email, received, run, sms, statuses
@@ -171,14 +172,14 @@ def test_a_message_made_before_messages_kept_their_text_follows_its_step():
 def test_an_unexpected_error_in_one_message_moves_only_that_message(calls, monkeypatch, caplog):
     bad, *good = claimed_messages(3)
     Patient.objects.filter(messages__pk=bad).update(last_name="Zanzibar")
-    real_recheck = send._recheck_stops
+    real_recheck = send._recheck
 
-    def recheck(message, now):
+    def recheck(message, now, checks):
         if message.pk == bad:
             raise KeyError(message.patient.last_name)  # PHI in the error: never logged
-        return real_recheck(message, now)
+        return real_recheck(message, now, checks)
 
-    monkeypatch.setattr(send, "_recheck_stops", recheck)
+    monkeypatch.setattr(send, "_recheck", recheck)
 
     with caplog.at_level(logging.INFO):
         result = messages_send(message_ids=[bad, *good], now=RUN_AT)
@@ -233,7 +234,7 @@ class Stub:
 def use(monkeypatch):
     def install(provider: Stub) -> Stub:
         monkeypatch.setattr(
-            "campaigns.engine.send.provider_for", lambda channel, practice: provider
+            "messaging.outbox.deliver.provider_for", lambda channel, practice: provider
         )
         return provider
 
@@ -341,7 +342,7 @@ def test_the_provider_called_mark_refuses_to_run_inside_a_transaction(calls):
     with pytest.raises(RuntimeError, match="commit on its own"), transaction.atomic():
         messages_send(message_ids=[message_id], now=RUN_AT)
     with pytest.raises(RuntimeError, match="commit on its own"), transaction.atomic():
-        send._provider_called_mark(message_id, RUN_AT)
+        deliver.provider_called_mark(message_id, RUN_AT)
 
     assert calls == []
     message = OutboundMessage.objects.get(pk=message_id)

@@ -14,10 +14,10 @@ import pytest
 from django.db import DatabaseError, connection
 
 from campaigns.engine import tick
-from campaigns.engine.dispatch import CLAIM_SECONDS
 from campaigns.models import CampaignRun, Enrollment
 from messaging.models import MessageStatus, OutboundMessage
-from messaging.reconcile import messages_reconcile
+from messaging.outbox.dispatch import CLAIM_SECONDS
+from messaging.outbox.reconcile import messages_reconcile
 from tests.campaigns.builders import Clinic
 from tests.faults.conftest import (
     DAY,

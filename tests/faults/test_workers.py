@@ -28,11 +28,11 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from campaigns.engine import tick
-from campaigns.engine.dispatch import CLAIM_SECONDS
 from campaigns.models import SchedulerHeartbeat
 from messaging.fake_providers import TWILIO_SLOW
 from messaging.models import MessageStatus, OutboundMessage
-from messaging.reconcile import messages_reconcile
+from messaging.outbox.dispatch import CLAIM_SECONDS
+from messaging.outbox.reconcile import messages_reconcile
 from messaging.tasks import send_messages_task
 from patients.models import Patient
 from tests.campaigns.builders import Clinic

@@ -157,7 +157,7 @@ def test_unknown_email_moves_forward_on_its_delivered_event(start_fake, monkeypa
     # The send times out (unknown) before the fake's events arrive; they name the outbox id.
     fake = start_fake(callback_delay=TIMEOUT * 2)
     monkeypatch.setattr(
-        "campaigns.engine.send.provider_for",
+        "messaging.outbox.deliver.provider_for",
         lambda channel, practice: SendGridProvider(timeout=TIMEOUT),
     )
     clinic = Clinic()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.urls import reverse
 
 from messaging.inbox import inbox_reply_send, inbox_threads, unknown_thread_token
@@ -197,6 +199,38 @@ def test_the_first_text_a_patient_gets_carries_the_stop_footer(practice, ann):
         practice=practice, patient=ann, body="Hello Ann", user=User.objects.create(username="u")
     )
     assert reply.body == "Hello Ann\nReply STOP to opt out"
+
+
+@time_machine.travel(NOON, tick=False)
+def test_a_reply_after_a_text_that_never_reached_the_patient_carries_the_stop_footer(practice, ann):
+    from trackstat.models import User
+
+    # One rule for the first text a patient gets (DESIGN §7), the send path's: a text the
+    # provider failed, or one still waiting in the queue, was never received.
+    outbound(practice, patient=ann, body="Failed", status=MessageStatus.FAILED)
+    outbound(practice, patient=ann, body="Waiting", status=MessageStatus.QUEUED)
+    user = User.objects.create(username="u")
+    reply = inbox_reply_send(practice=practice, patient=ann, body="Hello Ann", user=user)
+    assert reply.status == MessageStatus.DELIVERED
+    assert reply.body == "Hello Ann\nReply STOP to opt out"
+    # Once one went out, the next reply is plain.
+    again = inbox_reply_send(practice=practice, patient=ann, body="And again", user=user)
+    assert again.body == "And again"
+
+
+def test_a_reply_that_waits_for_the_window_gets_the_stop_footer_when_it_is_sent(
+    practice, user_client, ann
+):
+    with time_machine.travel(ny(2026, 6, 15, 22, 30), tick=False):
+        user_client.post(reverse("messaging:reply", args=[ann.pk]), {"body": "Late one"})
+    reply = OutboundMessage.objects.get(patient=ann)
+    assert (reply.status, reply.body) == (MessageStatus.QUEUED, "Late one")
+    # Meanwhile a text reaches the patient: the reply is no longer their first.
+    outbound(practice, patient=ann, body="Hello", at=ny(2026, 6, 16, 7, 0))
+    with time_machine.travel(ny(2026, 6, 16, 8, 0), tick=False):
+        call_command("tick", stdout=io.StringIO())
+    reply.refresh_from_db()
+    assert (reply.status, reply.body) == (MessageStatus.DELIVERED, "Late one")
 
 
 @time_machine.travel(ny(2026, 6, 15, 22, 30), tick=False)

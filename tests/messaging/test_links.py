@@ -11,8 +11,9 @@ import time_machine
 from django.test import Client
 
 from campaigns.models import Campaign, Enrollment
-from messaging.links import link_click, links_track, tracked_url, unsubscribe_url_for
+from messaging.links import link_click, links_track, tracked_url
 from messaging.models import MessageEvent, OutboundMessage, TrackedLink, UnsubscribeToken
+from messaging.unsubscribe import unsubscribe_url_for
 from patients.models import Patient
 from reports.rollup import rollups_refresh
 from reports.selectors import campaign_report

@@ -17,10 +17,10 @@ from campaigns.services import campaign_create
 from messaging import tasks
 from messaging.fake_providers import FakeProviders
 from messaging.models import MessageStatus, OutboundMessage, SandboxMessage
+from messaging.outbox.reconcile import NOT_ACCEPTED, messages_reconcile
 from messaging.providers.base import Outgoing
 from messaging.providers.sandbox import SandboxProvider
 from messaging.providers.twilio import TwilioProvider
-from messaging.reconcile import NOT_ACCEPTED, messages_reconcile
 from patients.models import Patient
 from tests.campaigns.builders import Clinic, ny
 from tests.factories import PatientFactory
@@ -174,7 +174,7 @@ def twilio_settings(settings, fake, monkeypatch):
     settings.TWILIO_API_BASE_URL = fake.base_url
     # The engine's sends give up after TIMEOUT (the fake's slow answer takes longer).
     monkeypatch.setattr(
-        "campaigns.engine.send.provider_for",
+        "messaging.outbox.deliver.provider_for",
         lambda channel, practice: TwilioProvider(timeout=TIMEOUT),
     )
     return settings

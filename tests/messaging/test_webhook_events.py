@@ -24,15 +24,15 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging import webhook_events
+from messaging import webhook_events, webhook_intake
 from messaging.models import InboundMessage, MessageEvent, WebhookEvent, WebhookKind
 from messaging.webhook_events import (
     SWEEP_AFTER,
     webhook_event_process,
     webhook_events_clean,
     webhook_events_process_pending,
-    webhook_events_store,
 )
+from messaging.webhook_intake import webhook_events_store
 from patients.models import OptOutSource
 from patients.services import patient_opt_out_set
 from tests.factories import PatientFactory, PracticeFactory, UserFactory
@@ -187,7 +187,7 @@ def test_the_sweep_task_applies_and_cleans(patient):
     with time_machine.travel(timezone.now() - dt.timedelta(days=31)):
         old = webhook_events_store(
             kind=WebhookKind.TWILIO_STATUS,
-            incoming=[webhook_events.Incoming(key="twilio:old:sent", payload={})],
+            incoming=[webhook_intake.Incoming(key="twilio:old:sent", payload={})],
             now=timezone.now(),
             enqueue=False,
         )
@@ -196,7 +196,7 @@ def test_the_sweep_task_applies_and_cleans(patient):
         [pending] = webhook_events_store(
             kind=WebhookKind.TWILIO_STATUS,
             incoming=[
-                webhook_events.Incoming(
+                webhook_intake.Incoming(
                     key="twilio:x:delivered",
                     payload={
                         "outbox": str(message.pk),
@@ -250,7 +250,7 @@ def test_the_task_and_the_sweep_never_both_apply_one_event(monkeypatch, patient)
     [event_id] = webhook_events_store(
         kind=WebhookKind.SENDGRID,
         incoming=[
-            webhook_events.Incoming(
+            webhook_intake.Incoming(
                 key="sendgrid:ev1",
                 payload={"event": "unsubscribe", "sg_event_id": "ev1", "outbox_id": message.pk},
             )

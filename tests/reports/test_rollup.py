@@ -18,7 +18,7 @@ from campaigns.engine.goals import enrollments_exit
 from campaigns.models import Campaign, CampaignKind, Enrollment, MessageStep
 from messaging.links import link_click, patient_unsubscribe
 from messaging.models import MessageStatus, OutboundMessage, TrackedLink
-from messaging.status import message_transition
+from messaging.outbox.status import message_transition
 from messaging.webhook_services import (
     sendgrid_event_apply,
     twilio_inbound_receive,

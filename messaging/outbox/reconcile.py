@@ -16,9 +16,9 @@ from django.db import transaction
 from django.db.models import Q
 
 from messaging.models import MessageStatus, OutboundMessage
+from messaging.outbox.status import message_transition
 from messaging.providers import provider_for
 from messaging.providers.base import Outgoing, ProviderError
-from messaging.status import message_transition
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def messages_reconcile(
     return counts
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)  # each message on its own, under its row lock
 def _reconcile_one(message_id: int, *, now: dt.datetime, deadline: dt.timedelta) -> str:
     message = (
         OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))

@@ -10,8 +10,9 @@ from django.db.models import TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from campaigns.engine.steps import STOP_FOOTER
-from messaging.models import MessageChannel, MessageStatus, OutboundMessage
+from messaging.models import Channel, MessageStatus, OutboundMessage
+
+STOP_FOOTER = "Reply STOP to opt out"
 
 # Texts the provider accepted and that are not known to have failed on the way.
 RECEIVED_STATUSES = [
@@ -33,7 +34,7 @@ def stop_footers_add(*, messages: list[OutboundMessage]) -> None:
     texts = [
         message
         for message in messages
-        if message.channel == MessageChannel.SMS
+        if message.channel == Channel.SMS
         and message.patient_id is not None
         and not message.is_test
         and not message.body.endswith(footer)
@@ -43,7 +44,7 @@ def stop_footers_add(*, messages: list[OutboundMessage]) -> None:
     received = set(
         OutboundMessage.objects.filter(
             patient_id__in={message.patient_id for message in texts},
-            channel=MessageChannel.SMS,
+            channel=Channel.SMS,
             is_test=False,
             status__in=RECEIVED_STATUSES,
         )
@@ -60,4 +61,16 @@ def stop_footers_add(*, messages: list[OutboundMessage]) -> None:
         body=Concat("body", Value(footer), output_field=TextField()), updated_at=timezone.now()
     )
     for message in first:
+        message.body += footer
+
+
+def stop_footer_keep(*, message: OutboundMessage, body_before: str) -> None:
+    """A message whose body a pre-send re-check rewrote (a reminder re-rendered for its moved
+    appointment) keeps the STOP footer an earlier attempt to send it gave it."""
+    footer = f"\n{STOP_FOOTER}"
+    if (
+        message.body != body_before
+        and body_before.endswith(footer)
+        and not message.body.endswith(footer)
+    ):
         message.body += footer

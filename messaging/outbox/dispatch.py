@@ -1,5 +1,6 @@
-"""Step 4 of a tick: expire stale messages, recover stuck ones, and claim due messages for
-sending — paced per practice, so one practice's blast never delays another's reminders.
+"""Claiming due messages for sending (step 4 of a tick): expire stale messages, recover
+stuck ones, and claim due ones — paced per practice, so one practice's blast never delays
+another's reminders.
 
 The pace is an allowance per practice per wall-clock minute (UTC),
 ``SEND_RATE_PER_PRACTICE_PER_MINUTE``, kept in the practice's ``SendAllowance`` row: a claim
@@ -22,9 +23,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from campaigns.timing import WINDOWED_CHANNELS, next_sending_time
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SendAllowance
-from messaging.status import messages_transition
+from messaging.outbox.status import messages_transition
+from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time
 
 # How long a claimed message may stay "sending" before the claim is considered lost.
 CLAIM_SECONDS = 300
@@ -102,7 +103,8 @@ def _allowance_lock(practice_id: int, now: dt.datetime) -> tuple[SendAllowance, 
     return allowance, max(0, settings.SEND_RATE_PER_PRACTICE_PER_MINUTE - allowance.claimed)
 
 
-@transaction.atomic
+# Durable: a claim commits before its ids go to the send queue, so it is never nested.
+@transaction.atomic(durable=True)
 def _claim(practice_id: int, now: dt.datetime) -> list[int]:
     allowance, left = _allowance_lock(practice_id, now)
     if not left:

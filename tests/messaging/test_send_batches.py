@@ -10,8 +10,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.engine.send import messages_send
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SandboxMessage
+from messaging.outbox.send import messages_send
 from messaging.providers import provider_for
 from messaging.providers.base import Accepted
 from messaging.providers.sandbox import SandboxProvider
@@ -69,7 +69,9 @@ def test_a_batch_runs_a_fixed_number_of_queries_plus_one_mark_per_message(monkey
         def send(self, outgoing):
             return Accepted(provider_id=f"stub-{outgoing.outbox_id}")
 
-    monkeypatch.setattr("campaigns.engine.send.provider_for", lambda channel, practice: Provider())
+    monkeypatch.setattr(
+        "messaging.outbox.deliver.provider_for", lambda channel, practice: Provider()
+    )
     small, large = claimed_messages(2), claimed_messages(12)
     with CaptureQueriesContext(connection) as few:
         messages_send(message_ids=small, now=RUN_AT)

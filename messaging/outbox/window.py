@@ -1,0 +1,37 @@
+"""Quiet hours (DESIGN §5.6): no message, text or email, goes out outside the practice's
+sending window; one due outside it waits for the next window.
+
+Pure functions: instants in, instants out, in the practice's time zone. Wall-clock results go
+through UTC so that DST changes resolve to real instants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+# The practice's sending window holds for texts and email alike (DESIGN §5.6).
+WINDOWED_CHANNELS = ("sms", "email")
+
+
+def window_bounds(
+    day: dt.date, start: dt.time, end: dt.time, tz: zoneinfo.ZoneInfo
+) -> tuple[dt.datetime, dt.datetime]:
+    """The sending window of local date ``day`` as instants."""
+    return (
+        dt.datetime.combine(day, start, tzinfo=tz).astimezone(dt.UTC).astimezone(tz),
+        dt.datetime.combine(day, end, tzinfo=tz).astimezone(dt.UTC).astimezone(tz),
+    )
+
+
+def next_sending_time(
+    at: dt.datetime, *, start: dt.time, end: dt.time, tz: zoneinfo.ZoneInfo
+) -> dt.datetime:
+    """``at`` if it is inside the sending window, else the start of the next window."""
+    day = at.astimezone(tz).date()
+    opens, closes = window_bounds(day, start, end, tz)
+    if at < opens:
+        return opens
+    if at < closes:
+        return at
+    return window_bounds(day + dt.timedelta(days=1), start, end, tz)[0]
