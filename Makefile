@@ -1,4 +1,5 @@
-# TrackStat: `make run` runs the whole product on the embedded default; `make test` runs the tests.
+# TrackStat: `make run` runs the whole product on the embedded default; `make check` runs every
+# check and the whole test suite (what CI runs).
 
 # uv on PATH if it works, else the one installed for python3 (installed on first use).
 UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo python3 -m uv)
@@ -6,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
 export PORT
 
-.PHONY: install run test lint format check bench bench-full
+.PHONY: install run test test-fast lint format migrations-check imports check bench bench-full
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -27,6 +28,10 @@ run: install
 test: install
 	$(UV) run pytest
 
+## Daily work: the suite without the browser tests and the ones that start real processes.
+test-fast: install
+	$(UV) run pytest -m "not e2e and not integration"
+
 lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
@@ -35,7 +40,16 @@ format: install
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
 
-check: lint test
+## Models and migrations agree (the test settings: no production secrets needed).
+migrations-check: install
+	DJANGO_SETTINGS_MODULE=tests.settings $(UV) run python manage.py makemigrations --check --dry-run
+
+## The layers run one way and no app holds an import cycle ([tool.importlinter]).
+imports: install
+	$(UV) run lint-imports --no-cache
+
+## Everything CI runs: lint, format, migrations, the import contract, then the whole suite.
+check: lint migrations-check imports test
 
 ## Benchmarks against the local PostgreSQL (BENCH_DATABASE_URL); each writes BENCHMARKS.md.
 ## bench: a small size, under five minutes. bench-full: 1,000,000 patients, 200 practices.

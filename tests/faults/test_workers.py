@@ -51,7 +51,12 @@ from tests.faults.conftest import (
 )
 from trackstat.celery import app as celery_app
 
-pytestmark = [needs_postgres, needs_redis, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    needs_postgres,
+    needs_redis,
+    pytest.mark.django_db(transaction=True),
+]
 
 CLAIM = dt.timedelta(seconds=CLAIM_SECONDS)
 
