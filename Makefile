@@ -30,7 +30,7 @@ test: install
 
 ## Daily work: the suite without the browser tests and the ones that start real processes.
 test-fast: install
-	$(UV) run pytest -m "not e2e and not integration"
+	$(UV) run pytest -n auto -m "not e2e and not integration"
 
 lint: install
 	$(UV) run ruff check .
