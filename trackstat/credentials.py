@@ -5,10 +5,12 @@ its own SendGrid API key. ``credentials_for(practice)`` answers the credentials 
 by field: the practice's own value when it has one, else the platform's environment setting
 (``TWILIO_ACCOUNT_SID``, ``TWILIO_AUTH_TOKEN``, ``SENDGRID_API_KEY``).
 
-Secrets are encrypted with Fernet under a key derived from ``SECRET_KEY`` (HKDF-SHA256).
-Rotating ``SECRET_KEY`` therefore makes the stored secrets unreadable: after a rotation the
-Administrators must re-enter them. Until they do, an unreadable secret counts as not set (the
-environment's value is used) and a warning naming only the practice id is logged.
+Secrets are encrypted with Fernet under a key derived from ``SECRET_KEY`` (HKDF-SHA256), and
+read with that key or one derived from any of ``SECRET_KEY_FALLBACKS``: to rotate, move the
+old key to the fallbacks, set the new one, run ``manage.py rotate_credentials`` (which
+re-encrypts every stored secret under the new key), then drop the fallback. A secret no key
+can read counts as not set (the environment's value is used) and a warning naming only the
+practice id is logged; its Administrator must enter it again.
 
 No secret value ever appears in a log line, an exception message or an audit entry.
 """
@@ -20,7 +22,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -54,13 +56,19 @@ class Credentials:
 # --- encryption ----------------------------------------------------------------------------
 
 
-def _fernet() -> Fernet:
-    """Fernet keyed from ``SECRET_KEY`` (HKDF-SHA256 → 32 bytes → urlsafe base64). Rotating
-    ``SECRET_KEY`` changes this key: stored secrets must then be re-entered."""
+def _fernet_of(secret_key: str) -> Fernet:
+    """Fernet keyed from one secret key (HKDF-SHA256 → 32 bytes → urlsafe base64)."""
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(
-        settings.SECRET_KEY.encode()
+        secret_key.encode()
     )
     return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _fernet() -> MultiFernet:
+    """Encrypts under ``SECRET_KEY``'s key; decrypts with it or a ``SECRET_KEY_FALLBACKS``
+    key (a rotation in progress)."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return MultiFernet([_fernet_of(key) for key in keys])
 
 
 def secret_encrypt(value: str) -> str:
@@ -69,7 +77,7 @@ def secret_encrypt(value: str) -> str:
 
 def secret_decrypt(token: str) -> str | None:
     """The secret, "" when none is stored, or ``None`` when it cannot be decrypted (the
-    ``SECRET_KEY`` changed since it was saved)."""
+    ``SECRET_KEY`` changed since it was saved, and the old one is not a fallback)."""
     if not token:
         return ""
     try:
@@ -87,7 +95,8 @@ def _stored_secret(row: ProviderCredentials | None, field: str) -> str:
     value = secret_decrypt(getattr(row, f"{field}_encrypted"))
     if value is None:
         logger.warning(
-            "provider credentials of practice %s: %s cannot be decrypted (SECRET_KEY rotated?);"
+            "provider credentials of practice %s: %s cannot be decrypted (SECRET_KEY rotated?"
+            " its old key belongs in SECRET_KEY_FALLBACKS);"
             " using the environment's",
             row.practice_id,
             field,
@@ -196,3 +205,31 @@ def provider_credentials_set(
             after=after,
         )
     return row
+
+
+def provider_credentials_reencrypt() -> tuple[int, list[tuple[int, str]]]:
+    """Re-encrypt every stored secret under the current ``SECRET_KEY`` (after a rotation, with
+    the old key in ``SECRET_KEY_FALLBACKS``); returns (practices re-encrypted, the (practice
+    id, field) pairs no key can read, which are left as they are). Never reads out a
+    secret."""
+    fernet = _fernet()
+    done: set[int] = set()
+    unreadable: list[tuple[int, str]] = []
+    with transaction.atomic(durable=True):
+        for row in ProviderCredentials.objects.select_for_update().order_by("practice_id"):
+            changed = []
+            for field in SECRET_FIELDS:
+                column = f"{field}_encrypted"
+                token = getattr(row, column)
+                if not token:
+                    continue
+                try:
+                    setattr(row, column, fernet.rotate(token.encode()).decode())
+                except InvalidToken:
+                    unreadable.append((row.practice_id, field))
+                    continue
+                changed.append(column)
+            if changed:
+                row.save(update_fields=changed)
+                done.add(row.practice_id)
+    return len(done), unreadable

@@ -72,6 +72,9 @@ def check_production_settings(*, debug: bool, secret_key: str, allowed_hosts: li
 # Off unless set: a forgotten variable must not serve the debug page (``make run`` sets it on).
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY if DEBUG else "")
+# Old keys, during a rotation: sessions, reset links and stored provider secrets made with
+# them still verify (docs/operations.md, "Rotating keys").
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver" if DEBUG else "")
 check_production_settings(debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS)
 

@@ -4,8 +4,11 @@ environment's settings."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.urls import reverse
 
 from trackstat.credentials import credentials_for, provider_credentials_set
@@ -205,3 +208,49 @@ def test_a_rotated_secret_key_makes_stored_secrets_count_as_unset(environment, p
 def test_the_service_refuses_unknown_fields(practice):
     with pytest.raises(ValidationError, match="twilio_password"):
         provider_credentials_set(practice=practice, actor="test", twilio_password="x")
+
+
+OLD_KEY = "the-secret-key-before-the-rotation-0123456789"
+NEW_KEY = "the-secret-key-after-the-rotation-9876543210"
+
+
+def test_a_rotated_secret_key_keeps_stored_secrets_readable_through_its_fallback(
+    environment, practice
+):
+    environment.SECRET_KEY = OLD_KEY
+    provider_credentials_set(practice=practice, actor="test", sendgrid_api_key=SG_KEY)
+    environment.SECRET_KEY, environment.SECRET_KEY_FALLBACKS = NEW_KEY, [OLD_KEY]
+
+    assert credentials_for(practice).sendgrid_api_key == SG_KEY
+
+
+def test_rotate_credentials_re_encrypts_under_the_new_key_so_the_fallback_can_go(
+    environment, practice, other_practice
+):
+    environment.SECRET_KEY = OLD_KEY
+    provider_credentials_set(practice=practice, actor="test", twilio_auth_token=TOKEN)
+    provider_credentials_set(practice=other_practice, actor="test", sendgrid_api_key=SG_KEY)
+    environment.SECRET_KEY, environment.SECRET_KEY_FALLBACKS = NEW_KEY, [OLD_KEY]
+    out = StringIO()
+
+    call_command("rotate_credentials", stdout=out)
+
+    assert "2 practices" in out.getvalue()
+    assert TOKEN not in out.getvalue()
+    assert SG_KEY not in out.getvalue()
+    environment.SECRET_KEY_FALLBACKS = []
+    assert credentials_for(practice).twilio_auth_token == TOKEN
+    assert credentials_for(other_practice).sendgrid_api_key == SG_KEY
+
+
+def test_rotate_credentials_leaves_what_no_key_can_read_and_says_so(environment, practice):
+    environment.SECRET_KEY = OLD_KEY
+    provider_credentials_set(practice=practice, actor="test", sendgrid_api_key=SG_KEY)
+    environment.SECRET_KEY, environment.SECRET_KEY_FALLBACKS = NEW_KEY, []
+    before = ProviderCredentials.objects.get(practice=practice).sendgrid_api_key_encrypted
+    out = StringIO()
+
+    call_command("rotate_credentials", stdout=out)
+
+    assert f"practice {practice.pk}: sendgrid_api_key cannot be decrypted" in out.getvalue()
+    assert ProviderCredentials.objects.get(practice=practice).sendgrid_api_key_encrypted == before
