@@ -44,12 +44,14 @@ def test_the_patient_page_loads_why_and_the_message_history(page, login, shot, p
     page.goto(f"/patients/{ann.pk}/")
     expect(page.get_by_role("heading", name="Ann Lee")).to_be_visible()
 
-    # Both panels replace their placeholders (and their plain links) when scrolled to.
+    # Both panels replace their placeholders (and their plain links) when scrolled to. The
+    # scroll is the page's own: htmx swaps a panel out while it is revealed, and an element
+    # handle held across that swap would be detached (the locators below re-resolve).
     why = page.locator("#why")
-    why.scroll_into_view_if_needed()
+    page.evaluate("document.getElementById('why').scrollIntoView()")
     expect(why.locator("summary", has_text="Happy birthday")).to_be_visible()
     history = page.locator("#messages")
-    history.scroll_into_view_if_needed()
+    page.evaluate("document.getElementById('messages').scrollIntoView()")
     expect(history.locator("table")).to_contain_text("See you Tuesday at 3pm.")
     expect(history).to_contain_text("Delivered")
     shot("panels loaded")
