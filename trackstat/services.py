@@ -45,6 +45,11 @@ PRACTICE_SETTINGS_FIELDS = [
     "email_from_name",
     "online_scheduling_url",
 ]
+# What the operator edits in the Django admin besides the settings.
+PRACTICE_OPERATOR_FIELDS = ["slug"]
+LAST_ADMINISTRATOR_MESSAGE = (
+    "A practice needs at least one Administrator: appoint another one first."
+)
 
 
 @dataclass(frozen=True)
@@ -112,19 +117,61 @@ def practice_create(
 
 
 @transaction.atomic(durable=True)
+def practice_operator_create(*, actor: User, **fields) -> Practice:
+    """The operator's new practice (the Django admin): its settings and slug as given, audited
+    as ``practice.create``. No API key: its secret must be shown once, which the admin cannot
+    do; the practice's Administrators issue keys on the Settings page."""
+    unknown = set(fields) - set(PRACTICE_SETTINGS_FIELDS + PRACTICE_OPERATOR_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Not a practice setting." for name in sorted(unknown)})
+    practice = Practice(**fields)
+    practice.full_clean()
+    _practice_save(practice)
+    audit_record(
+        practice=practice,
+        actor=actor,
+        action="practice.create",
+        target=practice,
+        after=snapshot(practice, PRACTICE_SETTINGS_FIELDS + PRACTICE_OPERATOR_FIELDS),
+    )
+    return practice
+
+
+@transaction.atomic(durable=True)
 def practice_settings_update(*, practice: Practice, actor: User, **changes) -> Practice:
     """Change practice settings (Administrators); validates the whole row before saving."""
-    unknown = set(changes) - set(PRACTICE_SETTINGS_FIELDS)
+    return _practice_update(
+        practice=practice, actor=actor, changes=changes, fields=PRACTICE_SETTINGS_FIELDS
+    )
+
+
+@transaction.atomic(durable=True)
+def practice_operator_update(*, practice: Practice, actor: User, **changes) -> Practice:
+    """The operator's change of a practice (the Django admin): its settings, exactly as
+    ``practice_settings_update`` (audited, local dates following a new time zone), and the
+    fields only the operator edits (``PRACTICE_OPERATOR_FIELDS``), in the same audit entry."""
+    return _practice_update(
+        practice=practice,
+        actor=actor,
+        changes=changes,
+        fields=PRACTICE_SETTINGS_FIELDS + PRACTICE_OPERATOR_FIELDS,
+    )
+
+
+def _practice_update(*, practice: Practice, actor, changes: dict, fields: list[str]) -> Practice:
+    """Apply ``changes`` (any of ``fields``) in the caller's transaction: validate the row,
+    save, tell the apps of a new time zone, audit what changed."""
+    unknown = set(changes) - set(fields)
     if unknown:
         raise ValidationError({name: "Not a practice setting." for name in sorted(unknown)})
     practice = Practice.objects.select_for_update().get(pk=practice.pk)
-    before = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
+    before = snapshot(practice, fields)
     for name, value in changes.items():
         setattr(practice, name, value)
     practice.full_clean()
     _practice_save(practice)
-    after = snapshot(practice, PRACTICE_SETTINGS_FIELDS)
-    changed = [name for name in PRACTICE_SETTINGS_FIELDS if before[name] != after[name]]
+    after = snapshot(practice, fields)
+    changed = [name for name in fields if before[name] != after[name]]
     if "time_zone" in changed:
         # Local dates (and the visit facts built on them) follow the practice's zone: the
         # patients app refreshes them, in this transaction.
@@ -213,9 +260,7 @@ def _ensure_another_administrator(practice: Practice, leaving: Membership) -> No
         .values_list("pk", flat=True)
     )
     if leaving.role == Role.ADMINISTRATOR and administrators == [leaving.pk]:
-        raise ValidationError(
-            {"role": "A practice needs at least one Administrator: appoint another one first."}
-        )
+        raise ValidationError({"role": LAST_ADMINISTRATOR_MESSAGE})
 
 
 @transaction.atomic(durable=True)

@@ -19,6 +19,8 @@ from trackstat.services import (
     membership_invite,
     membership_remove,
     practice_create,
+    practice_operator_create,
+    practice_operator_update,
     practice_settings_update,
 )
 
@@ -40,6 +42,12 @@ def _actions(practice):
         "practice_create": lambda: practice_create(name="New", time_zone="America/Chicago"),
         "practice_settings_update": lambda: practice_settings_update(
             practice=practice, actor=admin.user, name="Renamed"
+        ),
+        "practice_operator_create": lambda: practice_operator_create(
+            actor=None, name="Made", slug="made", time_zone="America/Chicago"
+        ),
+        "practice_operator_update": lambda: practice_operator_update(
+            practice=practice, actor=None, slug="renamed"
         ),
         "api_key_revoke": lambda: api_key_revoke(
             practice=practice, api_key_id=key.pk, actor=admin.user
@@ -72,6 +80,8 @@ def _actions(practice):
 ACTIONS = [
     "practice_create",
     "practice_settings_update",
+    "practice_operator_create",
+    "practice_operator_update",
     "api_key_revoke",
     "membership_invite",
     "membership_change_role",
