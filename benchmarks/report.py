@@ -126,7 +126,7 @@ def populate(messages: int) -> tuple[int, int]:
                 step_position, patient_id, channel, "to", subject, body, status,
                 status_reason, scheduled_for, attempts, provider, provider_id, error_code,
                 is_test, sent_at, unsubscribed_at, report_pending, report_flags,
-                created_at, updated_at)
+                created_at, updated_at, address_key)
             SELECT e.practice_id, e.id, e.campaign_id, s.step, e.patient_id,
                 CASE WHEN s.step = 2 THEN 'email' ELSE 'sms' END,
                 'masked', '', 'See you soon',
@@ -148,7 +148,7 @@ def populate(messages: int) -> tuple[int, int]:
                 false,
                 CASE WHEN m.r >= 5 THEN m.due END,
                 CASE WHEN m.r = 99 THEN m.due + interval '2 hours' END,
-                true, 0, m.due, m.due
+                true, 0, m.due, m.due, ''
             FROM campaigns_enrollment e
             CROSS JOIN generate_series(1, 3) AS s(step)
             CROSS JOIN LATERAL (

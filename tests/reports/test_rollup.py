@@ -13,6 +13,7 @@ import itertools
 import random
 
 import pytest
+from django.db import connection
 
 from campaigns.engine.goals import enrollments_exit
 from campaigns.models import Campaign, CampaignKind, Enrollment, MessageStep
@@ -24,6 +25,7 @@ from messaging.webhook_services import (
     twilio_inbound_receive,
     twilio_status_apply,
 )
+from reports import rollup
 from reports.models import RecipientDay
 from reports.rollup import rollups_refresh
 from reports.selectors import campaign_report, practice_overview
@@ -31,6 +33,17 @@ from tests.campaigns.builders import ny
 from tests.factories import PatientFactory, PracticeFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["set-wise", "per-message"])
+def counting(request, monkeypatch):
+    """Every test runs with both ways of counting a batch: the set-based SQL (PostgreSQL's)
+    and the per-message Python (every database's), which must give the same numbers."""
+    if request.param == "set-wise" and connection.vendor != "postgresql":
+        pytest.skip("the set-based roll-up is PostgreSQL's")
+    monkeypatch.setattr(rollup, "set_wise", lambda: request.param == "set-wise")
+    return request.param
+
 
 NOV2, NOV3, NOV4 = dt.date(2026, 11, 2), dt.date(2026, 11, 3), dt.date(2026, 11, 4)
 

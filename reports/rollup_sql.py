@@ -1,0 +1,187 @@
+"""The roll-up's batches as set-based SQL on PostgreSQL: one statement per batch.
+
+``reports.rollup`` counts a batch message by message in Python, which works on every database
+(SQLite is the embedded default). On PostgreSQL the same batch is one statement: it locks the
+pending messages, works out each one's facts from every status it reached (its events), marks
+them counted, adds the new facts to the day counters and the skip counts
+(``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE``), and records the new recipient days
+with every ``prev_day`` kept right (a window over the known and the new days of the batch's
+patients). The rules are the ones ``reports.rollup`` states; the facts' bits and the status
+table are read from there, so the two ways cannot drift apart (the report tests run both).
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from campaigns.models import Enrollment
+from messaging.models import SENT_STATUSES, MessageEvent, OutboundMessage
+from reports.models import NO_STEP, CampaignDayStat, RecipientDay, SkipDayStat
+from trackstat.models import Practice
+
+
+def _status_bits(column: str, status_facts: dict[str, int]) -> str:
+    """SQL for the facts a message has for reaching the status in ``column``."""
+    cases = " ".join(f"WHEN '{status}' THEN {bits}" for status, bits in status_facts.items())
+    return f"(CASE {column} {cases} ELSE 0 END)"
+
+
+def messages_count(*, limit: int, in_flight: list[str], fact, counters: dict, status_facts) -> int:
+    """Count up to ``limit`` pending messages into the roll-ups; return how many were taken."""
+    messages = OutboundMessage._meta.db_table
+    events = MessageEvent._meta.db_table
+    practices = Practice._meta.db_table
+    day_stats = CampaignDayStat._meta.db_table
+    skip_stats = SkipDayStat._meta.db_table
+    recipient_days = RecipientDay._meta.db_table
+    counter_sums = ", ".join(
+        f"count(*) FILTER (WHERE new & {bit} <> 0)" for bit in counters
+    )  # in FACT_COUNTERS order
+    counter_names = ", ".join(counters.values())
+    counter_adds = ", ".join(f"{name} = t.{name} + excluded.{name}" for name in counters.values())
+    sql = f"""
+    WITH batch AS (
+        SELECT id FROM {messages}
+        WHERE report_pending AND NOT is_test AND campaign_id IS NOT NULL
+            AND NOT (status = ANY(%(in_flight)s))
+        ORDER BY id LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ),
+    reached AS (
+        SELECT e.message_id, bit_or({_status_bits("e.status", status_facts)}) AS bits
+        FROM {events} e WHERE e.message_id IN (SELECT id FROM batch)
+        GROUP BY e.message_id
+    ),
+    raw AS (
+        SELECT m.id, m.practice_id, m.campaign_id, COALESCE(m.step_position, {NO_STEP}) AS step,
+            m.patient_id, m.channel, m.status, m.status_reason, m.report_flags AS old,
+            m.report_day,
+            m.report_flags | COALESCE(r.bits, 0) | {_status_bits("m.status", status_facts)}
+                | CASE WHEN m.unsubscribed_at IS NOT NULL THEN {fact.UNSUBSCRIBED} ELSE 0 END
+                AS reached_facts,
+            (COALESCE(m.sent_at, m.scheduled_for) AT TIME ZONE p.time_zone)::date AS local_day
+        FROM batch b
+        JOIN {messages} m ON m.id = b.id
+        JOIN {practices} p ON p.id = m.practice_id
+        LEFT JOIN reached r ON r.message_id = m.id
+    ),
+    with_facts AS (
+        SELECT *, CASE WHEN channel = 'email' AND reached_facts & {fact.CLICKED} <> 0
+            THEN reached_facts | {fact.OPENED} ELSE reached_facts END AS facts
+        FROM raw
+    ),
+    counted AS MATERIALIZED (
+        SELECT id, practice_id, campaign_id, step, patient_id, status, status_reason, facts,
+            facts & ~old AS new,
+            CASE WHEN facts & ~old <> 0 AND report_day IS NULL THEN local_day
+                ELSE report_day END AS day
+        FROM with_facts
+    ),
+    marked AS (
+        UPDATE {messages} m
+        SET report_flags = c.facts, report_day = c.day, report_pending = false
+        FROM counted c WHERE m.id = c.id
+    ),
+    days_added AS (
+        INSERT INTO {day_stats} AS t
+            (practice_id, campaign_id, step_position, day, {counter_names}, conversions)
+        SELECT practice_id, campaign_id, step, day, {counter_sums}, 0
+        FROM counted WHERE new <> 0
+        GROUP BY practice_id, campaign_id, step, day
+        ON CONFLICT (campaign_id, step_position, day) DO UPDATE SET {counter_adds}
+    ),
+    skips_added AS (
+        INSERT INTO {skip_stats} AS t
+            (practice_id, campaign_id, step_position, day, status, reason, count)
+        SELECT practice_id, campaign_id, step, day, status, left(status_reason, 200), count(*)
+        FROM counted WHERE new & {fact.SKIPPED} <> 0
+        GROUP BY practice_id, campaign_id, step, day, status, left(status_reason, 200)
+        ON CONFLICT (campaign_id, step_position, day, status, reason)
+        DO UPDATE SET count = t.count + excluded.count
+    ),
+    new_days AS MATERIALIZED (
+        SELECT DISTINCT c.practice_id, c.campaign_id, l.level, c.patient_id, c.day
+        FROM counted c CROSS JOIN LATERAL (VALUES ({NO_STEP}), (c.step)) AS l(level)
+        WHERE c.new & {fact.SENT} <> 0 AND c.patient_id IS NOT NULL
+    ),
+    pairs AS MATERIALIZED (SELECT DISTINCT campaign_id, patient_id FROM new_days),
+    known AS MATERIALIZED (
+        SELECT r.id, r.practice_id, r.campaign_id, r.step_position AS level, r.patient_id, r.day,
+            r.prev_day
+        FROM pairs k
+        JOIN {recipient_days} r ON r.campaign_id = k.campaign_id AND r.patient_id = k.patient_id
+    ),
+    all_days AS (
+        SELECT id, practice_id, campaign_id, level, patient_id, day, prev_day FROM known
+        UNION ALL
+        SELECT NULL, n.practice_id, n.campaign_id, n.level, n.patient_id, n.day, NULL
+        FROM new_days n
+        WHERE NOT EXISTS (
+            SELECT 1 FROM known k WHERE k.campaign_id = n.campaign_id AND k.level = n.level
+                AND k.patient_id = n.patient_id AND k.day = n.day
+        )
+    ),
+    ordered AS MATERIALIZED (
+        SELECT *, lag(day) OVER (PARTITION BY campaign_id, level, patient_id ORDER BY day) AS prev
+        FROM all_days
+    ),
+    recipients_added AS (
+        INSERT INTO {recipient_days}
+            (practice_id, campaign_id, step_position, patient_id, day, prev_day)
+        SELECT practice_id, campaign_id, level, patient_id, day, prev FROM ordered
+        WHERE id IS NULL
+    ),
+    recipients_moved AS (
+        UPDATE {recipient_days} r SET prev_day = o.prev
+        FROM ordered o
+        WHERE o.id IS NOT NULL AND r.id = o.id AND o.prev IS DISTINCT FROM o.prev_day
+    )
+    SELECT count(*) FROM counted
+    """  # noqa: S608 - table names and constants from the code, values as parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight)})
+        return cursor.fetchone()[0]
+
+
+def conversions_count(*, limit: int, goal_met: str, counters: list[str]) -> int:
+    """Count up to ``limit`` pending enrollments' goals into the day counters; return how many
+    enrollments were taken. A goal met counts on the local day it was met, for the last step
+    that went out before it (step 0 if none had)."""
+    enrollments = Enrollment._meta.db_table
+    messages = OutboundMessage._meta.db_table
+    practices = Practice._meta.db_table
+    day_stats = CampaignDayStat._meta.db_table
+    others = [name for name in counters if name != "conversions"]
+    sql = f"""
+    WITH batch AS (
+        SELECT id, practice_id, campaign_id, exit_reason, exited_at FROM {enrollments}
+        WHERE report_pending
+        ORDER BY id LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ),
+    cleared AS (
+        UPDATE {enrollments} e SET report_pending = false FROM batch b WHERE e.id = b.id
+    ),
+    goals AS (
+        SELECT b.practice_id, b.campaign_id,
+            (b.exited_at AT TIME ZONE p.time_zone)::date AS day,
+            COALESCE((
+                SELECT max(o.step_position) FROM {messages} o
+                WHERE o.enrollment_id = b.id AND o.status = ANY(%(sent)s) AND NOT o.is_test
+            ), {NO_STEP}) AS step
+        FROM batch b JOIN {practices} p ON p.id = b.practice_id
+        WHERE b.exit_reason = %(goal_met)s AND b.exited_at IS NOT NULL
+    ),
+    added AS (
+        INSERT INTO {day_stats} AS t
+            (practice_id, campaign_id, step_position, day, {", ".join(others)}, conversions)
+        SELECT practice_id, campaign_id, step, day, {", ".join(["0"] * len(others))}, count(*)
+        FROM goals GROUP BY practice_id, campaign_id, step, day
+        ON CONFLICT (campaign_id, step_position, day)
+        DO UPDATE SET conversions = t.conversions + excluded.conversions
+    )
+    SELECT count(*) FROM batch
+    """  # noqa: S608 - table names and constants from the code, values as parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"limit": limit, "sent": list(SENT_STATUSES), "goal_met": goal_met})
+        return cursor.fetchone()[0]
