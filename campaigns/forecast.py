@@ -149,6 +149,10 @@ class Forecast:
     def total(self) -> int:
         return sum(day.count for day in self.days)
 
+    @property
+    def first_busy_day(self) -> ForecastDay | None:
+        return next((day for day in self.days if day.count), None)
+
 
 def campaign_forecast(
     campaign: Campaign,
