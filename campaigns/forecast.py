@@ -63,6 +63,7 @@ SAMPLE_SIZE = 8
 PATIENT_FIELDS = (
     "id",
     "practice_id",
+    "external_id",
     "first_name",
     "last_name",
     "phone",

@@ -11,14 +11,17 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from campaigns.forecast import StepPlan, campaign_forecast
 from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, CampaignKind
+from campaigns.services import campaign_create
 from messaging.models import OutboundMessage
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import drip, email, sms
+from trackstat.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 
@@ -298,8 +301,6 @@ def test_a_blast_is_forecast_at_its_send_time(clinic):
     }
     serializer = CampaignSerializer(data=data)
     assert serializer.is_valid(), serializer.errors
-    from campaigns.services import campaign_create
-
     blast = campaign_create(practice=clinic.practice, data=serializer.validated_data, actor=None)
     forecast = campaign_forecast(blast, now=NOW)
     # 07:00 is before the window opens: the texts go out at 08:00.
@@ -333,3 +334,29 @@ def test_the_query_count_does_not_grow_with_the_patients(clinic):
     assert total_many > total_few
     assert many == few
     assert many <= 40
+
+
+def test_the_api_answers_the_forecast(clinic):
+    lapsed = clinic.patient(phone="+13125550190")
+    clinic.visit(lapsed, ny(2026, 3, 1, 10, 0))
+    campaign = drip(clinic, REACTIVATION, enabled_at=LONG_AGO, name="Daily reactivation")
+    key = api_key_create(practice=clinic.practice, name="EMR").secret
+    api = Client(headers={"Authorization": f"Api-Key {key}"})
+    url = f"/api/v1/campaigns/{campaign.pk}/forecast"
+    body = api.get(url, {"at": ny(2026, 5, 12, 9, 0).isoformat()}).json()
+    assert body["total"] == 1
+    assert [day["count"] for day in body["days"]] == [1, 0, 0, 0, 0, 0, 0]
+    assert body["days"][0]["date"] == "2026-05-12"
+    assert body["days"][0]["times"] == [{"at": "2026-05-12T10:00:00-04:00", "count": 1}]
+    assert body["days"][0]["sample"] == [
+        {
+            "patient_external_id": lapsed.external_id,
+            "at": "2026-05-12T10:00:00-04:00",
+            "step": 1,
+            "channel": "sms",
+        }
+    ]
+    assert api.get(url, {"at": "yesterday"}).status_code == 400
+    other = Clinic()
+    theirs = drip(other, REACTIVATION, enabled_at=LONG_AGO, name="Theirs")
+    assert api.get(f"/api/v1/campaigns/{theirs.pk}/forecast").status_code == 404

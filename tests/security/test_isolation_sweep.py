@@ -159,6 +159,7 @@ API_ROLES: dict[str, dict[str, Role]] = {
     "api_campaign_disable": {"POST": Role.USER_PLUS},
     "api_campaign_audience": {"GET": Role.USER_PLUS},
     "api_campaign_explain": {"GET": Role.USER_PLUS},
+    "api_campaign_forecast": {"GET": Role.USER_PLUS},
     "api_campaign_report": {"GET": Role.USER},
     "api_messages": {"GET": Role.USER},
 }
