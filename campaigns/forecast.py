@@ -52,7 +52,7 @@ from campaigns.models import (
 from campaigns.schedule import is_due_on, run_time
 from campaigns.selectors import audience
 from campaigns.timing import end_of_local_day, step_due
-from messaging.models import MessageStatus, OutboundMessage
+from messaging.models import NOT_RECEIVED, MessageStatus, OutboundMessage
 from messaging.outbox.addresses import address_problem
 from messaging.outbox.window import next_sending_time
 from patients.models import UPCOMING_STATUSES, Appointment, Patient, PatientStatus
@@ -188,6 +188,7 @@ def campaign_forecast(
     )
     if steps:
         if campaign.pk is not None:
+            plan.add_addresses_taken()
             plan.add_queued()
             plan.add_enrolled()
         for at, patients in _runs(campaign, now=now, days=days):
@@ -330,6 +331,8 @@ class _Plan:
         self.schedule = campaign.schedule or DEFAULT_SCHEDULE
         self.dues: list[_Due] = []
         self.entered: set[tuple[int, str]] = set()
+        # (channel, address, local day) a message of the campaign holds already.
+        self.taken: set[tuple[str, str, dt.date]] = set()
 
     def _chain(self, *, patient: Patient, position: int, due: dt.datetime, source: str) -> None:
         """Step ``position`` due at ``due`` and the following ones, while inside the window."""
@@ -381,6 +384,18 @@ class _Plan:
                     message.expires_at,
                 )
             )
+
+    def add_addresses_taken(self) -> None:
+        """The addresses the campaign's messages already hold from today on (one message per
+        address per day, whatever the step): sent or on their way. Queued ones take theirs
+        as the forecast goes through them."""
+        self.taken |= set(
+            OutboundMessage.objects.filter(
+                campaign_id=self.campaign.pk, local_day__gte=self.now.date()
+            )
+            .exclude(status__in=[*NOT_RECEIVED, MessageStatus.QUEUED])
+            .values_list("channel", "address_key", "local_day")
+        )
 
     def add_enrolled(self) -> None:
         """The next steps of patients already in the campaign."""
@@ -434,7 +449,7 @@ class _Plan:
         order, as the engine materializes them (the first of an address's messages on a day
         gets it)."""
         practice, tz = self.practice, self.practice.tz
-        taken: set[tuple[str, str, dt.date]] = set()
+        taken = self.taken
         self.dues.sort(key=lambda d: (d.due, d.patient.pk, d.step))
         for item in self.dues:
             due = max(item.due, self.now)
