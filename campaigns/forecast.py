@@ -204,8 +204,9 @@ def campaign_forecast(
         else:
             day.expired += 1
     if continuous:
-        for day, possible in _possible(campaign, now=now, horizon=horizon).items():
-            by_day[day].possible = possible
+        possible = _possible(campaign, now=now, horizon=horizon)
+        for day in forecast.days:
+            day.possible = possible.get(day.day, 0)
     return forecast
 
 

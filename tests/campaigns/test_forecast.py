@@ -246,7 +246,7 @@ def test_continuous_triggers_from_todays_recorded_events(clinic):
     ]
     forecast = forecasts[follow_up.pk]
     assert forecast.continuous
-    assert [d.possible for d in forecast.days] == [None, 2, None, 1, None, None, None]
+    assert [d.possible for d in forecast.days] == [0, 2, 0, 1, 0, 0, 0]
 
 
 def test_patients_already_in_the_campaign_and_queued_messages_count(clinic):

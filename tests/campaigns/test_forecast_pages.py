@@ -91,6 +91,7 @@ def test_a_drips_page_shows_the_next_seven_days_with_who_and_when(plus):
     assert [d.count for d in rows] == [0, 1, 0, 0, 1, 0, 0]
     assert rows[1].skipped == 1  # Bo has no mobile phone
     assert "1 at 10:00" in html
+    assert "Tomorrow it would send 1 message, 1 at 10:00</strong>; 2 over the 7 days." in html
     assert "Lovelace, Ada" in html
     assert "Later, Cy" in html
     assert "Nophone" not in html  # skipped, so not in the sample

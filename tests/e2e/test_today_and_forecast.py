@@ -184,3 +184,22 @@ def test_a_user_sees_today_without_campaign_links(page, login, shot, practice):
     expect(campaigns).to_contain_text("Happy birthday")
     expect(campaigns.get_by_role("link", name="Happy birthday")).to_have_count(0)
     shot("today as a user")
+
+
+def test_a_continuous_campaigns_forecast_says_what_it_cannot_know(page, login, shot, practice):
+    _practice_day(practice)
+    missed = _campaign(
+        practice,
+        name="Missed-appointment follow-up",
+        trigger={"type": "missed_appointment", "minutes_after": 30},
+        messages=[{"channel": "sms", "body": "We missed you today. Reply to rebook."}],
+    )
+    member = MembershipFactory(practice=practice, role=Role.USER_PLUS)
+    login(member.user.email, TEST_PASSWORD)
+    page.goto(f"/campaigns/drip/{missed.pk}/")
+    forecast = page.get_by_role("region", name="Next 7 days: what this campaign would send")
+    expect(forecast).to_contain_text("Only what is already recorded is counted")
+    expect(forecast.get_by_role("columnheader", name="Could start it")).to_be_visible()
+    # The three appointments booked the day after tomorrow could each start it.
+    expect(forecast.locator("tbody tr").nth(2).locator("td").last).to_have_text("3")
+    shot("forecast of a continuous trigger")
