@@ -8,6 +8,7 @@ import zoneinfo
 from django.db.models import QuerySet
 
 from messaging.models import MessageStatus, OutboundMessage, SandboxMessage
+from messaging.outbox.window import window_bounds
 from patients.models import Patient
 from trackstat.models import Practice
 
@@ -52,6 +53,20 @@ def local_day_bounds(day: dt.date, tz: zoneinfo.ZoneInfo) -> tuple[dt.datetime, 
     return start, end
 
 
+def sending_day_bounds(
+    day: dt.date, *, practice: Practice, today: dt.date
+) -> tuple[dt.datetime | None, dt.datetime]:
+    """Which due times make a queued message go out on the local ``day``: from the close of
+    the day before's sending window to the close of this day's (quiet hours hold one due
+    after hours for the next morning). Today's start is open: what is overdue and still
+    queued goes at the next chance."""
+    start, end = practice.sending_window_start, practice.sending_window_end
+    close = window_bounds(day, start, end, practice.tz)[1]
+    if day <= today:
+        return None, close
+    return window_bounds(day - dt.timedelta(days=1), start, end, practice.tz)[1], close
+
+
 def outbox_list(
     *,
     practice: Practice,
@@ -61,10 +76,11 @@ def outbox_list(
     campaign_id: int | None = None,
 ) -> QuerySet[OutboundMessage]:
     """The practice's messages (test sends left out) in ``state``: ``sent`` on the local
-    ``day`` (today by default), ``scheduled`` (queued) for ``day`` or from now to the end of
-    tomorrow, ``problems`` in the last ``PROBLEM_DAYS`` days (or on ``day``). Each with its
-    patient and campaign; ``campaign_id`` narrows to one campaign. Reads an index:
-    (practice, sent_at) or (practice, status, scheduled_for)."""
+    ``day`` (today by default), ``scheduled`` (queued) to go out on ``day``
+    (``sending_day_bounds``) or by the end of tomorrow, ``problems`` in the last
+    ``PROBLEM_DAYS`` days (or on ``day``). Each with its patient and campaign;
+    ``campaign_id`` narrows to one campaign. Reads an index: (practice, sent_at) or
+    (practice, status, scheduled_for)."""
     tz = practice.tz
     today = now.astimezone(tz).date()
     messages = OutboundMessage.objects.filter(practice=practice, is_test=False)
@@ -75,14 +91,14 @@ def outbox_list(
         )
         order = ("-sent_at", "-id")
     elif state == "scheduled":
-        if day is None:
-            start, end = now, local_day_bounds(today + dt.timedelta(days=1), tz)[1]
-            # Due already but not yet claimed (quiet hours, the send allowance) counts too.
-            messages = messages.filter(scheduled_for__lt=end)
-        else:
-            start, end = local_day_bounds(day, tz)
-            messages = messages.filter(scheduled_for__gte=start, scheduled_for__lt=end)
-        messages = messages.filter(status=MessageStatus.QUEUED)
+        start, end = sending_day_bounds(day or today, practice=practice, today=today)
+        if day is None:  # from now to the end of tomorrow
+            end = sending_day_bounds(today + dt.timedelta(days=1), practice=practice, today=today)[
+                1
+            ]
+        messages = messages.filter(status=MessageStatus.QUEUED, scheduled_for__lt=end)
+        if start is not None:
+            messages = messages.filter(scheduled_for__gte=start)
         order = ("scheduled_for", "id")
     elif state == "problems":
         if day is None:

@@ -26,8 +26,13 @@ from campaigns.models import (
 )
 from campaigns.schedule import is_due_on, run_time
 from messaging.models import InboundHandling, InboundMessage, MessageStatus, OutboundMessage
-from messaging.outbox.window import next_sending_time, window_bounds
-from messaging.selectors import PROBLEM_DAYS, PROBLEM_STATUSES, local_day_bounds
+from messaging.outbox.window import next_sending_time
+from messaging.selectors import (
+    PROBLEM_DAYS,
+    PROBLEM_STATUSES,
+    local_day_bounds,
+    sending_day_bounds,
+)
 from trackstat.models import Practice
 
 PROBLEMS_SHOWN = 10
@@ -81,11 +86,22 @@ class Today:
 
     @property
     def waiting_today(self) -> int:
-        return sum(c.queued_today + c.steps_today for c in self.campaigns)
+        """In the outbox, going out the rest of today (the Messages list's count)."""
+        return sum(c.queued_today for c in self.campaigns)
 
     @property
     def waiting_tomorrow(self) -> int:
-        return sum(c.queued_tomorrow + c.steps_tomorrow for c in self.campaigns)
+        return sum(c.queued_tomorrow for c in self.campaigns)
+
+    @property
+    def steps_today(self) -> int:
+        """Next steps of patients in campaigns, falling due the rest of today (not in the
+        outbox until they do)."""
+        return sum(c.steps_today for c in self.campaigns)
+
+    @property
+    def steps_tomorrow(self) -> int:
+        return sum(c.steps_tomorrow for c in self.campaigns)
 
     @property
     def failing(self) -> list[CampaignToday]:
@@ -100,11 +116,10 @@ def today_summary(*, practice: Practice, now: dt.datetime) -> Today:
     tomorrow = today + dt.timedelta(days=1)
     day_start, _ = local_day_bounds(today, tz)
     _, tomorrow_end = local_day_bounds(tomorrow, tz)
-    start, end = practice.sending_window_start, practice.sending_window_end
     # A message due after today's window closes waits for tomorrow's (quiet hours), and one
-    # due after tomorrow's closes goes out the day after.
-    today_close = window_bounds(today, start, end, tz)[1]
-    tomorrow_close = window_bounds(tomorrow, start, end, tz)[1]
+    # due after tomorrow's closes goes out the day after: the Messages list counts the same.
+    today_close = sending_day_bounds(today, practice=practice, today=today)[1]
+    tomorrow_close = sending_day_bounds(tomorrow, practice=practice, today=today)[1]
 
     has_steps = Exists(MessageStep.objects.filter(campaign_id=OuterRef("pk")))
     campaigns = list(

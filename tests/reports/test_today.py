@@ -139,8 +139,10 @@ def test_the_numbers_of_the_day(practice, day):
     assert t.today == dt.date(2026, 5, 12)
     assert t.sent_today == 2
     assert t.waiting_today == 1  # the 15:00 text
-    # The 22:00 text (after hours), the reminder at 09:00 and Bob's next step at 10:00.
-    assert t.waiting_tomorrow == 3
+    # The 22:00 text (after hours) and the reminder at 09:00 wait in the outbox; Bob's next
+    # step at 10:00 is not in it yet.
+    assert t.waiting_tomorrow == 2
+    assert (t.steps_today, t.steps_tomorrow) == (0, 1)
     assert t.problem_count == 1
     assert [(m.patient, m.status_reason) for m in t.problems] == [
         (day["bob"], "unreachable number")
@@ -169,7 +171,8 @@ def test_the_page_links_each_number_to_its_list(member_client, practice, day):
     messages = reverse("messaging:message_list")
     assert f'href="{messages}?state=sent&amp;day=today"><strong>2</strong> sent today' in html
     assert f'href="{messages}?state=scheduled&amp;day=today"><strong>1</strong>' in html
-    assert f'href="{messages}?state=scheduled&amp;day=tomorrow"><strong>3</strong>' in html
+    assert f'href="{messages}?state=scheduled&amp;day=tomorrow"><strong>2</strong>' in html
+    assert "+ 1 next step of patients in campaigns" in html
     assert f'href="{messages}?state=problems"><strong>1</strong> failed or bounced' in html
     inbox = reverse("messaging:inbox")
     assert f'href="{inbox}?filter=unread"><strong>2</strong> unread Inbox threads' in html
@@ -195,9 +198,11 @@ def test_each_list_behind_a_number_holds_what_it_counts(member_client, practice,
 
     assert listed(state="sent", day="today") == 2
     assert listed(state="sent", day="2026-05-11") == 2  # the delivered one and the failed one
-    assert listed(state="scheduled", day="today") == 2  # due today (one goes out tomorrow)
-    assert listed(state="scheduled", day="tomorrow") == 1
-    assert listed(state="scheduled") == 3  # from now to the end of tomorrow
+    # What goes out today and tomorrow: the 22:00 text waits for tomorrow morning.
+    assert listed(state="scheduled", day="today") == 1
+    assert listed(state="scheduled", day="tomorrow") == 2
+    assert listed(state="scheduled") == 3  # by the end of tomorrow
+    assert listed(state="scheduled", day="2026-05-14") == 1
     assert listed(state="problems") == 1
     assert listed(state="problems", campaign=day["reminder"].pk) == 1
     assert listed(state="problems", campaign=day["birthday"].pk) == 0
