@@ -74,7 +74,7 @@ def _practice_day(practice):
             },
         ],
     )
-    _campaign(
+    reminder = _campaign(
         practice,
         name="Appointment reminder",
         trigger={"type": "scheduled_appointment", "when": "days_before", "days": 1},
@@ -106,6 +106,25 @@ def _practice_day(practice):
         scheduled_for=now - dt.timedelta(hours=2),
         sent_at=now - dt.timedelta(hours=2),
     )
+    tomorrow_nine = dt.datetime.combine(
+        today + dt.timedelta(days=1), dt.time(9), tzinfo=practice.tz
+    )
+    for patient, due in [
+        (patients[0], now + dt.timedelta(hours=3)),
+        (patients[1], now + dt.timedelta(hours=3, minutes=30)),
+        (patients[2], tomorrow_nine),
+    ]:
+        OutboundMessage.objects.create(
+            practice=practice,
+            patient=patient,
+            campaign=reminder,
+            step_position=1,
+            channel="sms",
+            to=patient.phone,
+            body="See you soon.",
+            status=MessageStatus.QUEUED,
+            scheduled_for=due,
+        )
     InboundMessage.objects.create(
         practice=practice,
         patient=patients[4],
@@ -130,6 +149,8 @@ def test_staff_land_on_today_and_follow_its_numbers(page, login, shot, practice)
     expect(tiles.get_by_role("link", name="2 sent today")).to_be_visible()
     expect(tiles.get_by_role("link", name="1 failed or bounced")).to_be_visible()
     expect(tiles.get_by_role("link", name="1 unread Inbox thread")).to_be_visible()
+    expect(tiles.get_by_role("link", name="2 due the rest of today")).to_be_visible()
+    expect(tiles.get_by_role("link", name="1 due tomorrow")).to_be_visible()
     problems = page.get_by_role("region", name="Failed or bounced: someone should look")
     expect(problems).to_contain_text("Nguyen, Sam")
     expect(problems).to_contain_text("Unreachable destination handset")
