@@ -23,6 +23,11 @@ urlpatterns = [
         name="api_campaign_audience",
     ),
     path(
+        "campaigns/<int:campaign_id>/forecast",
+        apis.CampaignForecastApi.as_view(),
+        name="api_campaign_forecast",
+    ),
+    path(
         "campaigns/<int:campaign_id>/explain",
         apis.CampaignExplainApi.as_view(),
         name="api_campaign_explain",

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns import selectors, services
+from campaigns.forecast import campaign_forecast
 from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, CampaignKind
 from patients.selectors import patient_queryset
@@ -78,6 +79,24 @@ ExplainSerializer = inline_serializer(
         ),
         "reachable": serializers.BooleanField(),
         "quiet_hours": serializers.DictField(),
+    },
+)
+
+ForecastSerializer = inline_serializer(
+    "CampaignForecast",
+    {
+        "at": serializers.DateTimeField(),
+        "continuous": serializers.BooleanField(),
+        "assumes_on": serializers.BooleanField(),
+        "total": serializers.IntegerField(),
+        "days": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="{date, count, sms, email, skipped, expired, possible, times: [{at, count}], "
+            "sample: [{patient_external_id, at, step, channel}]} per local day",
+        ),
+        "runs": serializers.ListField(
+            child=serializers.DictField(), help_text="{at, entering} per run in the window"
+        ),
     },
 )
 
@@ -297,3 +316,47 @@ class CampaignExplainApi(CampaignApiView):
             patient_queryset(practice=request.practice), external_id=external_id
         )
         return Response(selectors.explain(campaign, patient, at=at))
+
+
+class CampaignForecastApi(CampaignApiView):
+    """What the campaign would send on each of the 7 local days from ``at`` (default now),
+    from the data as it is now (``campaigns.forecast``)."""
+
+    @extend_schema(parameters=[AT_PARAMETER], responses=ForecastSerializer)
+    def get(self, request, campaign_id: int):
+        campaign = self.get_campaign(campaign_id)
+        at = _instant(request, "at")
+        forecast = campaign_forecast(campaign, now=at)
+        return Response(
+            {
+                "at": forecast.now.isoformat(),
+                "continuous": forecast.continuous,
+                "assumes_on": forecast.assumes_on,
+                "total": forecast.total,
+                "days": [
+                    {
+                        "date": day.day.isoformat(),
+                        "count": day.count,
+                        "sms": day.sms,
+                        "email": day.email,
+                        "skipped": day.skipped,
+                        "expired": day.expired,
+                        "possible": day.possible,
+                        "times": [{"at": t.isoformat(), "count": n} for t, n in day.times],
+                        "sample": [
+                            {
+                                "patient_external_id": send.patient.external_id,
+                                "at": send.at.isoformat(),
+                                "step": send.step,
+                                "channel": send.channel,
+                            }
+                            for send in day.sample()
+                        ],
+                    }
+                    for day in forecast.days
+                ],
+                "runs": [
+                    {"at": run.at.isoformat(), "entering": run.entering} for run in forecast.runs
+                ],
+            }
+        )

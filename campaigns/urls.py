@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from campaigns.views import blasts, drips, patient, shared, templates, wizard
+from campaigns.views import blasts, drip_page, drips, patient, shared, templates, wizard
 from campaigns.views.wizard_state import STEP_NAMES
 
 
@@ -27,6 +27,7 @@ urlpatterns = [
     path("drip/new/trigger-options/", wizard.drip_trigger_options, name="drip_new_trigger_options"),
     path("drip/new/audience-count/", wizard.drip_audience_count, name="drip_new_audience_count"),
     path("drip/new/discard/", wizard.drip_discard, name="drip_new_discard"),
+    path("drip/<int:campaign_id>/", drip_page.drip_detail, name="drip_detail"),
     path("drip/<int:campaign_id>/edit/", wizard.drip_edit, name="drip_edit"),
     path(
         "drip/<int:campaign_id>/edit/<wizard_step:step>/",

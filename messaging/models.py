@@ -159,6 +159,8 @@ class OutboundMessage(models.Model):
             ),
             models.Index(fields=["patient", "channel", "status"], name="outbox_patient_channel"),
             models.Index(fields=["campaign", "status"], name="outbox_campaign_status"),
+            # What a practice sent on a day (the Today page and its list).
+            models.Index(fields=["practice", "sent_at"], name="outbox_practice_sent"),
             models.Index(fields=["provider_id"], name="outbox_provider_id"),
             # What the report roll-up has still to count: campaign messages (never tests)
             # that changed since it last looked and are no longer in flight.

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from messaging import patient_views, views
+from messaging import outbox_views, patient_views, views
 
 app_name = "messaging"
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("sandbox/", views.sandbox, name="sandbox"),
+    path("messages/", outbox_views.message_list, name="message_list"),
     path("canned/", views.canned_reply_add, name="canned_add"),
     path("canned/<int:pk>/delete/", views.canned_reply_remove, name="canned_delete"),
     path("unknown/<str:token>/", views.inbox_unknown, name="unknown_thread"),

@@ -18,6 +18,7 @@ class MenuItem:
 
 
 MENU = [
+    MenuItem("Today", "today", Role.USER, "Communication"),
     MenuItem("Drip Campaigns", "campaigns:drip_list", Role.USER_PLUS, "Communication"),
     MenuItem("Blast Campaigns", "campaigns:blast_list", Role.USER_PLUS, "Communication"),
     MenuItem("Templates", "campaigns:template_list", Role.USER_PLUS, "Communication"),

@@ -54,7 +54,7 @@ handler404 = "trackstat.api_errors.page_not_found"
 handler500 = "trackstat.api_errors.server_error"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("reports.today_urls")),
     path("accounts/", include(account_urls)),
     path("practice/switch/", views.practice_switch_view, name="practice_switch"),
     path("settings/", include(settings_urls)),

@@ -80,11 +80,6 @@ def profile(request: PracticeRequest) -> HttpResponse:
     return render(request, "trackstat/profile.html", {"form": form})
 
 
-@login_required
-def home(request: PracticeRequest) -> HttpResponse:
-    return render(request, "trackstat/home.html")
-
-
 @require_POST
 @login_required
 def practice_switch_view(request: PracticeRequest) -> HttpResponse:

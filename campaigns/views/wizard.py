@@ -30,6 +30,7 @@ from campaigns.language.spec import CampaignSerializer
 from campaigns.language.triggers import is_continuous
 from campaigns.models import CampaignKind
 from campaigns.selectors import audience_live
+from campaigns.views.drip_page import draft_forecast_context
 from campaigns.views.shared import campaign_or_404, error_text, sees_financials
 from campaigns.views.wizard_messages import messages_step
 from campaigns.views.wizard_state import (
@@ -293,6 +294,9 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
         "review_messages": messages,
         "goal_text": describe_goal(draft["goal"]),
         "stale": stale(draft, wiz.campaign),
+        **draft_forecast_context(
+            practice=wiz.practice, campaign=wiz.campaign, draft=draft, now=timezone.now()
+        ),
     }
 
 

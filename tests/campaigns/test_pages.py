@@ -512,6 +512,7 @@ ENDPOINTS = [
     ("campaigns:drip_new_trigger_options", lambda o: [], ["GET"]),
     ("campaigns:drip_new_audience_count", lambda o: [], ["GET"]),
     ("campaigns:drip_new_discard", lambda o: [], ["POST"]),
+    ("campaigns:drip_detail", lambda o: [o["drip"].pk], ["GET"]),
     ("campaigns:drip_edit", lambda o: [o["drip"].pk], ["GET"]),
     ("campaigns:drip_edit_step", lambda o: [o["drip"].pk, "name"], ["GET", "POST"]),
     ("campaigns:drip_edit_step", lambda o: [o["drip"].pk, "audience"], ["GET", "POST"]),

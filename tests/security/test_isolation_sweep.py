@@ -69,7 +69,8 @@ PUBLIC_NAMESPACES = {
 SIGNED_IN = "signed-in"  # any signed-in user: the page is about the user, not a practice's data
 
 PAGE_ROLES: dict[str, Role | str] = {
-    "home": SIGNED_IN,
+    "home": SIGNED_IN,  # the Today page (an account in no practice is told so)
+    "today": SIGNED_IN,
     "profile": SIGNED_IN,
     "practice_switch": SIGNED_IN,  # switching to a foreign practice is tested in test_tenancy
     # Settings: Administrators.
@@ -87,6 +88,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "campaigns:drip_new_trigger_options": Role.USER_PLUS,
     "campaigns:drip_new_audience_count": Role.USER_PLUS,
     "campaigns:drip_new_discard": Role.USER_PLUS,
+    "campaigns:drip_detail": Role.USER_PLUS,
     "campaigns:drip_edit": Role.USER_PLUS,
     "campaigns:drip_edit_step": Role.USER_PLUS,
     "campaigns:drip_edit_trigger_options": Role.USER_PLUS,
@@ -119,6 +121,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     # Inbox: everyone; canned replies are kept by Managers.
     "messaging:inbox": Role.USER,
     "messaging:sandbox": Role.USER,
+    "messaging:message_list": Role.USER,
     "messaging:canned_add": Role.MANAGER,
     "messaging:canned_delete": Role.MANAGER,
     "messaging:unknown_thread": Role.USER,
@@ -156,6 +159,7 @@ API_ROLES: dict[str, dict[str, Role]] = {
     "api_campaign_disable": {"POST": Role.USER_PLUS},
     "api_campaign_audience": {"GET": Role.USER_PLUS},
     "api_campaign_explain": {"GET": Role.USER_PLUS},
+    "api_campaign_forecast": {"GET": Role.USER_PLUS},
     "api_campaign_report": {"GET": Role.USER},
     "api_messages": {"GET": Role.USER},
 }

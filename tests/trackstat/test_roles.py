@@ -10,7 +10,14 @@ from trackstat.models import Role
 pytestmark = pytest.mark.django_db
 
 CAMPAIGN_PAGES = ["campaigns:drip_list", "campaigns:blast_list", "campaigns:template_list"]
-EVERY_ROLE_PAGES = ["home", "patients:list", "messaging:inbox", "reports:index"]
+EVERY_ROLE_PAGES = [
+    "home",
+    "today",
+    "messaging:message_list",
+    "patients:list",
+    "messaging:inbox",
+    "reports:index",
+]
 ADMIN_PAGES = ["settings_users", "settings_practice", "settings_api_keys"]
 
 
@@ -24,7 +31,7 @@ def test_user_gets_403_on_campaign_and_template_pages_and_does_not_see_them(memb
     for name in CAMPAIGN_PAGES:
         assert client.get(reverse(name)).status_code == 403, name
     home = client.get(reverse("home"))
-    assert menu_labels(home) == {"Inbox", "Reports", "Sandbox", "Patients"}
+    assert menu_labels(home) == {"Today", "Inbox", "Reports", "Sandbox", "Patients"}
     for label in ["Drip Campaigns", "Blast Campaigns", "Templates", "Settings"]:
         assert f">{label}</a>" not in home.text
 
