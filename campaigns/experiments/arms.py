@@ -98,7 +98,10 @@ def arms_assign(campaign: Campaign, *, now: dt.datetime, steps: Sequence[Message
     for arm, ids in groups.items():
         for start in range(0, len(ids), _CHUNK):
             Enrollment.objects.filter(pk__in=ids[start : start + _CHUNK]).update(
-                arm=arm, experiment_period=campaign.experiment_period, paid_total_at_entry=paid
+                arm=arm,
+                experiment_period=campaign.experiment_period,
+                paid_total_at_entry=paid,
+                report_pending=True,  # the report roll-up counts it into its arm
             )
     return len(new)
 
