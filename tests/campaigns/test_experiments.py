@@ -362,3 +362,33 @@ def test_a_variant_cannot_be_removed_while_patients_are_in_it(clinic):
     # Once the patients have finished, it may go.
     tick(now=ny(2026, 6, 18, 10, 0), send="inline")
     update(campaign, messages=[sms("Only one text"), sms("Day three", 3)])
+
+
+def test_the_api_sets_the_holdout_and_refuses_to_drop_a_variant_in_use(clinic):
+    from django.test import Client
+
+    from trackstat.services import api_key_create
+
+    key = api_key_create(practice=clinic.practice, name="EMR").secret
+    api = Client(headers={"Authorization": f"Api-Key {key}"})
+    campaign = welcome(clinic, messages=[variant_sms(A="a", B="b"), sms("Day three", 3)])
+    url = f"/api/v1/campaigns/{campaign.pk}"
+    response = api.patch(url, {"holdout_percent": 15}, content_type="application/json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["holdout_percent"] == 15
+    response = api.patch(url, {"holdout_percent": 75}, content_type="application/json")
+    assert response.status_code == 400
+    assert "holdout_percent" in response.json()["errors"]
+    new_patients(clinic, ny(2026, 6, 15), n=12)
+    tick(now=ny(2026, 6, 15, 10, 0), send="inline")
+    response = api.patch(
+        url, {"messages": [sms("One text"), sms("Day three", 3)]}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "cannot be removed while patients are in it" in str(
+        response.json()["errors"]["messages"]
+    )
+    # A message of a variant step carries its variant in the messages API.
+    messages = api.get("/api/v1/messages", {"campaign": campaign.pk}).json()["results"]
+    assert {m["variant"] for m in messages} <= {"A", "B"}
+    assert messages
