@@ -202,6 +202,8 @@ def vacuum() -> None:
             "campaigns_enrollment",
             "patients_appointment",
             "reports_campaigndaystat",
+            "reports_skipdaystat",
+            "reports_recipientday",
             "reports_armdaystat",
             "reports_enrollmentoutcome",
         ):
