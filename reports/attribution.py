@@ -122,10 +122,19 @@ def arm_messages_count(facts: list[tuple[int, bool, bool, bool]]) -> None:
         ).values_list("enrollment_id", "practice_id", "campaign_id", "period", "arm", "day")
     }
     missing = {f[0] for f in facts} - arms.keys()
-    if missing:
-        # Enrollments of this very batch not yet counted: their outcome rows come first.
-        pending = Enrollment.objects.filter(pk__in=missing, experiment_period__isnull=False)
-        experiment_enrollments_count(list(pending.values("id", "experiment_period")), {})
+    pending = (
+        list(
+            Enrollment.objects.filter(pk__in=missing, experiment_period__isnull=False).values(
+                "id", "experiment_period"
+            )
+        )
+        if missing
+        else []
+    )
+    if pending:
+        # Experiment enrollments not counted yet (their own roll-up batch comes later):
+        # their outcome rows first, so their messages have an arm to count in.
+        experiment_enrollments_count(pending, {})
         arms |= {
             pk: key
             for pk, *key in EnrollmentOutcome.objects.filter(enrollment_id__in=missing).values_list(
