@@ -33,7 +33,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     When,
@@ -166,11 +165,11 @@ def outcomes_refresh(*, now: dt.datetime | None = None) -> int:
             since = state.refreshed_at - OVERLAP
             patients = Patient.objects.filter(updated_at__gte=since).values("pk")
             appointments = Appointment.objects.filter(updated_at__gte=since).values("patient_id")
+            # Two lookups, not one with OR: each can probe the outcomes' patient index. A
+            # patient in both is recomputed twice; the second finds nothing new.
             changed = _recompute(
-                EnrollmentOutcome.objects.filter(
-                    Q(patient_id__in=Subquery(patients)) | Q(patient_id__in=Subquery(appointments))
-                )
-            )
+                EnrollmentOutcome.objects.filter(patient_id__in=Subquery(patients))
+            ) + _recompute(EnrollmentOutcome.objects.filter(patient_id__in=Subquery(appointments)))
         state.refreshed_at = now
         state.save(update_fields=["refreshed_at"])
         return changed
