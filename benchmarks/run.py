@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, Result, Section, machine_description, section_read
 
 # In the order they run and appear in BENCHMARKS.md.
-MODULES = ["engine", "send", "bulk_patients", "report", "web"]
+MODULES = ["engine", "send", "bulk_patients", "report", "experiments", "web"]
 
 
 def main() -> None:

@@ -79,6 +79,10 @@ ExplainSerializer = inline_serializer(
         ),
         "reachable": serializers.BooleanField(),
         "quiet_hours": serializers.DictField(),
+        "arm": serializers.CharField(
+            allow_null=True, help_text="holdout, treatment or a variant (null: no experiment)"
+        ),
+        "arm_detail": serializers.CharField(allow_null=True),
     },
 )
 

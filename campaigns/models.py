@@ -41,6 +41,13 @@ class Campaign(models.Model):
     schedule = models.JSONField(default=dict, blank=True)
     exclude_recent_days = models.PositiveIntegerField(default=0)
     goal = models.JSONField(null=True, blank=True)
+    # Experiments (DESIGN §5.9, ``campaigns.experiments``): the share of entering patients
+    # held out as a control group, how long after entering outcomes count, and the
+    # experiment period the next enrollments belong to (a change of holdout or variants once
+    # patients entered starts a new one, so that each period compares one configuration).
+    holdout_percent = models.PositiveSmallIntegerField(default=0, db_default=0)
+    attribution_days = models.PositiveSmallIntegerField(default=30, db_default=30)
+    experiment_period = models.PositiveIntegerField(default=1, db_default=1)
     # Blasts: when to send (None: as soon as enabled) and when it was sent (then never again).
     send_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -65,6 +72,9 @@ class Campaign(models.Model):
                 condition=models.Q(archived_at__isnull=True) | models.Q(enabled=False),
                 name="archived_campaign_is_off",
             ),
+            models.CheckConstraint(
+                condition=models.Q(holdout_percent__lte=50), name="holdout_percent_at_most_50"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -86,6 +96,10 @@ class MessageStep(models.Model):
     body = models.TextField()
     delay_value = models.PositiveIntegerField(default=0)
     delay_unit = models.CharField(max_length=10, choices=DelayUnit.choices, default=DelayUnit.DAYS)
+    # A/B variants (DESIGN §5.9): [{"name", "subject", "body", "weight"}, …], 2 to 4 of them,
+    # instead of ``subject``/``body`` (which then hold the first variant's, for the pages
+    # that show one text per step). Empty: not a variant step.
+    variants = models.JSONField(default=list, db_default=[], blank=True)
 
     class Meta:
         ordering = ["campaign", "position"]
@@ -234,6 +248,15 @@ class Enrollment(models.Model):
     exited_at = models.DateTimeField(null=True, blank=True)
     # A goal met that the report roll-up has not counted yet (``reports.rollup``).
     report_pending = models.BooleanField(default=False, db_default=False)
+    # Experiments (``campaigns.experiments``), fixed at entry for campaigns that run one:
+    # the arm ("holdout", "treatment" or a variant's name; empty without an experiment),
+    # the campaign's experiment period then, and the patient's paid_total then (revenue
+    # attribution counts its growth).
+    arm = models.CharField(max_length=20, blank=True, default="", db_default="")
+    experiment_period = models.PositiveIntegerField(null=True, blank=True)
+    paid_total_at_entry = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True
+    )
 
     class Meta:
         ordering = ["-entered_at", "-id"]
@@ -261,3 +284,27 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient_id} in {self.campaign_id} ({self.occurrence_key})"
+
+
+class ExperimentPeriod(models.Model):
+    """One configuration of a campaign's experiment (its holdout and variants) and when it
+    began; the report shows each period on its own (DESIGN §5.9)."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="experiment_periods"
+    )
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    holdout_percent = models.PositiveSmallIntegerField(default=0)
+    # [{"name", "weight"}, …] of the variant steps (empty: none).
+    variants = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["campaign", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="experiment_period_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} period {self.number}"

@@ -15,6 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.content.render import render_message
+from campaigns.experiments.periods import (
+    campaign_experiment_config,
+    experiment_config,
+    experiment_period_follow,
+    variants_removal_check,
+)
 from campaigns.models import (
     BlastExclusion,
     Campaign,
@@ -44,9 +50,24 @@ CAMPAIGN_FIELDS = [
     "filters",
     "schedule",
     "exclude_recent_days",
+    "holdout_percent",
+    "attribution_days",
     "goal",
     "send_at",
 ]
+
+
+def _step_json(step: MessageStep) -> dict:
+    text = (
+        {"variants": step.variants}
+        if step.variants
+        else {"subject": step.subject, "body": step.body}
+    )
+    return {
+        "channel": step.channel,
+        **text,
+        "delay": {"value": step.delay_value, "unit": step.delay_unit},
+    }
 
 
 def campaign_as_json(campaign: Campaign) -> dict:
@@ -60,15 +81,9 @@ def campaign_as_json(campaign: Campaign) -> dict:
         "filters": campaign.filters or {},
         "schedule": campaign.schedule or None,
         "exclude_recent_days": campaign.exclude_recent_days,
-        "messages": [
-            {
-                "channel": step.channel,
-                "subject": step.subject,
-                "body": step.body,
-                "delay": {"value": step.delay_value, "unit": step.delay_unit},
-            }
-            for step in campaign.steps.all()
-        ],
+        "holdout_percent": campaign.holdout_percent,
+        "attribution_days": campaign.attribution_days,
+        "messages": [_step_json(step) for step in campaign.steps.all()],
         "goal": campaign.goal,
         "send_at": campaign.send_at.isoformat() if campaign.send_at else None,
         "sent_at": campaign.sent_at.isoformat() if campaign.sent_at else None,
@@ -96,6 +111,7 @@ def _steps_replace(campaign: Campaign, messages: list[dict]) -> None:
             body=message["body"],
             delay_value=message["delay"]["value"],
             delay_unit=message["delay"]["unit"],
+            variants=message.get("variants") or [],
         )
         for position, message in enumerate(messages, start=1)
     )
@@ -119,6 +135,7 @@ def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
         campaign.enabled_at = timezone.now()
     campaign.save()
     _steps_replace(campaign, data["messages"])
+    experiment_period_follow(campaign, before=None, now=timezone.now())
     audit_record(
         practice=practice,
         actor=actor,
@@ -144,12 +161,22 @@ def campaign_update(*, campaign: Campaign, data: dict, actor) -> Campaign:
         raise ValidationError({"kind": "A campaign cannot change between drip and blast."})
     before = _audit_snapshot(campaign)
     was_enabled = campaign.enabled
+    experiment_before = campaign_experiment_config(campaign)
+    variants_removal_check(
+        campaign,
+        experiment_before,
+        experiment_config(
+            data.get("holdout_percent", campaign.holdout_percent),
+            data["messages"] if "messages" in data else before["messages"],
+        ),
+    )
     _apply(campaign, data)
     if campaign.enabled and not was_enabled:
         campaign.enabled_at = timezone.now()
     campaign.save()
     if "messages" in data:
         _steps_replace(campaign, data["messages"])
+    experiment_period_follow(campaign, before=experiment_before, now=timezone.now())
     after = _audit_snapshot(campaign)
     if after != before:
         audit_record(

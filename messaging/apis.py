@@ -47,6 +47,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "body",
             "status",
             "status_reason",
+            "variant",
             "scheduled_for",
             "sent_at",
             "is_test",

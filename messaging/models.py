@@ -106,6 +106,9 @@ class OutboundMessage(models.Model):
         max_length=20, choices=MessageStatus.choices, default=MessageStatus.QUEUED
     )
     status_reason = models.CharField(max_length=200, blank=True)
+    # The A/B variant of a campaign's variant step this message carries (DESIGN §5.9);
+    # null on every other message.
+    variant = models.CharField(max_length=20, null=True, blank=True)  # noqa: DJ001 (null: no variant step)
     scheduled_for = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)

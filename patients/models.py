@@ -159,6 +159,8 @@ class Patient(models.Model):
             models.Index(fields=["practice", "last_name", "first_name"], name="patient_name"),
             models.Index(fields=["practice", "phone"], name="patient_phone"),
             models.Index(fields=["practice", "email"], name="patient_email"),
+            # Experiment attribution finds the patients the EMR changed since its last run.
+            models.Index(fields=["updated_at"], name="patient_updated_at"),
         ]
 
     def __str__(self) -> str:
@@ -295,6 +297,7 @@ class Appointment(models.Model):
             models.Index(fields=["practice", "booked_at"], name="appointment_booked_at"),
             models.Index(fields=["patient", "start"], name="appointment_patient_start"),
             models.Index(fields=["case", "start"], name="appointment_case_start"),
+            models.Index(fields=["updated_at"], name="appointment_updated_at"),
         ]
 
     def __str__(self) -> str:

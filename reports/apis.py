@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from campaigns.models import Campaign
+from reports.experiments import arm_json
 from reports.selectors import CampaignReport, Numbers, SkipRow, campaign_report, report_range
 from trackstat.models import Role
 
@@ -57,6 +58,44 @@ class DaySerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
 
 
+class ArmSerializer(serializers.Serializer):
+    arm = serializers.CharField(help_text="holdout, treatment or a variant's name")
+    enrolled = serializers.IntegerField(help_text="Enrollments that entered in the range.")
+    sent = serializers.IntegerField(help_text="Messages.")
+    delivered = serializers.IntegerField()
+    clicked = serializers.IntegerField()
+    booked = serializers.IntegerField()
+    visited = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+    booked_rate = serializers.FloatField(allow_null=True, help_text="booked ÷ enrolled")
+    visited_rate = serializers.FloatField(allow_null=True, help_text="visited ÷ enrolled")
+    booked_rate_diff = serializers.FloatField(
+        required=False, allow_null=True, help_text="This arm minus the holdout (not on it)."
+    )
+    booked_rate_diff_ci95 = serializers.ListField(
+        child=serializers.FloatField(),
+        required=False,
+        allow_null=True,
+        help_text="[low, high], Newcombe's hybrid score interval",
+    )
+    visited_rate_diff = serializers.FloatField(required=False, allow_null=True)
+    visited_rate_diff_ci95 = serializers.ListField(
+        child=serializers.FloatField(), required=False, allow_null=True
+    )
+    booked_min_detectable_diff = serializers.FloatField(required=False, allow_null=True)
+    visited_min_detectable_diff = serializers.FloatField(required=False, allow_null=True)
+    booked_sentence = serializers.CharField(required=False)
+    visited_sentence = serializers.CharField(required=False)
+
+
+class ExperimentPeriodSerializer(serializers.Serializer):
+    period = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    holdout_percent = serializers.IntegerField()
+    variants = serializers.ListField(child=serializers.DictField())
+    arms = ArmSerializer(many=True)
+
+
 # "from" and "to" are Python keywords: the class is built from a dict of its fields.
 ReportSerializer = type(
     "ReportSerializer",
@@ -71,6 +110,8 @@ ReportSerializer = type(
         "totals": NumbersSerializer(),
         "steps": StepSerializer(many=True),
         "daily": DaySerializer(many=True),
+        "arms": ArmSerializer(many=True),
+        "experiment_periods": ExperimentPeriodSerializer(many=True),
     },
 )
 
@@ -129,6 +170,17 @@ def report_json(report: CampaignReport) -> dict:
                 "skipped": row.numbers.skipped,
             }
             for row in report.days
+        ],
+        "arms": [arm_json(arm) for arm in report.arms],
+        "experiment_periods": [
+            {
+                "period": period.number,
+                "started_at": period.started_at.isoformat() if period.started_at else None,
+                "holdout_percent": period.holdout_percent,
+                "variants": period.variants,
+                "arms": [arm_json(arm) for arm in period.arms],
+            }
+            for period in report.experiments
         ],
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from reports.experiments import arm_json
 from reports.selectors import CampaignReport, Numbers
 
 SUMMARY_HEADER = [
@@ -60,11 +61,64 @@ def _numbers(n: Numbers) -> list:
     ]
 
 
+ARMS_HEADER = [
+    "period",
+    "arm",
+    "enrolled",
+    "sent",
+    "delivered",
+    "clicked",
+    "booked",
+    "booked_rate",
+    "visited",
+    "visited_rate",
+    "revenue",
+    "booked_rate_diff",
+    "booked_rate_diff_ci95_low",
+    "booked_rate_diff_ci95_high",
+    "visited_rate_diff",
+    "visited_rate_diff_ci95_low",
+    "visited_rate_diff_ci95_high",
+    "booked_min_detectable_diff",
+    "visited_min_detectable_diff",
+    "booked_sentence",
+    "visited_sentence",
+]
+
+
+def _arms_csv(report: CampaignReport, writer) -> None:
+    """One row per arm of each experiment period: the API's numbers (``arm_json``)."""
+    writer.writerow(ARMS_HEADER)
+    for period in report.experiments:
+        for arm in period.arms:
+            data = arm_json(arm)
+            booked_ci = data.get("booked_rate_diff_ci95") or [None, None]
+            visited_ci = data.get("visited_rate_diff_ci95") or [None, None]
+            writer.writerow(
+                [
+                    period.number,
+                    _cell(arm.arm),
+                    *(data[name] for name in ARMS_HEADER[2:11]),
+                    data.get("booked_rate_diff"),
+                    *booked_ci,
+                    data.get("visited_rate_diff"),
+                    *visited_ci,
+                    data.get("booked_min_detectable_diff"),
+                    data.get("visited_min_detectable_diff"),
+                    data.get("booked_sentence", ""),
+                    data.get("visited_sentence", ""),
+                ]
+            )
+
+
 def report_csv(report: CampaignReport, *, part: str) -> str:
     """``part`` "summary": the campaign's totals, one row per step, then skipped by reason;
-    "daily": one row per day of the range."""
+    "daily": one row per day of the range; "arms": the experiment's arms per period."""
     out = io.StringIO()
     writer = csv.writer(out)
+    if part == "arms":
+        _arms_csv(report, writer)
+        return out.getvalue()
     if part == "daily":
         writer.writerow(DAILY_HEADER)
         for row in report.days:

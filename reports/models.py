@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Enrollment
 from trackstat.models import Practice
 
 # Step 0 holds what belongs to no step: a goal met before the first message went out.
@@ -117,3 +117,65 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EnrollmentOutcome(models.Model):
+    """What one experiment enrollment (an arm fixed at entry) did within its attribution
+    window: booked, visited, revenue (DESIGN §5.9), as last counted into ``ArmDayStat``.
+
+    ``reports.attribution`` recomputes it whenever the patient's EMR data changes and adds
+    only the difference to the counters, so each change counts once. ``day`` is the local
+    date the patient entered: an arm's numbers are those of the patients who entered in the
+    report's range (a cohort), whatever day their outcome came.
+    """
+
+    enrollment = models.OneToOneField(
+        Enrollment, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    patient_id = models.BigIntegerField()
+    period = models.PositiveIntegerField()
+    arm = models.CharField(max_length=20)
+    day = models.DateField()
+    entered_at = models.DateTimeField()
+    window_end = models.DateTimeField()
+    booked = models.BooleanField(default=False)
+    visited = models.BooleanField(default=False)
+    revenue = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    paid_total_at_entry = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["patient_id"], name="enrollment_outcome_patient")]
+
+    def __str__(self) -> str:
+        return f"{self.enrollment_id} ({self.arm})"
+
+
+class ArmDayStat(models.Model):
+    """One arm of one experiment period of a campaign, for the patients who entered on one
+    local day: how many entered, the messages they were sent, delivered and clicked, and how
+    many of them booked and visited within the window, with the revenue growth."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    period = models.PositiveIntegerField()
+    arm = models.CharField(max_length=20)
+    day = models.DateField()
+    enrolled = models.IntegerField(default=0)
+    sent = models.IntegerField(default=0)
+    delivered = models.IntegerField(default=0)
+    clicked = models.IntegerField(default=0)
+    booked = models.IntegerField(default=0)
+    visited = models.IntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "period", "arm", "day"], name="arm_day_stat_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} period {self.period} {self.arm} on {self.day}"

@@ -27,6 +27,7 @@ from django.utils import timezone
 from campaigns.models import Enrollment
 from messaging.models import SENT_STATUSES, MessageEvent, MessageStatus, OutboundMessage
 from reports import bulk, rollup_sql
+from reports.attribution import arm_messages_count, experiment_enrollments_count
 from reports.bulk import ids_clause
 from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
 from trackstat.models import Practice
@@ -144,16 +145,28 @@ def _refresh_batch(limit: int) -> int | None:
     if state is None:
         return None
     if set_wise():
-        done = max(
-            rollup_sql.messages_count(
-                limit=limit,
-                in_flight=IN_FLIGHT,
-                fact=Fact,
-                counters=FACT_COUNTERS,
-                status_facts=_STATUS_FACTS,
-            ),
-            rollup_sql.conversions_count(limit=limit, goal_met=GOAL_MET, counters=COUNTERS),
+        enrollments = rollup_sql.conversions_count(
+            limit=limit, goal_met=GOAL_MET, counters=COUNTERS
         )
+        # Experiment enrollments into their arms first: their messages count there too.
+        experiments = [e for e in enrollments if e["experiment_period"] is not None]
+        if experiments:
+            zones = {
+                pk: zoneinfo.ZoneInfo(name)
+                for pk, name in Practice.objects.filter(
+                    pk__in={e["practice_id"] for e in experiments}
+                ).values_list("pk", "time_zone")
+            }
+            experiment_enrollments_count(experiments, zones)
+        taken, arm_facts = rollup_sql.messages_count(
+            limit=limit,
+            in_flight=IN_FLIGHT,
+            fact=Fact,
+            counters=FACT_COUNTERS,
+            status_facts=_STATUS_FACTS,
+        )
+        arm_messages_count(arm_facts)
+        done = max(taken, len(enrollments))
         state.refreshed_at = timezone.now()
         state.save(update_fields=["refreshed_at"])
         return done
@@ -176,13 +189,16 @@ def _refresh_batch(limit: int) -> int | None:
             "unsubscribed_at",
             "report_flags",
             "report_day",
+            "enrollment_id",
         )[:limit]
     )
     enrollments = list(
         Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(report_pending=True)
         .order_by("id")
-        .values("id", "practice_id", "campaign_id", "exit_reason", "exited_at")[:limit]
+        .values(
+            "id", "practice_id", "campaign_id", "exit_reason", "exited_at", "experiment_period"
+        )[:limit]
     )
     if not messages and not enrollments:
         state.refreshed_at = timezone.now()
@@ -196,6 +212,8 @@ def _refresh_batch(limit: int) -> int | None:
     }
     counters: dict[tuple[int, int, int, dt.date], Counter] = defaultdict(Counter)
     skips: Counter = Counter()
+    # Experiment enrollments into their arms first: their messages count there too.
+    experiment_enrollments_count(enrollments, zones)
     _count_messages(messages, zones, counters, skips)
     _count_conversions(enrollments, zones, counters)
     _counters_add(counters)
@@ -218,6 +236,7 @@ def _count_messages(messages: list[dict], zones, counters, skips) -> None:
         reached[message_id].add(status)
     updates: list[tuple[int, int, dt.date | None]] = []
     recipients: dict[tuple[int, int, int, int], set[dt.date]] = defaultdict(set)
+    arm_facts: list[tuple[int, bool, bool, bool]] = []
     for m in messages:
         old = m["report_flags"]
         facts = old | message_facts(
@@ -243,12 +262,22 @@ def _count_messages(messages: list[dict], zones, counters, skips) -> None:
                 counters[key][counter] += 1
         if new & Fact.SKIPPED:
             skips[(*key, m["status"], m["status_reason"][:200])] += 1
+        if m["enrollment_id"] and new & (Fact.SENT | Fact.DELIVERED | Fact.CLICKED):
+            arm_facts.append(
+                (
+                    m["enrollment_id"],
+                    bool(new & Fact.SENT),
+                    bool(new & Fact.DELIVERED),
+                    bool(new & Fact.CLICKED),
+                )
+            )
         if new & Fact.SENT and m["patient_id"] is not None:
             levels = {NO_STEP, step}
             for level in levels:
                 recipients[(m["practice_id"], m["campaign_id"], level, m["patient_id"])].add(day)
     _messages_mark_counted(updates)
     _recipient_days_add(recipients)
+    arm_messages_count(arm_facts)
 
 
 def _messages_mark_counted(updates: list[tuple[int, int, dt.date | None]]) -> None:

@@ -12,6 +12,8 @@ table are read from there, so the two ways cannot drift apart (the report tests 
 
 from __future__ import annotations
 
+import json
+
 from django.db import connection
 
 from campaigns.models import Enrollment
@@ -26,14 +28,20 @@ def _status_bits(column: str, status_facts: dict[str, int]) -> str:
     return f"(CASE {column} {cases} ELSE 0 END)"
 
 
-def messages_count(*, limit: int, in_flight: list[str], fact, counters: dict, status_facts) -> int:
-    """Count up to ``limit`` pending messages into the roll-ups; return how many were taken."""
+def messages_count(
+    *, limit: int, in_flight: list[str], fact, counters: dict, status_facts
+) -> tuple[int, list[tuple[int, bool, bool, bool]]]:
+    """Count up to ``limit`` pending messages into the roll-ups. Return how many were taken,
+    and the new sent / delivered / clicked facts of the messages of experiment enrollments
+    (enrollment id, sent, delivered, clicked), which ``reports.attribution`` adds to the arms."""
     messages = OutboundMessage._meta.db_table
     events = MessageEvent._meta.db_table
     practices = Practice._meta.db_table
     day_stats = CampaignDayStat._meta.db_table
     skip_stats = SkipDayStat._meta.db_table
     recipient_days = RecipientDay._meta.db_table
+    enrollments = Enrollment._meta.db_table
+    arm_bits = fact.SENT | fact.DELIVERED | fact.CLICKED
     counter_sums = ", ".join(
         f"count(*) FILTER (WHERE new & {bit} <> 0)" for bit in counters
     )  # in FACT_COUNTERS order
@@ -55,7 +63,7 @@ def messages_count(*, limit: int, in_flight: list[str], fact, counters: dict, st
     raw AS (
         SELECT m.id, m.practice_id, m.campaign_id, COALESCE(m.step_position, {NO_STEP}) AS step,
             m.patient_id, m.channel, m.status, m.status_reason, m.report_flags AS old,
-            m.report_day,
+            m.report_day, m.enrollment_id, en.id IS NOT NULL AS experiment,
             m.report_flags | COALESCE(r.bits, 0) | {_status_bits("m.status", status_facts)}
                 | CASE WHEN m.unsubscribed_at IS NOT NULL THEN {fact.UNSUBSCRIBED} ELSE 0 END
                 AS reached_facts,
@@ -64,6 +72,8 @@ def messages_count(*, limit: int, in_flight: list[str], fact, counters: dict, st
         JOIN {messages} m ON m.id = b.id
         JOIN {practices} p ON p.id = m.practice_id
         LEFT JOIN reached r ON r.message_id = m.id
+        LEFT JOIN {enrollments} en ON en.id = m.enrollment_id
+            AND en.experiment_period IS NOT NULL
     ),
     with_facts AS (
         SELECT *, CASE WHEN channel = 'email' AND reached_facts & {fact.CLICKED} <> 0
@@ -72,7 +82,7 @@ def messages_count(*, limit: int, in_flight: list[str], fact, counters: dict, st
     ),
     counted AS MATERIALIZED (
         SELECT id, practice_id, campaign_id, step, patient_id, status, status_reason, facts,
-            facts & ~old AS new,
+            enrollment_id, experiment, facts & ~old AS new,
             CASE WHEN facts & ~old <> 0 AND report_day IS NULL THEN local_day
                 ELSE report_day END AS day
         FROM with_facts
@@ -136,17 +146,26 @@ def messages_count(*, limit: int, in_flight: list[str], fact, counters: dict, st
         FROM ordered o
         WHERE o.id IS NOT NULL AND r.id = o.id AND o.prev IS DISTINCT FROM o.prev_day
     )
-    SELECT count(*) FROM counted
+    SELECT (SELECT count(*) FROM counted), COALESCE((
+        SELECT json_agg(json_build_array(enrollment_id, new)) FROM counted
+        WHERE experiment AND new & {arm_bits} <> 0
+    ), '[]'::json)
     """  # noqa: S608 - table names and constants from the code, values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight)})
-        return cursor.fetchone()[0]
+        taken, arm_rows = cursor.fetchone()
+    if isinstance(arm_rows, str):
+        arm_rows = json.loads(arm_rows)
+    return taken, [
+        (enrollment, bool(new & fact.SENT), bool(new & fact.DELIVERED), bool(new & fact.CLICKED))
+        for enrollment, new in arm_rows
+    ]
 
 
-def conversions_count(*, limit: int, goal_met: str, counters: list[str]) -> int:
-    """Count up to ``limit`` pending enrollments' goals into the day counters; return how many
-    enrollments were taken. A goal met counts on the local day it was met, for the last step
-    that went out before it (step 0 if none had)."""
+def conversions_count(*, limit: int, goal_met: str, counters: list[str]) -> list[dict]:
+    """Count up to ``limit`` pending enrollments' goals into the day counters; return the
+    enrollments taken (``id``, ``practice_id``, ``experiment_period``). A goal met counts on
+    the local day it was met, for the last step that went out before it (step 0 if none had)."""
     enrollments = Enrollment._meta.db_table
     messages = OutboundMessage._meta.db_table
     practices = Practice._meta.db_table
@@ -154,7 +173,8 @@ def conversions_count(*, limit: int, goal_met: str, counters: list[str]) -> int:
     others = [name for name in counters if name != "conversions"]
     sql = f"""
     WITH batch AS (
-        SELECT id, practice_id, campaign_id, exit_reason, exited_at FROM {enrollments}
+        SELECT id, practice_id, campaign_id, exit_reason, exited_at, experiment_period
+        FROM {enrollments}
         WHERE report_pending
         ORDER BY id LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -180,8 +200,11 @@ def conversions_count(*, limit: int, goal_met: str, counters: list[str]) -> int:
         ON CONFLICT (campaign_id, step_position, day)
         DO UPDATE SET conversions = t.conversions + excluded.conversions
     )
-    SELECT count(*) FROM batch
+    SELECT id, practice_id, experiment_period FROM batch
     """  # noqa: S608 - table names and constants from the code, values as parameters
     with connection.cursor() as cursor:
         cursor.execute(sql, {"limit": limit, "sent": list(SENT_STATUSES), "goal_met": goal_met})
-        return cursor.fetchone()[0]
+        return [
+            {"id": pk, "practice_id": practice_id, "experiment_period": period}
+            for pk, practice_id, period in cursor.fetchall()
+        ]

@@ -29,6 +29,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from reports.experiments import ArmReport, PeriodReport, experiment_report
 from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
 from reports.rollup import COUNTERS, ROLLUP_NAME
 from trackstat.models import Practice
@@ -100,6 +101,13 @@ class CampaignReport:
     days: list[DayRow]
     skipped: list[SkipRow]
     refreshed_at: dt.datetime | None
+    # Experiment periods with their arms (DESIGN §5.9; empty without an experiment).
+    experiments: list[PeriodReport] = field(default_factory=list)
+
+    @property
+    def arms(self) -> list[ArmReport]:
+        """The arms of the latest experiment period in the range."""
+        return self.experiments[-1].arms if self.experiments else []
 
 
 def default_range(practice: Practice, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
@@ -204,6 +212,7 @@ def campaign_report(campaign: Campaign, *, date_from: dt.date, date_to: dt.date)
         days=list(days.values()),
         skipped=skipped,
         refreshed_at=refreshed_at(),
+        experiments=experiment_report(campaign, date_from=date_from, date_to=date_to),
     )
 
 

@@ -68,12 +68,13 @@ def campaign(request: PracticeRequest, campaign_id: int) -> HttpResponse:
 @require_safe
 @role_required(Role.MANAGER)
 def campaign_csv(request: PracticeRequest, campaign_id: int) -> HttpResponse:
-    """The report as CSV: ``part=summary`` (totals, steps, skipped) or ``part=daily``."""
+    """The report as CSV: ``part=summary`` (totals, steps, skipped), ``part=daily`` or
+    ``part=arms`` (the experiment's arms)."""
     the_campaign = _campaign(request, campaign_id)
     date_from, date_to, errors = report_range(request.GET, request.practice)
     part = request.GET.get("part", "summary")
-    if part not in ("summary", "daily"):
-        errors = {**errors, "part": ["Choose summary or daily."]}
+    if part not in ("summary", "daily", "arms"):
+        errors = {**errors, "part": ["Choose summary, daily or arms."]}
     if errors:
         text = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
         return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")

@@ -15,6 +15,7 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 
+from campaigns.experiments.arms import HOLDOUT
 from campaigns.models import Campaign, CampaignKind, Enrollment, EnrollmentState
 from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
 
@@ -50,10 +51,14 @@ def pending_drip_enrollments(campaign: Campaign, *, at: dt.datetime) -> QuerySet
     """Enrollments in the practice's other drip campaigns made in the X times 24 hours before
     ``at`` whose first message is not in the outbox yet (within one tick: entered by a drip
     that ran before this one); for every patient."""
-    return Enrollment.objects.filter(
-        practice_id=campaign.practice_id,
-        campaign__kind=CampaignKind.DRIP,
-        state=EnrollmentState.ACTIVE,
-        steps_done=0,
-        entered_at__gte=_since(campaign, at),
-    ).exclude(campaign_id=campaign.pk)
+    return (
+        Enrollment.objects.filter(
+            practice_id=campaign.practice_id,
+            campaign__kind=CampaignKind.DRIP,
+            state=EnrollmentState.ACTIVE,
+            steps_done=0,
+            entered_at__gte=_since(campaign, at),
+        )
+        .exclude(campaign_id=campaign.pk)
+        .exclude(arm=HOLDOUT)
+    )  # the control group counts for none

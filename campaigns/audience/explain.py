@@ -11,6 +11,14 @@ from django.db.models import Q, QuerySet
 from campaigns.audience.exclusions import pending_drip_enrollments, recent_drip_messages
 from campaigns.audience.filters import with_filter_annotations
 from campaigns.audience.triggers import RunContext
+from campaigns.experiments.arms import (
+    HELD_OUT,
+    HOLDOUT,
+    TREATMENT,
+    arm_of,
+    has_experiment,
+    variant_weights,
+)
 from campaigns.language.filters import APPOINTMENT_FILTERS, CONDITION_LABELS
 from campaigns.language.triggers import trigger_row
 from campaigns.models import Campaign, CampaignKind, Enrollment
@@ -248,6 +256,7 @@ def explain_patient(
         enrolled_first_by,
     )
     channels = _channels(campaign, patient)
+    arm = _arm(campaign, patient)
     return {
         "campaign": campaign.pk,
         "patient_external_id": patient.external_id,
@@ -260,4 +269,25 @@ def explain_patient(
         "channels": channels,
         "reachable": any(c["usable"] for c in channels),
         "quiet_hours": _quiet_hours(campaign, ctx),
+        **arm,
     }
+
+
+def _arm(campaign: Campaign, patient: Patient) -> dict:
+    """The experiment arm the patient enters (DESIGN §5.9): empty without an experiment."""
+    steps = list(campaign.steps.all()) if campaign.pk else []
+    if campaign.pk is None or not has_experiment(campaign, steps):
+        return {"arm": None, "arm_detail": None}
+    arm = arm_of(
+        campaign_id=campaign.pk,
+        patient_id=patient.pk,
+        holdout_percent=campaign.holdout_percent,
+        variants=variant_weights(steps),
+    )
+    if arm == HOLDOUT:
+        detail = f"{HELD_OUT}: enters and is tracked, but is sent nothing."
+    elif arm == TREATMENT:
+        detail = "treatment: is sent the campaign's messages."
+    else:
+        detail = f"variant {arm}: is sent variant {arm} of each variant step."
+    return {"arm": arm, "arm_detail": detail}

@@ -12,6 +12,7 @@ from django.db.models import Case, Exists, OuterRef, Prefetch, Q, Value, When
 
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
+from campaigns.experiments.arms import arms_assign
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import MISSED_MINUTES, continuous_of, is_continuous
 from campaigns.models import (
@@ -257,7 +258,9 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
     that ran before it in the same tick.
     """
     steps = getattr(campaign, "step_list", None)
-    first = steps[0] if steps is not None else campaign.steps.all()[0]
+    if steps is None:
+        steps = list(campaign.steps.all())
+    first = steps[0]
     first_due = step_due(
         previous=now,
         value=first.delay_value,
@@ -290,4 +293,8 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
                 *params,
             ],
         )
-        return cursor.rowcount
+        count = cursor.rowcount
+    if count:
+        # Experiments: each new enrollment's arm, fixed now, in this same transaction.
+        arms_assign(campaign, now=now, steps=steps)
+    return count

@@ -21,6 +21,7 @@ from campaigns.audience.triggers import reminder_occurrence_key
 from campaigns.content.render import render_message
 from campaigns.engine.goals import enrollments_exit, future_appointment_q
 from campaigns.engine.steps import DECEASED
+from campaigns.experiments.arms import HELD_OUT, HOLDOUT
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.models import Enrollment, EnrollmentState, MessageStep
 from campaigns.schedule import run_time
@@ -88,6 +89,9 @@ def _enrollment_recheck(
     message: OutboundMessage, enrollment: Enrollment, now: dt.datetime
 ) -> Hold | None:
     campaign = enrollment.campaign
+    if enrollment.arm == HOLDOUT:
+        # The control group is sent nothing, whatever made this message.
+        return Hold(MessageStatus.CANCELED, HELD_OUT)
     if message.patient.status == PatientStatus.DECEASED:
         return Hold(MessageStatus.SKIPPED, DECEASED)
     if enrollment.state == EnrollmentState.EXITED:

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Prefetch
 
 from campaigns.content.render import render_message
+from campaigns.experiments.arms import HOLDOUT, step_variant
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import is_continuous
 from campaigns.models import Campaign, Enrollment, EnrollmentState
@@ -62,7 +63,7 @@ def _address_day(enrollment: Enrollment) -> tuple[int, str, str, dt.date] | None
     after hours); None when it sends none."""
     campaign, patient = enrollment.campaign, enrollment.patient
     steps = campaign.step_list
-    if enrollment.steps_done >= len(steps):
+    if enrollment.steps_done >= len(steps) or enrollment.arm == HOLDOUT:
         return None
     channel = steps[enrollment.steps_done].channel
     to, _ = _recipient(patient, channel)
@@ -130,6 +131,24 @@ def _enrollments_advance(enrollments: list[Enrollment]) -> None:
         )
 
 
+def _advance(enrollment: Enrollment, position: int, due: dt.datetime) -> None:
+    """Step ``position`` is done: the next one falls due its delay after ``due``."""
+    campaign = enrollment.campaign
+    steps = campaign.step_list
+    enrollment.steps_done = position
+    if position < len(steps):
+        following = steps[position]
+        enrollment.next_step_at = step_due(
+            previous=due,
+            value=following.delay_value,
+            unit=following.delay_unit,
+            schedule=campaign.schedule or DEFAULT_SCHEDULE,
+            tz=campaign.practice.tz,
+        )
+    else:
+        enrollment.state, enrollment.next_step_at = EnrollmentState.COMPLETED, None
+
+
 def steps_materialize(*, now: dt.datetime) -> tuple[int, int]:
     """Materialize every due step; return (messages queued, messages skipped)."""
     queued = skipped = 0
@@ -189,6 +208,15 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             continue
         step = steps[position - 1]
         due = enrollment.next_step_at
+        if enrollment.arm == HOLDOUT:
+            # The control group walks the same steps at the same times (goals and outcomes
+            # are tracked alike) but is sent nothing: no outbox row, whatever the step.
+            _advance(enrollment, position, due)
+            continue
+        variant = step_variant(step, enrollment)
+        subject_template, body_template = (
+            (variant.get("subject", ""), variant["body"]) if variant else (step.subject, step.body)
+        )
         to, reason = _recipient(patient, step.channel)
         address = addresses[enrollment.pk]
         if to and address is not None:
@@ -204,8 +232,8 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         )
         subject, body = render_message(
             channel=step.channel,
-            subject=step.subject,
-            body=step.body,
+            subject=subject_template,
+            body=body_template,
             patient=patient,
             practice=campaign.practice,
             appointment=enrollment.appointment,
@@ -226,6 +254,7 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             body=body,
             status=MessageStatus.QUEUED if to else MessageStatus.SKIPPED,
             status_reason=reason,
+            variant=variant["name"] if variant else None,
             scheduled_for=due,
             expires_at=end_of_local_day(due, campaign.practice.tz)
             if is_continuous(campaign.trigger or {})
@@ -246,20 +275,9 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         if to and enrollment.appointment_id:
             # Self-contained: if the appointment moves, the send re-renders the message from
             # the templates it was made from, whatever edits the campaign's steps had since.
-            message.subject_template, message.body_template = step.subject, step.body
+            message.subject_template, message.body_template = subject_template, body_template
         messages.append(message)
-        enrollment.steps_done = position
-        if position < len(steps):
-            following = steps[position]
-            enrollment.next_step_at = step_due(
-                previous=due,
-                value=following.delay_value,
-                unit=following.delay_unit,
-                schedule=campaign.schedule or DEFAULT_SCHEDULE,
-                tz=campaign.practice.tz,
-            )
-        else:
-            enrollment.state, enrollment.next_step_at = EnrollmentState.COMPLETED, None
+        _advance(enrollment, position, due)
     OutboundMessage.objects.bulk_create(messages, batch_size=BATCH)
     TrackedLink.objects.bulk_create(tracked_links, batch_size=BATCH)
     UnsubscribeToken.objects.bulk_create(unsubscribe_tokens, batch_size=BATCH)

@@ -13,17 +13,66 @@ MAX_STEPS = 30
 MERGE_FIELD_CHOICES = [(name, f"{{{{{name}}}}}: {label}") for name, label in MERGE_FIELDS.items()]
 
 
+VARIANT_NAMES = "ABCD"
+
+
 def step_row(message: dict) -> dict:
     """A message of the campaign JSON as the raw values of its inputs."""
     delay = message.get("delay") or {}
+    variants = [
+        {
+            "name": v.get("name", ""),
+            "subject": v.get("subject", ""),
+            "body": v.get("body", ""),
+            "weight": str(v.get("weight", "")),
+        }
+        for v in message.get("variants") or []
+    ]
+    first = variants[0] if variants else message
     return {
         "channel": message.get("channel", Channel.SMS),
-        "subject": message.get("subject", ""),
-        "body": message.get("body", ""),
+        "subject": first.get("subject", ""),
+        "body": first.get("body", ""),
         "delay_value": str(delay.get("value", 0)),
         "delay_unit": delay.get("unit", DelayUnit.DAYS),
+        "variants": variants,
         "errors": {},
     }
+
+
+def _even_weights(variants: list[dict]) -> None:
+    share = 100 // len(variants)
+    for i, variant in enumerate(variants):
+        variant["weight"] = str(share + (100 - share * len(variants) if i == 0 else 0))
+
+
+def variant_add(row: dict) -> str:
+    """Split the step into variants A and B (both starting from its text), or add the next
+    one (a copy of the last), weights evened out; a note when it cannot."""
+    variants = row["variants"]
+    if not variants:
+        base = {"subject": row["subject"], "body": row["body"]}
+        variants += [{"name": "A", **base}, {"name": "B", **base}]
+    elif len(variants) >= len(VARIANT_NAMES):
+        return f"A message has at most {len(VARIANT_NAMES)} variants."
+    else:
+        taken = {v["name"] for v in variants}
+        name = next(n for n in VARIANT_NAMES if n not in taken)
+        variants.append({**variants[-1], "name": name})
+    _even_weights(variants)
+    return ""
+
+
+def variant_remove(row: dict) -> None:
+    """Drop the last variant; with one left the step is a plain message again (its text)."""
+    variants = row["variants"]
+    if variants:
+        variants.pop()
+    if len(variants) == 1:
+        row["subject"], row["body"] = variants[0]["subject"], variants[0]["body"]
+        variants.clear()
+    elif variants:
+        _even_weights(variants)
 
 
 def step_rows_from_post(data) -> list[dict]:
@@ -33,22 +82,60 @@ def step_rows_from_post(data) -> list[dict]:
         prefix = f"step-{index}-"
         if prefix + "channel" not in data:
             break
+        variants = []
+        for number in range(len(VARIANT_NAMES)):
+            part = f"{prefix}variant-{number}-"
+            if part + "name" not in data:
+                break
+            variants.append(
+                {
+                    "name": data.get(part + "name", "").strip(),
+                    "subject": data.get(part + "subject", ""),
+                    "body": data.get(part + "body", "").replace("\r\n", "\n"),
+                    "weight": data.get(part + "weight", "").strip(),
+                }
+            )
+        first = variants[0] if variants else None
         rows.append(
             {
                 "channel": data.get(prefix + "channel", ""),
-                "subject": data.get(prefix + "subject", ""),
-                "body": data.get(prefix + "body", "").replace("\r\n", "\n"),
+                "subject": first["subject"] if first else data.get(prefix + "subject", ""),
+                "body": first["body"]
+                if first
+                else data.get(prefix + "body", "").replace("\r\n", "\n"),
                 "delay_value": data.get(prefix + "delay_value", "0").strip(),
                 "delay_unit": data.get(prefix + "delay_unit", DelayUnit.DAYS),
+                "variants": variants,
                 "errors": {},
             }
         )
     return rows
 
 
+def _weight(text: str):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return text  # refused by the validation, naming the field
+
+
 def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None, dict]:
     """One step's values validated by ``MessageStepSerializer``: (message, errors)."""
-    data = {"channel": row["channel"], "subject": row["subject"], "body": row["body"]}
+    if row.get("variants"):
+        data = {
+            "channel": row["channel"],
+            "variants": [
+                {
+                    "name": v["name"],
+                    "subject": v["subject"],
+                    "body": v["body"],
+                    "weight": _weight(v["weight"]),
+                }
+                for v in row["variants"]
+            ],
+        }
+    else:
+        data = {"channel": row["channel"], "subject": row["subject"], "body": row["body"]}
     errors: dict[str, list[str]] = {}
     if with_delay:
         try:
@@ -60,16 +147,38 @@ def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None
     serializer = MessageStepSerializer(data=data)
     if not serializer.is_valid():
         for name, messages in serializer.errors.items():
+            if name == "variants" and isinstance(messages, list):
+                messages = _variant_error_lines(messages, row["variants"])
             errors.setdefault(name, []).extend(error_messages(messages))
     if errors:
         return None, errors
     message = dict(serializer.validated_data)
-    return {
+    result = {
         "channel": message["channel"],
         "subject": message["subject"],
         "body": message["body"],
         "delay": message["delay"],
-    }, {}
+    }
+    if message.get("variants"):
+        result = {
+            "channel": message["channel"],
+            "variants": message["variants"],
+            "delay": message["delay"],
+        }
+    return result, {}
+
+
+def _variant_error_lines(errors: list, variants: list[dict]) -> list[str]:
+    """Per-variant errors as lines naming the variant ("Variant B, weight: …")."""
+    lines = []
+    for variant, problems in zip(variants, errors, strict=False):
+        if isinstance(problems, dict):
+            for part, texts in problems.items():
+                for text in error_messages(texts):
+                    lines.append(f"Variant {variant['name'] or '?'}, {part}: {text}")
+        else:
+            lines.extend(error_messages(problems))
+    return lines
 
 
 def steps_validate(rows: list[dict]) -> list[dict] | None:

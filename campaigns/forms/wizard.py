@@ -23,6 +23,34 @@ class NameForm(forms.Form):
     )
 
 
+class ExperimentForm(forms.Form):
+    """Step 4's experiment settings (DESIGN §5.9): the control group and the outcome window."""
+
+    holdout_percent = forms.IntegerField(
+        label="Hold out (control group), % of entering patients",
+        min_value=0,
+        max_value=50,
+        initial=0,
+        required=False,
+        help_text="They enter and are tracked like everyone else but are sent nothing, so the "
+        "report can show what the messages changed. 0: no control group.",
+    )
+    attribution_days = forms.IntegerField(
+        label="Count bookings, visits and revenue for (days after entering)",
+        min_value=1,
+        max_value=365,
+        initial=30,
+        required=False,
+    )
+
+    def settings(self, current: dict) -> dict:
+        """The cleaned settings; a field left empty keeps its ``current`` value."""
+        return {
+            name: current[name] if self.cleaned_data.get(name) is None else self.cleaned_data[name]
+            for name in ("holdout_percent", "attribution_days")
+        }
+
+
 class GoalForm(forms.Form):
     type = forms.ChoiceField(
         label="Goal", required=False, choices=GOAL_CHOICES, widget=forms.RadioSelect

@@ -20,6 +20,7 @@ from campaigns.content.merge_fields import (
     merge_fields_in,
 )
 from campaigns.content.sms import SMS_MAX_LENGTH
+from campaigns.experiments.arms import MAX_VARIANTS, RESERVED_ARMS
 from campaigns.language.checks import name_list, no_unknown, one_of, required, whole_number
 from campaigns.language.filters import APPOINTMENT_FILTERS, validate_filters
 from campaigns.language.triggers import (
@@ -128,6 +129,86 @@ class InstantField(serializers.DateTimeField):
             raise serializers.ValidationError(str(error)) from None
 
 
+VARIANT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,19}$")
+
+
+def _content_errors(channel: str, data: dict) -> dict:
+    """Check (and clean) one text of a step, ``data``'s subject and body, for ``channel``:
+    an email's subject and sanitized HTML, a text's length, merge fields known and allowed."""
+    errors: dict = {}
+    if channel == Channel.EMAIL:
+        if not data.get("subject", "").strip():
+            errors["subject"] = ["An email needs a subject."]
+        data["body"] = sanitize_email_html(data["body"])
+    else:
+        data["subject"] = ""
+        if len(data["body"]) > SMS_MAX_LENGTH:
+            errors["body"] = [f"A text message can be at most {SMS_MAX_LENGTH} characters."]
+    for part in ("subject", "body"):
+        for name in merge_fields_in(data.get(part, "")):
+            problem = None
+            if name not in MERGE_FIELDS:
+                problem = f"Unknown merge field {{{{{name}}}}}."
+            elif name in EMAIL_ONLY_FIELDS and channel != Channel.EMAIL:
+                problem = f"{{{{{name}}}}} is only for email."
+            if problem:
+                errors.setdefault(part, []).append(problem)
+    return errors
+
+
+def validate_variants(value, channel: str) -> list[dict]:
+    """2 to 4 variants ``{"name", "subject", "body", "weight"}``, names unique (not "holdout" or
+    "treatment"), whole weights from 1 summing to 100, each text checked like a step's."""
+    if not isinstance(value, list) or not 2 <= len(value) <= MAX_VARIANTS:
+        raise serializers.ValidationError(f"Give 2 to {MAX_VARIANTS} variants.")
+    clean, errors, names = [], [], set()
+    for variant in value:
+        problems: dict = {}
+        if not isinstance(variant, dict):
+            errors.append({"non_field_errors": ["Expected an object."]})
+            clean.append({})
+            continue
+        unknown = sorted(set(variant) - {"name", "subject", "body", "weight"})
+        for name in unknown:
+            problems[name] = ["Unknown field."]
+        name = variant.get("name")
+        if not isinstance(name, str) or not VARIANT_NAME_RE.match(name.strip()):
+            problems["name"] = ["1 to 20 letters, digits, spaces, - or _, e.g. A."]
+        elif name.strip().lower() in RESERVED_ARMS:
+            problems["name"] = [f"{name.strip()} is the name of an arm; choose another."]
+        elif name.strip().lower() in names:
+            problems["name"] = ["Each variant needs its own name."]
+        else:
+            names.add(name.strip().lower())
+        weight = variant.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100:
+            problems["weight"] = ["A whole number from 1 to 100."]
+        body = variant.get("body")
+        subject = variant.get("subject", "")
+        if not isinstance(body, str) or not body.strip():
+            problems["body"] = ["This field is required."]
+        elif not isinstance(subject, str) or len(subject) > max_length_of(MessageStep, "subject"):
+            problems["subject"] = ["At most 200 characters."]
+        else:
+            text = {"subject": subject, "body": body}
+            problems.update(_content_errors(channel, text))
+            subject, body = text["subject"], text["body"]
+        errors.append(problems)
+        clean.append(
+            {
+                "name": name.strip() if isinstance(name, str) else name,
+                "subject": subject,
+                "body": body,
+                "weight": weight,
+            }
+        )
+    if any(errors):
+        raise serializers.ValidationError(errors)
+    if sum(v["weight"] for v in clean) != 100:
+        raise serializers.ValidationError("The variants' weights must add up to 100.")
+    return clean
+
+
 class MessageStepSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     subject = serializers.CharField(
@@ -136,7 +217,12 @@ class MessageStepSerializer(serializers.Serializer):
         allow_blank=True,
         default="",
     )
-    body = serializers.CharField(max_length=100_000)
+    body = serializers.CharField(max_length=100_000, required=False)
+    variants = serializers.JSONField(
+        required=False,
+        help_text='A/B test: [{"name": "A", "subject": …, "body": …, "weight": 50}, …] '
+        "(2 to 4, weights adding up to 100) instead of subject and body.",
+    )
     delay = serializers.DictField(required=False, help_text='{"value": 3, "unit": "days"}')
 
     def validate_delay(self, value: dict) -> dict:
@@ -154,27 +240,46 @@ class MessageStepSerializer(serializers.Serializer):
 
     def validate(self, data: dict) -> dict:
         data.setdefault("delay", {"value": 0, "unit": "days"})
-        errors: dict = {}
-        if data.get("channel") == Channel.EMAIL:
-            if not data.get("subject", "").strip():
-                errors["subject"] = ["An email needs a subject."]
-            data["body"] = sanitize_email_html(data["body"])
-        else:
-            data["subject"] = ""
-            if len(data["body"]) > SMS_MAX_LENGTH:
-                errors["body"] = [f"A text message can be at most {SMS_MAX_LENGTH} characters."]
-        for part in ("subject", "body"):
-            for name in merge_fields_in(data.get(part, "")):
-                problem = None
-                if name not in MERGE_FIELDS:
-                    problem = f"Unknown merge field {{{{{name}}}}}."
-                elif name in EMAIL_ONLY_FIELDS and data.get("channel") != Channel.EMAIL:
-                    problem = f"{{{{{name}}}}} is only for email."
-                if problem:
-                    errors.setdefault(part, []).append(problem)
+        if data.get("variants") is not None:
+            if data.get("body") or data.get("subject"):
+                raise serializers.ValidationError(
+                    {"variants": ["A step has either variants or one subject and body."]}
+                )
+            try:
+                data["variants"] = validate_variants(data["variants"], data["channel"])
+            except serializers.ValidationError as error:
+                raise serializers.ValidationError({"variants": error.detail}) from None
+            # The first variant's text stands for the step where one text is shown.
+            data["subject"] = data["variants"][0]["subject"]
+            data["body"] = data["variants"][0]["body"]
+            return data
+        data["variants"] = []
+        if not data.get("body"):
+            raise serializers.ValidationError({"body": ["This field is required."]})
+        errors = _content_errors(data.get("channel"), data)
         if errors:
             raise serializers.ValidationError(errors)
         return data
+
+
+def _variant_arms_errors(messages: list[dict]) -> list[dict]:
+    """A patient's arm serves every variant step: they all carry the same names and weights
+    (those of the first variant step)."""
+    first = None
+    errors, found = [], False
+    for message in messages:
+        arms = [(v["name"], v["weight"]) for v in message.get("variants") or []]
+        step: dict = {}
+        if arms and first is None:
+            first = arms
+        elif arms and arms != first:
+            names = ", ".join(f"{n} {w}%" for n, w in first)
+            step["variants"] = [
+                f"Every variant step needs the same variants and weights as the first ({names})."
+            ]
+            found = True
+        errors.append(step)
+    return errors if found else []
 
 
 class CampaignSerializer(serializers.Serializer):
@@ -188,6 +293,18 @@ class CampaignSerializer(serializers.Serializer):
     filters = serializers.JSONField(required=False, allow_null=True)
     schedule = serializers.JSONField(required=False, allow_null=True)
     exclude_recent_days = StrictIntegerField(min_value=0, max_value=3650, default=0)
+    holdout_percent = StrictIntegerField(
+        min_value=0,
+        max_value=50,
+        default=0,
+        help_text="Drips: the share of entering patients held out as a control group.",
+    )
+    attribution_days = StrictIntegerField(
+        min_value=1,
+        max_value=365,
+        default=30,
+        help_text="Outcomes (booked, visited, revenue) count this many days after entering.",
+    )
     messages = MessageStepSerializer(many=True)
     goal = serializers.JSONField(required=False, allow_null=True)
     send_at = InstantField(
@@ -241,7 +358,10 @@ class CampaignSerializer(serializers.Serializer):
             data["trigger"], data["goal"], data["schedule"] = None, None, None
             if data.get("exclude_recent_days"):
                 errors["exclude_recent_days"] = ["Blast campaigns do not use it."]
+            if data.get("holdout_percent"):
+                errors["holdout_percent"] = ["Blast campaigns do not hold anyone out."]
         step_errors = _appointment_field_errors(messages, data.get("trigger"))
+        step_errors = step_errors or _variant_arms_errors(messages)
         if step_errors and "messages" not in errors:
             errors["messages"] = step_errors
         if errors:
@@ -258,12 +378,13 @@ def _appointment_field_errors(messages: list[dict], trigger: dict | None) -> lis
     errors, found = [], False
     for message in messages:
         step: dict = {}
-        for part in ("subject", "body"):
-            for name in merge_fields_in(message.get(part, "")):
-                if name in APPOINTMENT_FIELDS:
-                    step.setdefault(part, []).append(
-                        f"{{{{{name}}}}} needs a trigger with an appointment."
-                    )
-                    found = True
+        where = "variants" if message.get("variants") else None
+        for text in [message, *(message.get("variants") or [])]:
+            for part in ("subject", "body"):
+                for name in merge_fields_in(text.get(part, "")):
+                    problem = f"{{{{{name}}}}} needs a trigger with an appointment."
+                    if name in APPOINTMENT_FIELDS and problem not in step.get(where or part, []):
+                        step.setdefault(where or part, []).append(problem)
+                        found = True
         errors.append(step)
     return errors if found else []

@@ -18,7 +18,7 @@ from campaigns import services
 from campaigns.content.sms import sms_counts
 from campaigns.forms.audience import FiltersForm, ScheduleForm, TriggerForm
 from campaigns.forms.fields import error_messages
-from campaigns.forms.wizard import GoalForm, NameForm
+from campaigns.forms.wizard import ExperimentForm, GoalForm, NameForm
 from campaigns.language.describe import (
     describe_delay,
     describe_filters,
@@ -222,19 +222,25 @@ def drip_audience_count(request: PracticeRequest, campaign_id: int | None = None
 def _step_goals(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
     several = len(wiz.draft["messages"]) > 1
     status = 200
+    current = {
+        "holdout_percent": wiz.draft.get("holdout_percent") or 0,
+        "attribution_days": wiz.draft.get("attribution_days") or 30,
+    }
     if request.method == "POST":
         action = posted_action(request)[0]
-        if not several:
-            wiz.save(goal=None)
-            return wiz.move("goals", action)
-        form = GoalForm(request.POST, practice=wiz.practice, current=wiz.draft["goal"])
-        if form.is_valid():
-            wiz.save(goal=form.goal)
+        experiment = ExperimentForm(request.POST, initial=current)
+        form = GoalForm(
+            request.POST if several else None, practice=wiz.practice, current=wiz.draft["goal"]
+        )
+        if experiment.is_valid() and (not several or form.is_valid()):
+            wiz.save(goal=form.goal if several else None, **experiment.settings(current))
             return wiz.move("goals", action)
         status = 400
     else:
+        experiment = ExperimentForm(initial=current)
         form = GoalForm(practice=wiz.practice, current=wiz.draft["goal"])
-    return wiz.render("goals", {"form": form, "several": several}, status)
+    context = {"form": form, "several": several, "experiment": experiment}
+    return wiz.render("goals", context, status)
 
 
 # Step 5
@@ -273,7 +279,7 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
             "delay_text": describe_delay(message.get("delay"), position),
         }
         if message["channel"] == Channel.SMS:
-            item.update(sms_counts(message["body"]))
+            item.update(sms_counts(message.get("body") or message["variants"][0]["body"]))
         messages.append(item)
     try:
         live = audience_live(
@@ -293,6 +299,8 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
         "filter_lines": describe_filters(draft["filters"], can_see_financials=can_see_financials),
         "review_messages": messages,
         "goal_text": describe_goal(draft["goal"]),
+        "holdout_percent": draft.get("holdout_percent") or 0,
+        "attribution_days": draft.get("attribution_days") or 30,
         "stale": stale(draft, wiz.campaign),
         **draft_forecast_context(
             practice=wiz.practice, campaign=wiz.campaign, draft=draft, now=timezone.now()

@@ -17,6 +17,8 @@ from campaigns.forms.messages import (
     step_row,
     step_rows_from_post,
     steps_validate,
+    variant_add,
+    variant_remove,
 )
 from campaigns.language.describe import describe_later_steps
 from campaigns.language.spec import CampaignSerializer
@@ -35,6 +37,8 @@ def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, i
     if validated is None:
         return "Fix this message before sending a test.", 400
     step = validated[0]
+    # A variant step's test is its first variant (preview shows them all).
+    text = step["variants"][0] if step.get("variants") else step
     query = request.POST.get("preview_patient", "").strip()
     patient = (
         patient_selectors.patient_list(practice=wiz.practice, query=query).first()
@@ -46,8 +50,8 @@ def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, i
             practice=wiz.practice,
             user=request.user,
             channel=step["channel"],
-            subject=step.get("subject", ""),
-            body=step["body"],
+            subject=text.get("subject", ""),
+            body=text["body"],
             patient=patient,
         )
     except ValidationError as error:
@@ -61,6 +65,29 @@ def _template_choice(request: PracticeRequest) -> MessageTemplate | None:
     except ValueError:
         return None
     return template_visible(practice=request.practice).filter(pk=template_id).first()
+
+
+def _preview(wiz: Wizard, request: PracticeRequest, row: dict) -> dict:
+    """The step rendered for the preview patient; a variant step shows each variant."""
+    query = request.POST.get("preview_patient", "").strip()
+    if not row.get("variants"):
+        return message_preview(practice=wiz.practice, query=query, message=row, at=timezone.now())
+    previews = []
+    for variant in row["variants"]:
+        one = message_preview(
+            practice=wiz.practice,
+            query=query,
+            message={
+                "channel": row["channel"],
+                "subject": variant["subject"],
+                "body": variant["body"],
+            },
+            at=timezone.now(),
+        )
+        if "error" in one:
+            return one
+        previews.append({**one, "variant": variant["name"], "weight": variant["weight"]})
+    return {"variants": previews}
 
 
 def _messages_context(request: PracticeRequest, wiz: Wizard, rows: list[dict]) -> dict:
@@ -149,22 +176,26 @@ def messages_step(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
     elif action == "insert" and index is not None:
         name = request.POST.get(f"step-{index}-merge_field", "")
         if name in MERGE_FIELDS:
-            rows[index]["body"] += f"{{{{{name}}}}}"
+            # Into the message's text (a variant step's last variant).
+            target = rows[index]["variants"][-1] if rows[index]["variants"] else rows[index]
+            target["body"] += f"{{{{{name}}}}}"
         focus = index
         context = _messages_context(request, wiz, rows)
         if wants_partial(request):
             context["row"] = rows[index]
             return wiz.render("messages", context, partial="#step-card")
+    elif action == "add_variant" and index is not None:
+        note = variant_add(rows[index])
+        status = 400 if note else 200
+        focus = index
+    elif action == "remove_variant" and index is not None:
+        variant_remove(rows[index])
+        focus = index
     elif action == "test" and index is not None:
         note, status = _test_send(request, wiz, rows[index])
         focus = index
     elif action == "preview" and index is not None:
-        preview = message_preview(
-            practice=wiz.practice,
-            query=request.POST.get("preview_patient", "").strip(),
-            message=rows[index],
-            at=timezone.now(),
-        )
+        preview = _preview(wiz, request, rows[index])
         preview["index"] = index
         if wants_partial(request):
             return wiz.render("messages", {"preview": preview}, partial="#preview")

@@ -41,6 +41,8 @@ DRAFT_FIELDS = [
     "exclude_recent_days",
     "messages",
     "goal",
+    "holdout_percent",
+    "attribution_days",
     "enabled",
 ]
 # Which step a field of the campaign JSON (and so its validation error) belongs to.
@@ -52,6 +54,8 @@ STEP_OF_FIELD = {
     "exclude_recent_days": "audience",
     "messages": "messages",
     "goal": "goals",
+    "holdout_percent": "goals",
+    "attribution_days": "goals",
 }
 SESSION_PREFIX = "campaign_draft"
 
@@ -66,6 +70,8 @@ def new_draft() -> dict:
         "exclude_recent_days": 0,
         "messages": [],
         "goal": None,
+        "holdout_percent": 0,
+        "attribution_days": 30,
         "enabled": False,
     }
 
@@ -113,6 +119,9 @@ def draft_campaign_data(draft: dict, *, enabled: bool) -> dict:
     """The draft as input for ``CampaignSerializer``."""
     data = {name: copy.deepcopy(draft.get(name)) for name in DRAFT_FIELDS}
     data.update(kind=CampaignKind.DRIP, enabled=enabled)
+    for name in ("holdout_percent", "attribution_days"):  # a draft begun before they existed
+        if data[name] is None:
+            del data[name]
     return data
 
 

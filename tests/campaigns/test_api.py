@@ -148,6 +148,8 @@ def test_the_design_example_round_trips(api):
     # filter lists (which do not narrow) are dropped.
     expected["messages"][0]["subject"] = ""
     expected["goal"]["filters"] = {}
+    # The experiment settings it leaves out take their defaults (DESIGN §5.9).
+    expected |= {"holdout_percent": 0, "attribution_days": 30}
     assert without_server_fields(created) == expected
     assert created["send_at"] is None
     assert created["sent_at"] is None
