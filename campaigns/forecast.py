@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, QuerySet
 
 from campaigns.engine.steps import address_key
+from campaigns.experiments.arms import HOLDOUT, arm_of
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import continuous_of, is_continuous
 from campaigns.models import (
@@ -353,6 +354,19 @@ class _Plan:
             )
             position += 1
 
+    def _held_out(self, patient: Patient) -> bool:
+        """Whether the patient would enter the campaign's control group (DESIGN §5.9): the
+        engine's own arm, a pure function of (campaign, patient)."""
+        if not self.campaign.holdout_percent or self.campaign.pk is None:
+            return False
+        arm = arm_of(
+            campaign_id=self.campaign.pk,
+            patient_id=patient.pk,
+            holdout_percent=self.campaign.holdout_percent,
+            variants=[],
+        )
+        return arm == HOLDOUT
+
     def add_queued(self) -> None:
         """The campaign's messages waiting in the outbox (sent once their time comes)."""
         messages = (
@@ -410,11 +424,14 @@ class _Plan:
             .only(
                 "next_step_at",
                 "steps_done",
+                "arm",
                 "patient_id",
                 *(f"patient__{name}" for name in PATIENT_FIELDS),
             )
         )
         for enrollment in enrollments:
+            if enrollment.arm == HOLDOUT:
+                continue  # the control group: never sent anything
             self._chain(
                 patient=enrollment.patient,
                 position=enrollment.steps_done + 1,
@@ -441,6 +458,8 @@ class _Plan:
                 continue
             self.entered.add(key)
             entering += 1
+            if self._held_out(patient):
+                continue  # enters the control group: never sent anything
             self._chain(patient=patient, position=1, due=first_due, source="new")
         return entering
 

@@ -382,3 +382,26 @@ def test_the_api_answers_the_forecast(clinic):
     other = Clinic()
     theirs = drip(other, REACTIVATION, enabled_at=LONG_AGO, name="Theirs")
     assert api.get(f"/api/v1/campaigns/{theirs.pk}/forecast").status_code == 404
+
+
+def test_held_out_patients_are_not_forecast(clinic):
+    """A campaign with a control group (DESIGN §5.9): the held-out patients enter but are
+    sent nothing, so the forecast leaves them out, patient by patient as the ticks then do,
+    both for new entries and for patients already in the campaign."""
+    tomorrow = NOW.date() + dt.timedelta(days=1)
+    for n in range(12):
+        clinic.patient(birth_date=tomorrow.replace(year=1980), phone=f"+131255502{n:02d}")
+    birthday = drip(
+        clinic,
+        BIRTHDAY,
+        enabled_at=LONG_AGO,
+        name="Birthday with a control group",
+        holdout_percent=50,
+        messages=[sms("Happy birthday!"), sms("A gift", value=1, unit="days")],
+    )
+    forecasts = compare([birthday], clinic)
+    sent = forecast_on(forecasts[birthday.pk], tomorrow)
+    assert 0 < len(sent) < 12  # some of the twelve are held out
+    # The day after, the patients already in the campaign: held out ones still get nothing.
+    after = campaign_forecast(birthday, now=ny(2026, 5, 14, 0, 5))
+    assert {s.patient.pk for s in after.days[0].sends} == {pk for pk, _, _ in sent}
