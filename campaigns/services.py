@@ -44,6 +44,8 @@ CAMPAIGN_FIELDS = [
     "filters",
     "schedule",
     "exclude_recent_days",
+    "purpose",
+    "priority",
     "goal",
     "send_at",
 ]
@@ -60,6 +62,8 @@ def campaign_as_json(campaign: Campaign) -> dict:
         "filters": campaign.filters or {},
         "schedule": campaign.schedule or None,
         "exclude_recent_days": campaign.exclude_recent_days,
+        "purpose": campaign.purpose,
+        "priority": campaign.priority,
         "messages": [
             {
                 "channel": step.channel,

@@ -73,6 +73,15 @@ class Channel(models.TextChoices):
     EMAIL = "email", "Email"
 
 
+class Purpose(models.TextChoices):
+    """What a campaign's messages are for (DESIGN §5.8): each purpose has its own caps, and
+    marketing needs consent where the practice requires it."""
+
+    CARE = "care", "Care (appointments and treatment)"
+    NOTICE = "notice", "Notice (practice operations)"
+    MARKETING = "marketing", "Marketing"
+
+
 class OutboundMessage(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
     # What was sent is history: deleting its enrollment, campaign or patient alone is refused
@@ -132,6 +141,13 @@ class OutboundMessage(models.Model):
     # is created and never changed (a message rescheduled or re-addressed keeps its place).
     address_key = models.CharField(max_length=254, blank=True, default="")
     local_day = models.DateField(null=True, blank=True)
+    # The campaign's purpose and priority when the message was made (DESIGN §5.8), so the
+    # outbox applies the practice's caps without reading campaigns; empty for test sends,
+    # Inbox replies and the replies owed to a patient (they never count toward caps).
+    purpose = models.CharField(
+        max_length=10, choices=Purpose.choices, blank=True, default="", db_default=""
+    )
+    priority = models.IntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -158,6 +174,12 @@ class OutboundMessage(models.Model):
                 fields=["practice", "status", "scheduled_for"], name="outbox_practice_due"
             ),
             models.Index(fields=["patient", "channel", "status"], name="outbox_patient_channel"),
+            # Frequency caps count a patient's recent messages of one purpose.
+            models.Index(
+                fields=["patient", "purpose", "scheduled_for"],
+                name="outbox_patient_purpose",
+                condition=~models.Q(purpose=""),
+            ),
             models.Index(fields=["campaign", "status"], name="outbox_campaign_status"),
             models.Index(fields=["provider_id"], name="outbox_provider_id"),
             # What the report roll-up has still to count: campaign messages (never tests)

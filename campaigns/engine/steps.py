@@ -226,6 +226,8 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             body=body,
             status=MessageStatus.QUEUED if to else MessageStatus.SKIPPED,
             status_reason=reason,
+            purpose=campaign.purpose,
+            priority=campaign.priority,
             scheduled_for=due,
             expires_at=end_of_local_day(due, campaign.practice.tz)
             if is_continuous(campaign.trigger or {})

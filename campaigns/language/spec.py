@@ -22,6 +22,7 @@ from campaigns.content.merge_fields import (
 from campaigns.content.sms import SMS_MAX_LENGTH
 from campaigns.language.checks import name_list, no_unknown, one_of, required, whole_number
 from campaigns.language.filters import APPOINTMENT_FILTERS, validate_filters
+from campaigns.language.purpose import default_purpose
 from campaigns.language.triggers import (
     UNKNOWN_PARAMETER,
     is_continuous,
@@ -29,7 +30,7 @@ from campaigns.language.triggers import (
     validate_trigger,
 )
 from campaigns.models import Campaign, CampaignKind, DelayUnit, MessageStep
-from messaging.models import Channel
+from messaging.models import Channel, Purpose
 from trackstat.validators import InvalidValue, max_length_of, parse_instant, parse_int
 
 # The schedule of a drip campaign that names none (continuous triggers): it decides the
@@ -188,6 +189,13 @@ class CampaignSerializer(serializers.Serializer):
     filters = serializers.JSONField(required=False, allow_null=True)
     schedule = serializers.JSONField(required=False, allow_null=True)
     exclude_recent_days = StrictIntegerField(min_value=0, max_value=3650, default=0)
+    purpose = serializers.ChoiceField(
+        choices=Purpose.choices,
+        required=False,
+        allow_null=True,
+        help_text="care, notice or marketing; absent: by trigger (DESIGN §5.8).",
+    )
+    priority = StrictIntegerField(min_value=-100, max_value=100, default=0)
     messages = MessageStepSerializer(many=True)
     goal = serializers.JSONField(required=False, allow_null=True)
     send_at = InstantField(
@@ -247,6 +255,8 @@ class CampaignSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         data["filters"] = data.get("filters") or {}
+        if not data.get("purpose"):
+            data["purpose"] = default_purpose(kind=kind, trigger=data.get("trigger"))
         return data
 
 

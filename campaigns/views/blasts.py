@@ -91,6 +91,8 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
                         }
                     ],
                     "send_at": data["send_at"],
+                    "purpose": data["purpose"],
+                    "priority": data["priority"],
                 }
             )
             if serializer.is_valid():

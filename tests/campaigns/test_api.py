@@ -148,6 +148,8 @@ def test_the_design_example_round_trips(api):
     # filter lists (which do not narrow) are dropped.
     expected["messages"][0]["subject"] = ""
     expected["goal"]["filters"] = {}
+    # The example names no purpose: a reactivation is marketing by default (DESIGN §5.8).
+    expected |= {"purpose": "marketing", "priority": 0}
     assert without_server_fields(created) == expected
     assert created["send_at"] is None
     assert created["sent_at"] is None
