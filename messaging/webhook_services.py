@@ -36,7 +36,7 @@ from messaging.models import (
     OutboundMessage,
 )
 from messaging.outbox.status import message_transition, message_unsubscribed_record
-from patients.models import OptOutSource, Patient
+from patients.models import ConsentSource, OptOutSource, Patient
 from patients.services import patient_opt_out_set
 from trackstat.credentials import credentials_for
 from trackstat.models import Practice
@@ -287,6 +287,7 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
                     opted_out=handled_as == InboundHandling.STOP,
                     source=OptOutSource.SMS_REPLY,
                     actor=TWILIO_ACTOR,
+                    wording=body,
                 )
     return InboundResult(handled_as=handled_as, reply=reply)
 
@@ -365,6 +366,7 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
             opted_out=True,
             source=opt_out_source,
             actor=SENDGRID_ACTOR,
+            consent_source=ConsentSource.BOUNCE if kind == "bounce" else None,
         )
     return True
 

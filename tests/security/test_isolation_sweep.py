@@ -116,6 +116,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "patients:tag_add": Role.USER,
     "patients:tag_remove": Role.USER,
     "patients:opt_out": Role.USER,
+    "patients:marketing_consent": Role.USER,
     # Inbox: everyone; canned replies are kept by Managers.
     "messaging:inbox": Role.USER,
     "messaging:sandbox": Role.USER,
@@ -288,6 +289,7 @@ ROUTE_OBJECT_FACTORIES: dict[str, dict[str, dict[str, Variant]]] = {
         "patients:tag_add": {"patient": _patient},
         "patients:tag_remove": {"patient": _patient},
         "patients:opt_out": {"patient": _patient},
+        "patients:marketing_consent": {"patient": _patient},
         "messaging:canned_delete": {"canned reply": _canned_reply},
     },
     "external_id": {
@@ -310,6 +312,7 @@ PAGE_PAYLOADS: dict[str, dict] = {
     "campaigns:template_edit": {"name": "Taken over", "channel": "sms", "body": "Hi"},
     "patients:tag_add": {"name": "taken over"},
     "patients:opt_out": {"channel": "sms", "opted_out": "true"},
+    "patients:marketing_consent": {"channel": "sms", "granted": "true"},
     "messaging:reply": {"body": "Hello from another practice"},
 }
 API_PAYLOADS: dict[str, dict] = {
