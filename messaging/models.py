@@ -289,6 +289,7 @@ class InboundHandling(models.TextChoices):
     STOP = "stop", "Opt-out keyword"
     START = "start", "Opt-in keyword"
     HELP = "help", "Help keyword"
+    OPT_OUT_WORDS = "opt_out", "Opt-out in the patient's words"
     INBOX = "inbox", "Inbox"
 
 
@@ -308,6 +309,8 @@ class InboundMessage(models.Model):
     received_at = models.DateTimeField()
     read_at = models.DateTimeField(null=True, blank=True)
     handled_as = models.CharField(max_length=10, choices=InboundHandling.choices)
+    # An Inbox reply the opt-out rules were unsure about: staff see "might be an opt-out".
+    might_be_opt_out = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
