@@ -78,6 +78,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "settings_member_remove": Role.ADMINISTRATOR,
     "settings_practice": Role.ADMINISTRATOR,
     "settings_providers": Role.ADMINISTRATOR,
+    "settings_policy": Role.ADMINISTRATOR,
     "settings_api_keys": Role.ADMINISTRATOR,
     "settings_api_key_revoke": Role.ADMINISTRATOR,
     # Campaigns and templates: User Plus; template folders: Manager.
@@ -135,7 +136,7 @@ PAGE_ROLES: dict[str, Role | str] = {
 # API routes: the role a browser session needs, per method the endpoint implements (an API key
 # may use every one). The set of methods must match what the view implements.
 API_ROLES: dict[str, dict[str, Role]] = {
-    "api_practice": {"GET": Role.USER},
+    "api_practice": {"GET": Role.USER, "PATCH": Role.ADMINISTRATOR},
     "api_patients": {"GET": Role.USER},
     "api_patients_bulk": {"POST": Role.MANAGER},
     "api_patient": {"GET": Role.USER, "PUT": Role.MANAGER},
