@@ -78,6 +78,10 @@ ExplainSerializer = inline_serializer(
         ),
         "reachable": serializers.BooleanField(),
         "quiet_hours": serializers.DictField(),
+        "trust": serializers.DictField(
+            help_text="purpose; consent per channel (allowed, reason, decided_by); caps "
+            "(cap, limit, counted, hours, passes, detail); state_rule; goes_out_at per channel"
+        ),
     },
 )
 

@@ -49,7 +49,7 @@ from messaging.models import (
 )
 from messaging.outbox.checks import Hold, MessageCheck, PreSendCheck
 from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time, window_bounds
-from patients.models import Patient
+from patients.models import ConsentChange, ConsentScope, Patient
 from trackstat.models import Practice
 
 FREQUENCY_CAP = "frequency_cap"
@@ -452,3 +452,101 @@ def trust_messages_check(messages: list[OutboundMessage], now: dt.datetime) -> M
 
 
 TRUST_RECHECK = PreSendCheck(name="trust", batch=trust_messages_check, related=())
+
+
+def _ledger_words(change) -> str:
+    if change is None:
+        return "nothing recorded"
+    return f"{change.get_source_display().lower()} at {change.at:%Y-%m-%d %H:%M} UTC" + (
+        f' ("{change.wording}")' if change.wording else ""
+    )
+
+
+def trust_explain(
+    *, practice: Practice, patient: Patient, purpose: str, channels: list[str], at: dt.datetime
+) -> dict:
+    """The trust rules for one patient and a campaign's purpose at ``at``, in staff's words
+    (explain, DESIGN §5.8): per channel, the consent that decides (the opt-out, else the
+    marketing consent, with the ledger row it came from), the caps with their numbers, the
+    state rule and when a message due now would actually go out."""
+    latest = {}
+    for change in ConsentChange.objects.filter(practice=practice, patient=patient).order_by(
+        "at", "id"
+    ):
+        latest[(change.channel, change.scope)] = change
+    decisions = []
+    for channel in channels:
+        opted_out = getattr(patient, f"{channel}_opt_out")
+        problem = consent_problem(
+            practice=practice, patient=patient, purpose=purpose, channel=channel
+        )
+        if opted_out:
+            decided = f"opted out: {_ledger_words(latest.get((channel, ConsentScope.ALL)))}"
+        elif purpose == Purpose.MARKETING:
+            consent = getattr(patient, f"{channel}_marketing_consent")
+            state = {True: "given", False: "refused", None: "unknown"}[consent]
+            change = latest.get((channel, ConsentScope.MARKETING))
+            decided = f"marketing consent {state}: {_ledger_words(change)}"
+            if problem and consent is None:
+                decided += "; the practice sends marketing texts only with consent"
+        else:
+            decided = f"not opted out; {purpose or 'this'} messages need no marketing consent"
+        decisions.append(
+            {
+                "channel": channel,
+                "allowed": not opted_out and not problem,
+                "reason": problem or ("opted out" if opted_out else ""),
+                "decided_by": decided,
+            }
+        )
+    caps = []
+    for channel in channels:
+        found = caps_for(
+            practice=practice, purpose=purpose, channel=channel, patient_state=patient.state
+        )
+        if not found:
+            continue
+        longest = max(cap.window for cap in found)
+        counted = recent_messages([patient.pk], since=at - longest, until=at).get(patient.pk, [])
+        for cap in found:
+            if any(c["cap"] == cap.name for c in caps):
+                continue
+            count = cap_count(counted, cap, purpose=purpose, instant=at)
+            caps.append(
+                {
+                    "cap": cap.name,
+                    "limit": cap.limit,
+                    "counted": count,
+                    "hours": int(cap.window.total_seconds() // 3600),
+                    "passes": count < cap.limit,
+                    "detail": (
+                        f"{count} {purpose} message{'s' if count != 1 else ''} in the "
+                        f"{int(cap.window.total_seconds() // 3600)} hours before; the cap is "
+                        f"{cap.limit}" + ("" if count < cap.limit else f": {FREQUENCY_CAP}")
+                    ),
+                }
+            )
+    rule = (
+        state_rule_for(
+            practice=practice, patient_state=patient.state, purpose=purpose, channel="sms"
+        )
+        if "sms" in channels
+        else None
+    )
+    goes = {
+        channel: sending_time(
+            practice=practice,
+            at=at,
+            channel=channel,
+            purpose=purpose,
+            patient_state=patient.state,
+        ).isoformat()
+        for channel in channels
+    }
+    return {
+        "purpose": purpose,
+        "consent": decisions,
+        "caps": caps,
+        "state_rule": rule.describe() if rule else None,
+        "goes_out_at": goes,
+    }
