@@ -12,6 +12,7 @@ from django.urls import reverse
 from campaigns.language.purpose import default_purpose
 from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign
+from patients.sync.patients import patients_upsert
 from trackstat.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -124,3 +125,36 @@ def test_wizard_audience_step_keeps_purpose_and_priority(member_client):
     page = plus.get(reverse("campaigns:drip_new_step", args=["audience"])).text
     assert '<option value="notice" selected>' in page
     assert 'name="schedule-priority" value="2"' in page
+
+
+def test_blast_pages_say_when_texts_actually_go_out(member_client):
+    """A marketing blast at 20:30: Florida patients' texts wait for 08:00 the next day."""
+    plus = member_client(Role.USER_PLUS)
+    practice = plus.membership.practice  # America/New_York
+    patients_upsert(
+        practice=practice,
+        records=[
+            {"_index": 0, "external_id": "F", "phone": "3125550101", "address": {"state": "FL"}},
+            {"_index": 1, "external_id": "N", "phone": "3125550102", "address": {"state": "NY"}},
+            {"_index": 2, "external_id": "M", "phone": "3125550103", "address": {"state": "NY"}},
+        ],
+    )
+    with time_machine.travel(dt.datetime(2026, 3, 10, 15, tzinfo=dt.UTC), tick=False):
+        response = plus.post(
+            reverse("campaigns:blast_new"),
+            {
+                "name": "Spring offer",
+                "channel": "sms",
+                "body": "Spring special!",
+                "send_mode": "at",
+                "send_at": "2026-03-12T20:30",
+                "purpose": "marketing",
+            },
+        )
+        assert response.status_code == 302, response.text
+        blast = Campaign.objects.get(practice=practice, kind="blast")
+        detail = plus.get(response["Location"]).text
+        form = plus.get(reverse("campaigns:blast_edit", args=[blast.pk])).text
+    for page in (detail, form):
+        assert "2 recipients at Thu 2026-03-12 8:30 PM EDT" in page
+        assert "1 recipient at Fri 2026-03-13 8:00 AM EDT (the state rule of FL" in page
