@@ -180,9 +180,12 @@ class CampaignListApi(ListAPIView):
     def post(self, request):
         """Create a campaign from its JSON; answers 201 with the campaign and its ``id``."""
         data = _validated_campaign(_json_object(request.data))
-        campaign = services.campaign_create(
-            practice=request.practice, data=data, actor=actor_of(request)
-        )
+        try:
+            campaign = services.campaign_create(
+                practice=request.practice, data=data, actor=actor_of(request)
+            )
+        except DjangoValidationError as error:
+            raise _service_errors(error) from None
         return Response(services.campaign_as_json(campaign), status=status.HTTP_201_CREATED)
 
 

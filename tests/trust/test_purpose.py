@@ -158,3 +158,32 @@ def test_blast_pages_say_when_texts_actually_go_out(member_client):
     for page in (detail, form):
         assert "2 recipients at Thu 2026-03-12 8:30 PM EDT" in page
         assert "1 recipient at Fri 2026-03-13 8:00 AM EDT (the state rule of FL" in page
+
+
+def test_marketing_email_needs_the_practice_postal_address_before_it_is_enabled(api, practice):
+    practice.address_line1 = practice.city = practice.state = practice.postal_code = ""
+    practice.save()
+    email = {"channel": "email", "subject": "Hi", "body": "<p>Happy birthday</p>"}
+    response = api.post(
+        "/api/v1/campaigns",
+        _payload(enabled=True, messages=[email]),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "postal address" in response.json()["errors"]["enabled"][0]
+    draft = api.post(
+        "/api/v1/campaigns", _payload(messages=[email]), content_type="application/json"
+    )
+    assert draft.status_code == 201
+    url = f"/api/v1/campaigns/{draft.json()['id']}/enable"
+    assert api.post(url).status_code == 400
+    # Care email, or a text, needs no address.
+    care = api.post(
+        "/api/v1/campaigns",
+        _payload(enabled=True, purpose="care", messages=[email]),
+        content_type="application/json",
+    )
+    assert care.status_code == 201
+    practice.address_line1, practice.city = "1 Main St", "Springfield"
+    practice.save()
+    assert api.post(url).status_code == 200
