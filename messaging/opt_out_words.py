@@ -168,7 +168,9 @@ _OPT_OUT = [re.compile(rule) for rule in OPT_OUT_RULES]
 _UNSURE = [re.compile(rule) for rule in UNSURE_RULES]
 # A reply of at most this many words that says "stop" is a stop ("stop please", "STOP!!").
 SHORT_REPLY_WORDS = 3
-SHORT_STOP_WORDS = {"stop", "quit", "unsubscribe", "end", "cancel", "stopall", "optout"}
+# Not "cancel" or "end": "cancel please" is more likely about an appointment (the exact
+# keywords CANCEL and END are opt-outs already, ``messaging.inbound``).
+SHORT_STOP_WORDS = {"stop", "quit", "unsubscribe", "stopall", "optout"}
 FILLER = {"please", "now", "it", "thanks", "thank", "you", "ok", "okay", "just", "already"}
 
 

@@ -283,6 +283,8 @@ NOT_OPT_OUTS = [
     "Can my husband take my slot?",
     "My son needs an appointment too",
     "Do you treat kids?",
+    "cancel please",
+    "Cancel it",
     "How do I stop my subscription box? wrong office sorry",
 ]
 
