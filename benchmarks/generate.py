@@ -682,6 +682,11 @@ def generate(
                 email_from=f"office{n + 1}@practice.example",
                 email_from_name=f"Bench Practice {n + 1}",
                 online_scheduling_url=f"https://book.practice.example/{n + 1}",
+                # Marketing email needs the practice's postal address (DESIGN §5.8).
+                address_line1=f"{n + 1} Bench Street",
+                city="Springfield",
+                state="IL",
+                postal_code="62701",
             )
             for n in range(practices)
         ]

@@ -83,6 +83,10 @@ ExplainSerializer = inline_serializer(
             allow_null=True, help_text="holdout, treatment or a variant (null: no experiment)"
         ),
         "arm_detail": serializers.CharField(allow_null=True),
+        "trust": serializers.DictField(
+            help_text="purpose; consent per channel (allowed, reason, decided_by); caps "
+            "(cap, limit, counted, hours, passes, detail); state_rule; goes_out_at per channel"
+        ),
     },
 )
 
@@ -199,9 +203,12 @@ class CampaignListApi(ListAPIView):
     def post(self, request):
         """Create a campaign from its JSON; answers 201 with the campaign and its ``id``."""
         data = _validated_campaign(_json_object(request.data))
-        campaign = services.campaign_create(
-            practice=request.practice, data=data, actor=actor_of(request)
-        )
+        try:
+            campaign = services.campaign_create(
+                practice=request.practice, data=data, actor=actor_of(request)
+            )
+        except DjangoValidationError as error:
+            raise _service_errors(error) from None
         return Response(services.campaign_as_json(campaign), status=status.HTTP_201_CREATED)
 
 

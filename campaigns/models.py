@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from messaging.models import Channel
+from messaging.models import Channel, Purpose
 from patients.models import Patient
 from trackstat.models import Practice
 
@@ -40,6 +40,10 @@ class Campaign(models.Model):
     filters = models.JSONField(default=dict, blank=True)
     schedule = models.JSONField(default=dict, blank=True)
     exclude_recent_days = models.PositiveIntegerField(default=0)
+    # DESIGN §5.8: what the messages are for (its default follows the trigger:
+    # ``campaigns.language.purpose``) and which goes first when a cap separates two messages.
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.MARKETING)
+    priority = models.IntegerField(default=0)
     goal = models.JSONField(null=True, blank=True)
     # Experiments (DESIGN §5.9, ``campaigns.experiments``): the share of entering patients
     # held out as a control group, how long after entering outcomes count, and the

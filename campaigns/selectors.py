@@ -5,8 +5,9 @@ blast's recipients)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from campaigns.audience.explain import explain_patient
 from campaigns.audience.query import (
@@ -31,6 +32,7 @@ from campaigns.models import (
     TemplateFolder,
 )
 from messaging.models import OutboundMessage
+from messaging.outbox.trust import sending_time, state_code, state_rule_for
 from patients.models import UPCOMING_STATUSES, Appointment, Patient
 from patients.selectors import patient_list
 from trackstat.models import Practice
@@ -198,3 +200,32 @@ def blast_removed(campaign: Campaign) -> QuerySet[BlastExclusion]:
 def blast_includes(campaign: Campaign, patient: Patient) -> bool:
     """Whether staff left ``patient`` on the blast (not removed)."""
     return not BlastExclusion.objects.filter(campaign=campaign, patient=patient).exists()
+
+
+def send_forecast(campaign: Campaign, recipients: QuerySet[Patient], *, at: dt.datetime) -> list:
+    """When a blast's message (or a step due at ``at``) actually goes out for these
+    recipients: one line per sending time, with how many patients and the state rule that
+    holds some of them back (quiet hours for everyone; marketing texts by the patient's
+    state, DESIGN §5.8). One grouped query, whatever the number of recipients."""
+    step = campaign.steps.first()
+    if step is None:
+        return []
+    practice = campaign.practice
+    groups: dict[tuple, int] = defaultdict(int)
+    by_state = recipients.order_by().values_list("state").annotate(n=Count("id"))
+    for state, count in by_state:
+        rule = state_rule_for(
+            practice=practice, patient_state=state, purpose=campaign.purpose, channel=step.channel
+        )
+        goes = sending_time(
+            practice=practice,
+            at=at,
+            channel=step.channel,
+            purpose=campaign.purpose,
+            patient_state=state,
+        )
+        groups[(goes, state_code(state) if rule else "")] += count
+    return [
+        {"at": goes, "count": count, "state": state}
+        for (goes, state), count in sorted(groups.items())
+    ]

@@ -32,7 +32,7 @@ from campaigns.models import (
     TemplateFolder,
 )
 from campaigns.selectors import campaign_has_history
-from messaging.models import MessageStatus, OutboundMessage
+from messaging.models import Channel, MessageStatus, OutboundMessage, Purpose
 from messaging.outbox.status import messages_transition
 from messaging.services import message_send_now
 from patients.models import Patient
@@ -52,6 +52,8 @@ CAMPAIGN_FIELDS = [
     "exclude_recent_days",
     "holdout_percent",
     "attribution_days",
+    "purpose",
+    "priority",
     "goal",
     "send_at",
 ]
@@ -83,6 +85,8 @@ def campaign_as_json(campaign: Campaign) -> dict:
         "exclude_recent_days": campaign.exclude_recent_days,
         "holdout_percent": campaign.holdout_percent,
         "attribution_days": campaign.attribution_days,
+        "purpose": campaign.purpose,
+        "priority": campaign.priority,
         "messages": [_step_json(step) for step in campaign.steps.all()],
         "goal": campaign.goal,
         "send_at": campaign.send_at.isoformat() if campaign.send_at else None,
@@ -126,6 +130,24 @@ def _apply(campaign: Campaign, data: dict) -> None:
             setattr(campaign, name, value)
 
 
+MARKETING_EMAIL_NEEDS_ADDRESS = (
+    "Marketing email carries the practice's postal address: enter it under Settings → "
+    "Practice settings before turning this campaign on."
+)
+
+
+def _marketing_email_check(campaign: Campaign) -> None:
+    """A marketing campaign with an email step is turned on only once the practice has a
+    postal address (DESIGN §5.8)."""
+    if (
+        campaign.enabled
+        and campaign.purpose == Purpose.MARKETING
+        and not campaign.practice.postal_address
+        and campaign.steps.filter(channel=Channel.EMAIL).exists()
+    ):
+        raise ValidationError({"enabled": MARKETING_EMAIL_NEEDS_ADDRESS})
+
+
 @transaction.atomic
 def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
     """Create a campaign from data validated by ``campaigns.language.spec.CampaignSerializer``."""
@@ -136,6 +158,7 @@ def campaign_create(*, practice: Practice, data: dict, actor) -> Campaign:
     campaign.save()
     _steps_replace(campaign, data["messages"])
     experiment_period_follow(campaign, before=None, now=timezone.now())
+    _marketing_email_check(campaign)
     audit_record(
         practice=practice,
         actor=actor,
@@ -177,6 +200,8 @@ def campaign_update(*, campaign: Campaign, data: dict, actor) -> Campaign:
     if "messages" in data:
         _steps_replace(campaign, data["messages"])
     experiment_period_follow(campaign, before=experiment_before, now=timezone.now())
+    if campaign.enabled and (not was_enabled or {"purpose", "messages"} & set(data)):
+        _marketing_email_check(campaign)
     after = _audit_snapshot(campaign)
     if after != before:
         audit_record(

@@ -31,6 +31,13 @@ def inbound_keyword(body: str) -> InboundHandling:
     return InboundHandling.INBOX
 
 
+def opt_out_confirmation(*, practice_name: str) -> str:
+    """The one text that confirms an opt-out in the patient's own words (DESIGN §7)."""
+    return (
+        f"{practice_name}: you will not get any more texts from us. Reply START to get them again."
+    )
+
+
 def help_reply(*, practice_name: str, practice_phone: str) -> str:
     """The answer to HELP: who is texting and how to reach them, and how to stop. Without a
     phone on file, a reply reaches the practice's Inbox."""

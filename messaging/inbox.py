@@ -213,6 +213,7 @@ class ThreadItem:
     status: str = ""
     status_label: str = ""
     subject: str = ""
+    might_be_opt_out: bool = False
 
 
 def inbox_thread_items(
@@ -228,7 +229,14 @@ def inbox_thread_items(
         inbound = inbound.filter(patient__isnull=True, from_number=number)
         outbound = OutboundMessage.objects.none()
     items = [
-        ThreadItem(at=m.received_at, body=m.body, theirs=True, channel=Channel.SMS) for m in inbound
+        ThreadItem(
+            at=m.received_at,
+            body=m.body,
+            theirs=True,
+            channel=Channel.SMS,
+            might_be_opt_out=m.might_be_opt_out,
+        )
+        for m in inbound
     ] + [
         ThreadItem(
             at=m.sent_at or m.created_at,

@@ -45,6 +45,7 @@ UNSUBSCRIBE_FOOTER = (
     '<a href="{url}">Unsubscribe</a></p>'
 )
 UNSUBSCRIBE_ACTOR = "unsubscribe link"
+POSTAL_ADDRESS_FOOTER = '<p style="font-size:12px;color:#666666">{address}</p>'
 
 
 def _base() -> str:
@@ -134,6 +135,13 @@ def unsubscribe_footer_add(*, body: str, url: str) -> str:
     if html.escape(url) in body or url in body:
         return body
     return body + UNSUBSCRIBE_FOOTER.format(url=html.escape(url))
+
+
+def postal_address_footer_add(*, body: str, address: str) -> str:
+    """Marketing email carries the practice's postal address (DESIGN §5.8)."""
+    if not address.strip() or html.escape(address) in body:
+        return body
+    return body + POSTAL_ADDRESS_FOOTER.format(address=html.escape(address))
 
 
 def unsubscribe_message(*, token: str) -> OutboundMessage | None:

@@ -73,6 +73,15 @@ class Channel(models.TextChoices):
     EMAIL = "email", "Email"
 
 
+class Purpose(models.TextChoices):
+    """What a campaign's messages are for (DESIGN §5.8): each purpose has its own caps, and
+    marketing needs consent where the practice requires it."""
+
+    CARE = "care", "Care (appointments and treatment)"
+    NOTICE = "notice", "Notice (practice operations)"
+    MARKETING = "marketing", "Marketing"
+
+
 class OutboundMessage(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
     # What was sent is history: deleting its enrollment, campaign or patient alone is refused
@@ -135,6 +144,13 @@ class OutboundMessage(models.Model):
     # is created and never changed (a message rescheduled or re-addressed keeps its place).
     address_key = models.CharField(max_length=254, blank=True, default="")
     local_day = models.DateField(null=True, blank=True)
+    # The campaign's purpose and priority when the message was made (DESIGN §5.8), so the
+    # outbox applies the practice's caps without reading campaigns; empty for test sends,
+    # Inbox replies and the replies owed to a patient (they never count toward caps).
+    purpose = models.CharField(
+        max_length=10, choices=Purpose.choices, blank=True, default="", db_default=""
+    )
+    priority = models.IntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -161,6 +177,12 @@ class OutboundMessage(models.Model):
                 fields=["practice", "status", "scheduled_for"], name="outbox_practice_due"
             ),
             models.Index(fields=["patient", "channel", "status"], name="outbox_patient_channel"),
+            # Frequency caps count a patient's recent messages of one purpose.
+            models.Index(
+                fields=["patient", "purpose", "scheduled_for"],
+                name="outbox_patient_purpose",
+                condition=~models.Q(purpose=""),
+            ),
             models.Index(fields=["campaign", "status"], name="outbox_campaign_status"),
             # What a practice sent on a day (the Today page and its list).
             models.Index(fields=["practice", "sent_at"], name="outbox_practice_sent"),
@@ -272,6 +294,7 @@ class InboundHandling(models.TextChoices):
     STOP = "stop", "Opt-out keyword"
     START = "start", "Opt-in keyword"
     HELP = "help", "Help keyword"
+    OPT_OUT_WORDS = "opt_out", "Opt-out in the patient's words"
     INBOX = "inbox", "Inbox"
 
 
@@ -291,6 +314,8 @@ class InboundMessage(models.Model):
     received_at = models.DateTimeField()
     read_at = models.DateTimeField(null=True, blank=True)
     handled_as = models.CharField(max_length=10, choices=InboundHandling.choices)
+    # An Inbox reply the opt-out rules were unsure about: staff see "might be an opt-out".
+    might_be_opt_out = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
-from messaging.inbound import help_reply, inbound_keyword
+from messaging.inbound import help_reply, inbound_keyword, opt_out_confirmation
 from messaging.models import (
     SENT_STATUSES,
     Channel,
@@ -35,8 +35,9 @@ from messaging.models import (
     MessageStatus,
     OutboundMessage,
 )
+from messaging.opt_out_words import Verdict, opt_out_verdict
 from messaging.outbox.status import message_transition, message_unsubscribed_record
-from patients.models import OptOutSource, Patient
+from patients.models import ConsentSource, OptOutSource, Patient
 from patients.services import patient_opt_out_set
 from trackstat.credentials import credentials_for
 from trackstat.models import Practice
@@ -260,6 +261,15 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
         if from_number
         else []
     )
+    # Any other wording a reasonable person reads as "stop texting me" opts out too; a
+    # reply the rules are unsure about goes to the Inbox flagged for staff.
+    might_be_opt_out = False
+    if handled_as == InboundHandling.INBOX:
+        verdict = opt_out_verdict(body)
+        if verdict == Verdict.OPT_OUT and patients:
+            handled_as = InboundHandling.OPT_OUT_WORDS
+        elif verdict != Verdict.NOT:
+            might_be_opt_out = True
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -272,10 +282,30 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
                     provider_message_id=sid[:100],
                     received_at=now,
                     handled_as=handled_as,
+                    might_be_opt_out=might_be_opt_out,
                 )
         except IntegrityError:
             logger.info("twilio inbound %s: already received", sid)
+            # HELP is answered again; an opt-out was confirmed once, when it was received.
             return InboundResult(handled_as=handled_as, reply=reply)
+        if handled_as == InboundHandling.OPT_OUT_WORDS:
+            newly = [patient for patient in patients if not patient.sms_opt_out]
+            for patient in newly:
+                _stop_attribute(patient=patient, now=now)
+                patient_opt_out_set(
+                    practice=practice,
+                    patient=patient,
+                    channel=Channel.SMS,
+                    opted_out=True,
+                    source=OptOutSource.SMS_REPLY,
+                    actor=TWILIO_ACTOR,
+                    consent_source=ConsentSource.REPLY,
+                    wording=body,
+                )
+            # Exactly one confirmation, and none to a number already opted out (the carrier
+            # would refuse it anyway).
+            if newly:
+                reply = opt_out_confirmation(practice_name=practice.name)
         if handled_as in (InboundHandling.STOP, InboundHandling.START):
             for patient in patients:
                 if handled_as == InboundHandling.STOP and not patient.sms_opt_out:
@@ -287,6 +317,7 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
                     opted_out=handled_as == InboundHandling.STOP,
                     source=OptOutSource.SMS_REPLY,
                     actor=TWILIO_ACTOR,
+                    wording=body,
                 )
     return InboundResult(handled_as=handled_as, reply=reply)
 
@@ -365,6 +396,7 @@ def sendgrid_event_apply(*, event: Mapping[str, Any], now: dt.datetime) -> bool:
             opted_out=True,
             source=opt_out_source,
             actor=SENDGRID_ACTOR,
+            consent_source=ConsentSource.BOUNCE if kind == "bounce" else None,
         )
     return True
 

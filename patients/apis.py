@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from patients import selectors
+from patients.models import ConsentSource
 from patients.serializers import (
     AppointmentOutputSerializer,
     CaseOutputSerializer,
@@ -224,7 +225,10 @@ class PatientDetailApi(RecordDetailApi):
 
     def upsert(self, records):
         return patients_upsert(
-            practice=self.request.practice, records=records, actor=actor_of(self.request)
+            practice=self.request.practice,
+            records=records,
+            actor=actor_of(self.request),
+            consent_source=ConsentSource.API,
         )
 
 
@@ -235,7 +239,10 @@ class PatientBulkApi(RecordBulkApi):
 
     def upsert(self, records):
         return patients_upsert(
-            practice=self.request.practice, records=records, actor=actor_of(self.request)
+            practice=self.request.practice,
+            records=records,
+            actor=actor_of(self.request),
+            consent_source=ConsentSource.API,
         )
 
 

@@ -68,6 +68,18 @@ class OptOutForm(forms.Form):
     opted_out = BooleanChoiceField()
 
 
+class MarketingConsentForm(forms.Form):
+    """A patient's marketing consent for one channel: given, refused or unknown."""
+
+    channel = forms.ChoiceField(choices=[("sms", "Text (SMS)"), ("email", "Email")])
+    granted = forms.ChoiceField(
+        choices=[("true", "Given"), ("false", "Refused"), ("", "Unknown")], required=False
+    )
+
+    def clean_granted(self) -> bool | None:
+        return {"true": True, "false": False}.get(self.cleaned_data["granted"])
+
+
 def _read_text(upload) -> str:
     if upload.size > MAX_UPLOAD_BYTES:
         raise forms.ValidationError(

@@ -89,6 +89,26 @@ class OptOutSource(models.TextChoices):
     PROVIDER = "provider", "Provider report"
 
 
+class ConsentSource(models.TextChoices):
+    """Where a consent change came from (DESIGN §5.8)."""
+
+    EMR = "emr", "EMR sync"
+    API = "api", "API"
+    STAFF = "staff", "Staff"
+    REPLY = "reply", "Text reply (in the patient's words)"
+    KEYWORD = "keyword", "Text keyword (STOP, START)"
+    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+    PROVIDER = "provider", "Provider report"
+    BOUNCE = "bounce", "Email bounce"
+
+
+class ConsentScope(models.TextChoices):
+    """What a consent is about: every message of the channel (the opt-out) or marketing."""
+
+    ALL = "all", "All messages"
+    MARKETING = "marketing", "Marketing"
+
+
 class Patient(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="patients")
     external_id = models.CharField(max_length=64)
@@ -127,6 +147,11 @@ class Patient(models.Model):
     email_opt_out = models.BooleanField(default=False)
     email_opt_out_at = models.DateTimeField(null=True, blank=True)
     email_opt_out_source = models.CharField(max_length=20, choices=OptOutSource.choices, blank=True)
+    # Marketing consent per channel (DESIGN §5.8): True given, False refused, None unknown.
+    # The ledger (``ConsentChange``) holds how each came about; an opt-out of the channel
+    # overrides it, and opting back in leaves it as it was.
+    sms_marketing_consent = models.BooleanField(null=True, blank=True)
+    email_marketing_consent = models.BooleanField(null=True, blank=True)
 
     # Derived visit facts (see module docstring). A visit is a checked-in or completed
     # appointment; dates are local dates in the practice's time zone.
@@ -322,3 +347,32 @@ class AppointmentService(models.Model):
 
     def __str__(self) -> str:
         return f"{self.appointment_id}:{self.service_id}"
+
+
+class ConsentChange(models.Model):
+    """One change of a patient's consent (the ledger, DESIGN §5.8): per channel and scope
+    (every message, or marketing), when, from where, in what words (a reply's) and by whom.
+    ``granted`` is the state after the change: for ``all``, False is an opt-out; for
+    ``marketing``, None is "unknown" again."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="consent_changes")
+    channel = models.CharField(max_length=10)  # sms, email
+    scope = models.CharField(max_length=10, choices=ConsentScope.choices)
+    granted = models.BooleanField(null=True)
+    at = models.DateTimeField()
+    source = models.CharField(max_length=20, choices=ConsentSource.choices)
+    wording = models.CharField(max_length=500, blank=True)
+    actor = models.ForeignKey(
+        "trackstat.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["patient", "channel", "scope", "at"], name="consent_patient_at")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} {self.channel}/{self.scope} = {self.granted} ({self.source})"

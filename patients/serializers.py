@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from patients.consent import consent_state
 from patients.models import Appointment, Case, OptOutSource, Patient
 from patients.selectors import PATIENT_LOOKUP_FIELDS
 
 
 class PatientOutputSerializer(serializers.ModelSerializer):
     address = serializers.SerializerMethodField()
+    consent = serializers.SerializerMethodField()
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
     # Declared: a read-only model field loses ``allow_blank``, and the schema would then
     # promise an address or a source where the answer can be "".
@@ -43,6 +46,7 @@ class PatientOutputSerializer(serializers.ModelSerializer):
             "email_opt_out",
             "email_opt_out_at",
             "email_opt_out_source",
+            "consent",
             "visit_count",
             "last_visit_checked_in",
             "last_visit_scheduled",
@@ -60,6 +64,19 @@ class PatientOutputSerializer(serializers.ModelSerializer):
         if not self.context.get("show_financial", True):
             fields.pop("paid_total")
         return fields
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {
+                "sms_marketing": {"type": "boolean", "nullable": True},
+                "email_marketing": {"type": "boolean", "nullable": True},
+            },
+        }
+    )
+    def get_consent(self, patient: Patient) -> dict:
+        """Marketing consent per channel: true, false, or null (unknown)."""
+        return consent_state(patient)
 
     def get_address(self, patient: Patient) -> dict:
         return {

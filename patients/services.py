@@ -13,7 +13,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from patients.consent import SOURCE_OF_OPT_OUT, consent_change, consent_changes_record
 from patients.models import (
+    ConsentScope,
     Patient,
     PatientTag,
     Tag,
@@ -92,12 +94,21 @@ def patients_tag_bulk(
 
 @transaction.atomic
 def patient_opt_out_set(
-    *, practice: Practice, patient: Patient, channel: str, opted_out: bool, source: str, actor
+    *,
+    practice: Practice,
+    patient: Patient,
+    channel: str,
+    opted_out: bool,
+    source: str,
+    actor,
+    consent_source: str | None = None,
+    wording: str = "",
 ) -> Patient:
     """Turn a patient's SMS or email opt-out on or off, recording when, how and by whom.
 
     Called by staff ("Disable Text" / "Disable Email"), inbound STOP/START, unsubscribe links
-    and provider reports. Every change is audited.
+    and provider reports. Every change is audited and written to the consent ledger (its
+    source there: ``consent_source``, else the one of ``source``; a reply's ``wording``).
     """
     if channel not in ("sms", "email"):
         raise ValidationError({"channel": "Use 'sms' or 'email'."})
@@ -110,6 +121,20 @@ def patient_opt_out_set(
     setattr(patient, f"{key}_at", timezone.now() if opted_out else None)
     setattr(patient, f"{key}_source", source if opted_out else "")
     patient.save(update_fields=[key, f"{key}_at", f"{key}_source", "updated_at"])
+    consent_changes_record(
+        [
+            consent_change(
+                practice=practice,
+                patient=patient,
+                channel=channel,
+                scope=ConsentScope.ALL,
+                granted=not opted_out,
+                source=consent_source or SOURCE_OF_OPT_OUT.get(source, source),
+                actor=actor,
+                wording=wording,
+            )
+        ]
+    )
     audit_record(
         practice=practice,
         actor=actor,

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/tags/", views.patient_tag_add, name="tag_add"),
     path("<int:pk>/tags/<int:tag_id>/remove/", views.patient_tag_remove, name="tag_remove"),
     path("<int:pk>/opt-out/", views.patient_opt_out, name="opt_out"),
+    path("<int:pk>/consent/", views.patient_marketing_consent, name="marketing_consent"),
 ]

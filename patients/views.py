@@ -19,14 +19,16 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from patients import selectors, services
+from patients.consent import patient_consent_history, patient_marketing_consent_set
 from patients.forms import (
     BulkTagForm,
+    MarketingConsentForm,
     OptOutForm,
     PatientImportForm,
     PatientSearchForm,
     TagAddForm,
 )
-from patients.models import OptOutSource, Patient, Tag
+from patients.models import ConsentSource, OptOutSource, Patient, Tag
 from patients.panels import patient_panels
 from patients.sync.csv import COLUMNS as CSV_COLUMNS
 from patients.sync.csv import CsvFormatError, patients_csv_import
@@ -113,11 +115,29 @@ def _tags_context(request: PracticeRequest, patient: Patient, tag_form=None) -> 
     }
 
 
+def _consent_rows(patient: Patient) -> list[dict]:
+    """Marketing consent per channel, as the patient page shows it (DESIGN §5.8)."""
+    words = {True: "given", False: "refused", None: "unknown"}
+    return [
+        {
+            "channel": channel,
+            "noun": noun,
+            "state": words[getattr(patient, f"{channel}_marketing_consent")],
+            "value": {True: "true", False: "false", None: ""}[
+                getattr(patient, f"{channel}_marketing_consent")
+            ],
+        }
+        for channel, noun in (("sms", "Marketing texts"), ("email", "Marketing email"))
+    ]
+
+
 def _opt_outs_context(request: PracticeRequest, patient: Patient, opt_out_form=None) -> dict:
     return {
         "patient": patient,
         "opt_outs": _opt_out_rows(patient),
         "opt_out_form": opt_out_form,
+        "consents": _consent_rows(patient),
+        "consent_history": patient_consent_history(practice=request.practice, patient=patient),
     }
 
 
@@ -202,6 +222,43 @@ def patient_tag_remove(request: PracticeRequest, pk: int, tag_id: int) -> HttpRe
     if not wants_partial(request):
         messages.success(request, f"Removed the tag “{tag.name}” from {patient}.")
     return _tags_response(request, pk, None)
+
+
+@require_POST
+@role_required(Role.USER)
+def patient_marketing_consent(request: PracticeRequest, pk: int) -> HttpResponse:
+    """Staff record a patient's marketing consent for a channel (ledger and audit by the
+    service)."""
+    patient = _patient_or_404(request, pk)
+    form = MarketingConsentForm(request.POST)
+    if form.is_valid():
+        patient = patient_marketing_consent_set(
+            practice=request.practice,
+            patient=patient,
+            channel=form.cleaned_data["channel"],
+            granted=form.cleaned_data["granted"],
+            source=ConsentSource.STAFF,
+            actor=request.user,
+        )
+        if wants_partial(request):
+            return render(
+                request, "patients/detail.html#opt-outs", _opt_outs_context(request, patient)
+            )
+        messages.success(request, f"Marketing consent of {patient} recorded.")
+        return redirect(_detail_url(patient, "opt-outs"))
+    if wants_partial(request):
+        return render(
+            request,
+            "patients/detail.html#opt-outs",
+            _opt_outs_context(request, patient, form),
+            status=400,
+        )
+    return render(
+        request,
+        "patients/detail.html",
+        _detail_context(request, patient, opt_out_form=form),
+        status=400,
+    )
 
 
 @require_POST

@@ -19,6 +19,11 @@ class PracticeFactory(factory.django.DjangoModelFactory):
     # A sender number belongs to one practice: a range no test spells out by hand.
     sms_from = factory.Sequence(lambda n: f"+1773555{n % 10000:04d}")
     email_from = factory.Sequence(lambda n: f"office{n}@practice.test")
+    # Marketing email needs the practice's postal address (DESIGN §5.8).
+    address_line1 = "1 Test Street"
+    city = "Springfield"
+    state = "IL"
+    postal_code = "62701"
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -138,6 +138,9 @@ class PracticeAdmin(ServicesAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["members"]
+    # The messaging policy is the practice's own setting (Settings → Messaging policy and
+    # PATCH /api/v1/practice, audited there), not the operator's.
+    exclude = ["messaging_policy"]
     inlines = [MembershipInline]
 
     def get_inline_instances(self, request, obj=None):

@@ -144,3 +144,50 @@ class ProviderCredentialsForm(forms.Form):
             elif data[field]:
                 changes[field] = data[field]
         return changes
+
+
+class MessagingPolicyForm(forms.Form):
+    """The practice's messaging policy (DESIGN §5.8); saving goes through
+    ``practice_policy_update``. A blank cap means no cap."""
+
+    marketing_per_24h = forms.IntegerField(
+        label="Marketing messages per patient in 24 hours",
+        required=False,
+        min_value=0,
+        max_value=1000,
+        help_text="Texts and emails of every marketing campaign together. Blank: no limit.",
+    )
+    marketing_per_7d = forms.IntegerField(
+        label="Marketing messages per patient in 7 days",
+        required=False,
+        min_value=0,
+        max_value=1000,
+        help_text="Blank: no limit.",
+    )
+    notice_per_24h = forms.IntegerField(
+        label="Notices per patient in 24 hours",
+        required=False,
+        min_value=0,
+        max_value=1000,
+        help_text="Practice news such as closures and new hours. Blank: no limit.",
+    )
+    care_per_24h = forms.IntegerField(
+        label="Care messages per patient in 24 hours",
+        required=False,
+        min_value=0,
+        max_value=1000,
+        help_text="Reminders and follow-ups about the patient's own visits. Blank: no limit "
+        "(usually best).",
+    )
+    sms_marketing_requires_opt_in = forms.BooleanField(
+        label="Send marketing texts only to patients who said yes to them",
+        required=False,
+        help_text="Patients without recorded marketing consent are skipped "
+        "(no_marketing_consent). Reminders and other care texts still go.",
+    )
+    state_rules = forms.BooleanField(
+        label="Follow state rules for marketing texts",
+        required=False,
+        help_text="Florida, Oklahoma and Maryland: 8 AM to 8 PM and at most 3 marketing texts a "
+        "day; Texas: 9 AM to 9 PM, noon to 9 PM on Sundays (by the patient's address).",
+    )

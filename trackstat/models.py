@@ -66,6 +66,20 @@ class Role(models.IntegerChoices):
     ADMINISTRATOR = 40, "Administrator"
 
 
+# The practice's messaging policy (DESIGN §5.8) and its defaults: no caps until the practice
+# sets them (null), state rules on, marketing texts without recorded opt-in allowed.
+DEFAULT_MESSAGING_POLICY: dict = {
+    "marketing_per_24h": None,
+    "marketing_per_7d": None,
+    "notice_per_24h": None,
+    "care_per_24h": None,
+    "sms_marketing_requires_opt_in": False,
+    "state_rules": True,
+}
+POLICY_CAPS = ("marketing_per_24h", "marketing_per_7d", "notice_per_24h", "care_per_24h")
+POLICY_SWITCHES = ("sms_marketing_requires_opt_in", "state_rules")
+
+
 class Practice(models.Model):
     """A tenant: one chiropractic or wellness office."""
 
@@ -90,6 +104,8 @@ class Practice(models.Model):
     email_from = models.EmailField("sender email address", blank=True)
     email_from_name = models.CharField("sender email name", max_length=200, blank=True)
     online_scheduling_url = models.URLField(blank=True)
+    # Only the keys the practice set; ``policy`` merges them over the defaults.
+    messaging_policy = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -118,6 +134,18 @@ class Practice(models.Model):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def policy(self) -> dict:
+        """The messaging policy in force: the practice's settings over the defaults."""
+        return {**DEFAULT_MESSAGING_POLICY, **(self.messaging_policy or {})}
+
+    @property
+    def postal_address(self) -> str:
+        """The practice's postal address on one line (marketing email carries it)."""
+        city_line = " ".join(p for p in (self.state, self.postal_code) if p)
+        parts = [self.address_line1, self.address_line2, self.city, city_line]
+        return ", ".join(p.strip() for p in parts if p and p.strip())
 
     def validate_constraints(self, exclude=None) -> None:
         """As Django's, but a taken sender number is an error of the ``sms_from`` field (Django

@@ -24,7 +24,16 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
 from trackstat.audit import audit_record, snapshot
-from trackstat.models import SMS_FROM_TAKEN_MESSAGE, ApiKey, Membership, Practice, Role, User
+from trackstat.models import (
+    POLICY_CAPS,
+    POLICY_SWITCHES,
+    SMS_FROM_TAKEN_MESSAGE,
+    ApiKey,
+    Membership,
+    Practice,
+    Role,
+    User,
+)
 from trackstat.signals import practice_timezone_changed
 
 API_KEY_PREFIX = "ts"
@@ -184,6 +193,57 @@ def _practice_update(*, practice: Practice, actor, changes: dict, fields: list[s
             target=practice,
             before={k: before[k] for k in changed},
             after={k: after[k] for k in changed},
+        )
+    return practice
+
+
+def messaging_policy_validate(changes) -> dict:
+    """The keys of a messaging-policy change, checked (DESIGN §5.8): caps are null (no cap)
+    or a whole number from 0 to 1000, switches true or false; an unknown key is an error
+    naming it."""
+    if not isinstance(changes, dict):
+        raise ValidationError({"messaging_policy": "Expected an object of policy settings."})
+    errors: dict = {}
+    clean: dict = {}
+    for key, value in changes.items():
+        if key in POLICY_CAPS:
+            if value is None:
+                clean[key] = None
+            elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+                errors[key] = "A whole number from 0 to 1000, or null for no cap."
+            else:
+                clean[key] = value
+        elif key in POLICY_SWITCHES:
+            if not isinstance(value, bool):
+                errors[key] = "true or false."
+            else:
+                clean[key] = value
+        else:
+            errors[key] = "Not a messaging policy setting."
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+@transaction.atomic(durable=True)
+def practice_policy_update(*, practice: Practice, actor, changes: dict) -> Practice:
+    """Merge ``changes`` into the practice's messaging policy (the keys it gives; the others
+    keep their value), audited with the policy before and after."""
+    clean = messaging_policy_validate(changes)
+    practice = Practice.objects.select_for_update().get(pk=practice.pk)
+    before = practice.policy
+    practice.messaging_policy = {**(practice.messaging_policy or {}), **clean}
+    after = practice.policy
+    if after != before:
+        practice.save(update_fields=["messaging_policy"])
+        changed = [key for key in after if after[key] != before[key]]
+        audit_record(
+            practice=practice,
+            actor=actor,
+            action="practice.messaging_policy_update",
+            target=practice,
+            before={key: before[key] for key in changed},
+            after={key: after[key] for key in changed},
         )
     return practice
 

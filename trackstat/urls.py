@@ -36,6 +36,7 @@ settings_urls = [
     path("users/<int:membership_id>/role/", views.member_role, name="settings_member_role"),
     path("users/<int:membership_id>/remove/", views.member_remove, name="settings_member_remove"),
     path("practice/", views.settings_practice, name="settings_practice"),
+    path("policy/", views.settings_policy, name="settings_policy"),
     path("providers/", views.settings_providers, name="settings_providers"),
     path("api-keys/", views.settings_api_keys, name="settings_api_keys"),
     path(

@@ -16,6 +16,7 @@ from trackstat.credentials import practice_credentials_status, provider_credenti
 from trackstat.forms import (
     ApiKeyForm,
     InviteForm,
+    MessagingPolicyForm,
     PracticeSettingsForm,
     ProfileForm,
     ProviderCredentialsForm,
@@ -32,6 +33,7 @@ from trackstat.services import (
     membership_change_role,
     membership_invite,
     membership_remove,
+    practice_policy_update,
     practice_settings_update,
 )
 from trackstat.tenancy import PracticeRequest, practice_switch, role_required
@@ -203,6 +205,22 @@ def settings_practice(request: PracticeRequest) -> HttpResponse:
                 return redirect("settings_practice")
         return render(request, "trackstat/settings_practice.html", {"form": form}, status=400)
     return render(request, "trackstat/settings_practice.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.ADMINISTRATOR)
+def settings_policy(request: PracticeRequest) -> HttpResponse:
+    """The messaging policy: caps per purpose, marketing opt-in, state rules (audited)."""
+    form = MessagingPolicyForm(request.POST or None, initial=request.practice.policy)
+    if request.method == "POST":
+        if form.is_valid():
+            practice_policy_update(
+                practice=request.practice, actor=request.user, changes=dict(form.cleaned_data)
+            )
+            messages.success(request, "Messaging policy saved.")
+            return redirect("settings_policy")
+        return render(request, "trackstat/settings_policy.html", {"form": form}, status=400)
+    return render(request, "trackstat/settings_policy.html", {"form": form})
 
 
 @require_http_methods(["GET", "POST"])

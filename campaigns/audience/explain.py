@@ -23,6 +23,7 @@ from campaigns.language.filters import APPOINTMENT_FILTERS, CONDITION_LABELS
 from campaigns.language.triggers import trigger_row
 from campaigns.models import Campaign, CampaignKind, Enrollment
 from messaging.models import Channel
+from messaging.outbox.trust import trust_explain
 from patients.models import VISIT_STATUSES, Appointment, Patient, PatientStatus
 
 
@@ -270,6 +271,15 @@ def explain_patient(
         "reachable": any(c["usable"] for c in channels),
         "quiet_hours": _quiet_hours(campaign, ctx),
         **arm,
+        # Purpose, the consent that decides per channel, caps with their numbers, state
+        # rules and when a message due now would go out (DESIGN §5.8).
+        "trust": trust_explain(
+            practice=campaign.practice,
+            patient=patient,
+            purpose=campaign.purpose,
+            channels=[c["channel"] for c in channels],
+            at=ctx.at,
+        ),
     }
 
 

@@ -21,17 +21,19 @@ from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import is_continuous
 from campaigns.models import Campaign, Enrollment, EnrollmentState
 from campaigns.timing import end_of_local_day, step_due
-from messaging.links import links_track, unsubscribe_footer_add
+from messaging.links import links_track, postal_address_footer_add, unsubscribe_footer_add
 from messaging.models import (
     NOT_RECEIVED,
     Channel,
     MessageEvent,
     MessageStatus,
     OutboundMessage,
+    Purpose,
     TrackedLink,
     UnsubscribeToken,
 )
 from messaging.outbox.addresses import address_problem
+from messaging.outbox.trust import messages_trust_apply
 from messaging.outbox.window import next_sending_time
 from messaging.unsubscribe import unsubscribe_token_new, unsubscribe_url
 from patients.models import Appointment, Patient, PatientStatus
@@ -241,6 +243,10 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         )
         if links:
             body = unsubscribe_footer_add(body=body, url=links["UnsubscribeLink"])
+            if campaign.purpose == Purpose.MARKETING:
+                body = postal_address_footer_add(
+                    body=body, address=campaign.practice.postal_address
+                )
         # The STOP footer of a patient's first text is decided when it is sent (the outbox).
         message = OutboundMessage(
             practice_id=enrollment.practice_id,
@@ -255,6 +261,8 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             status=MessageStatus.QUEUED if to else MessageStatus.SKIPPED,
             status_reason=reason,
             variant=variant["name"] if variant else None,
+            purpose=campaign.purpose,
+            priority=campaign.priority,
             scheduled_for=due,
             expires_at=end_of_local_day(due, campaign.practice.tz)
             if is_continuous(campaign.trigger or {})
@@ -276,8 +284,11 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             # Self-contained: if the appointment moves, the send re-renders the message from
             # the templates it was made from, whatever edits the campaign's steps had since.
             message.subject_template, message.body_template = subject_template, body_template
+        message.practice = campaign.practice  # for the trust rules, without a query
         messages.append(message)
         _advance(enrollment, position, due)
+    # Consent, state hours and the practice's caps (DESIGN §5.8), for the batch at once.
+    messages_trust_apply(messages)
     OutboundMessage.objects.bulk_create(messages, batch_size=BATCH)
     TrackedLink.objects.bulk_create(tracked_links, batch_size=BATCH)
     UnsubscribeToken.objects.bulk_create(unsubscribe_tokens, batch_size=BATCH)

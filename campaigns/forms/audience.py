@@ -14,6 +14,7 @@ from campaigns.forms.fields import add_spec_errors, choices_with, number_json, s
 from campaigns.language.filters import LOOKUP_FILTERS, STATUS_CHOICES, validate_filters
 from campaigns.language.spec import DEFAULT_SCHEDULE, WEEKDAY_LABELS, validate_schedule
 from campaigns.language.triggers import MISSED_MINUTES, TRIGGERS, validate_trigger
+from messaging.models import Purpose
 from patients.models import Lookup, Sex
 from trackstat.models import Practice
 
@@ -397,14 +398,42 @@ class ScheduleForm(forms.Form):
         "and Inbox replies do not.",
     )
 
+    purpose = forms.ChoiceField(
+        label="Purpose",
+        required=False,
+        choices=[
+            ("", "By trigger (reminders and check-ins: care; the rest: marketing)"),
+            *Purpose.choices,
+        ],
+        help_text="Marketing follows the practice's caps, consent and state rules; care "
+        "(appointments and treatment) is never held back by marketing.",
+    )
+    priority = forms.IntegerField(
+        label="Priority",
+        required=False,
+        min_value=-100,
+        max_value=100,
+        help_text="When a cap allows only one of two messages, the higher priority goes.",
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.schedule: dict | None = None
 
     @staticmethod
-    def initial_from(schedule: dict | None, exclude_recent_days: int) -> dict:
+    def initial_from(
+        schedule: dict | None, exclude_recent_days: int, purpose: str | None = None, priority=0
+    ) -> dict:
         schedule = schedule or DEFAULT_SCHEDULE
-        return {**schedule, "exclude_recent_days": exclude_recent_days}
+        return {
+            **schedule,
+            "exclude_recent_days": exclude_recent_days,
+            "purpose": purpose or "",
+            "priority": priority or 0,
+        }
+
+    def clean_priority(self) -> int:
+        return self.cleaned_data["priority"] or 0
 
     def clean_time(self) -> str:
         value = self.cleaned_data["time"].strip()

@@ -7,7 +7,7 @@ import datetime as dt
 
 from django import forms
 
-from messaging.models import Channel
+from messaging.models import Channel, Purpose
 from trackstat.fields import BooleanChoiceField
 from trackstat.models import Practice
 from trackstat.validators import InvalidValue, check_instant
@@ -23,6 +23,22 @@ class BlastForm(forms.Form):
     subject = forms.CharField(label="Subject (email)", required=False, max_length=200)
     body = forms.CharField(
         label="Message", widget=forms.Textarea(attrs={"rows": 6}), required=False
+    )
+    purpose = forms.ChoiceField(
+        label="Purpose",
+        choices=Purpose.choices,
+        initial=Purpose.NOTICE,
+        required=False,
+        help_text="Marketing follows the practice's caps and consent rules; a notice (closures, "
+        "new hours) has caps of its own.",
+    )
+    priority = forms.IntegerField(
+        label="Priority",
+        initial=0,
+        required=False,
+        min_value=-100,
+        max_value=100,
+        help_text="When a cap allows only one of two messages, the higher priority goes.",
     )
     send_mode = forms.ChoiceField(
         label="Send",
@@ -54,6 +70,8 @@ class BlastForm(forms.Form):
             "channel": message.get("channel", Channel.SMS),
             "subject": message.get("subject", ""),
             "body": message.get("body", ""),
+            "purpose": campaign_json.get("purpose") or Purpose.NOTICE,
+            "priority": campaign_json.get("priority", 0),
             "send_mode": "at" if send_at else "asap",
             "send_at": local,
         }
@@ -74,6 +92,8 @@ class BlastForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        cleaned["purpose"] = cleaned.get("purpose") or Purpose.NOTICE
+        cleaned["priority"] = cleaned.get("priority") or 0
         if cleaned.get("send_mode") == "at":
             send_at = cleaned.get("send_at")
             if send_at is None and "send_at" not in self.errors:

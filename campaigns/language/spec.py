@@ -23,6 +23,7 @@ from campaigns.content.sms import SMS_MAX_LENGTH
 from campaigns.experiments.arms import MAX_VARIANTS, RESERVED_ARMS
 from campaigns.language.checks import name_list, no_unknown, one_of, required, whole_number
 from campaigns.language.filters import APPOINTMENT_FILTERS, validate_filters
+from campaigns.language.purpose import default_purpose
 from campaigns.language.triggers import (
     UNKNOWN_PARAMETER,
     is_continuous,
@@ -30,7 +31,7 @@ from campaigns.language.triggers import (
     validate_trigger,
 )
 from campaigns.models import Campaign, CampaignKind, DelayUnit, MessageStep
-from messaging.models import Channel
+from messaging.models import Channel, Purpose
 from trackstat.validators import InvalidValue, max_length_of, parse_instant, parse_int
 
 # The schedule of a drip campaign that names none (continuous triggers): it decides the
@@ -305,6 +306,13 @@ class CampaignSerializer(serializers.Serializer):
         default=30,
         help_text="Outcomes (booked, visited, revenue) count this many days after entering.",
     )
+    purpose = serializers.ChoiceField(
+        choices=Purpose.choices,
+        required=False,
+        allow_null=True,
+        help_text="care, notice or marketing; absent: by trigger (DESIGN §5.8).",
+    )
+    priority = StrictIntegerField(min_value=-100, max_value=100, default=0)
     messages = MessageStepSerializer(many=True)
     goal = serializers.JSONField(required=False, allow_null=True)
     send_at = InstantField(
@@ -367,6 +375,8 @@ class CampaignSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         data["filters"] = data.get("filters") or {}
+        if not data.get("purpose"):
+            data["purpose"] = default_purpose(kind=kind, trigger=data.get("trigger"))
         return data
 
 

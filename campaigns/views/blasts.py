@@ -27,6 +27,7 @@ from campaigns.selectors import (
     blast_removed,
     campaign_list,
     message_preview,
+    send_forecast,
 )
 from campaigns.views.shared import campaign_or_404, error_text, sees_financials
 from patients.models import Patient
@@ -91,6 +92,8 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
                         }
                     ],
                     "send_at": data["send_at"],
+                    "purpose": data["purpose"],
+                    "priority": data["priority"],
                 }
             )
             if serializer.is_valid():
@@ -124,7 +127,12 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
             prefix="filter",
         )
     body = form["body"].value() or ""
+    forecast = []
+    if campaign is not None and not campaign.sent_at:
+        at = campaign.send_at if campaign.send_at and campaign.send_at > now else now
+        forecast = send_forecast(campaign, blast_recipients(campaign, at=now), at=at)
     context = {
+        "forecast": forecast,
         "campaign": campaign,
         "form": form,
         "filters_form": filters_form,
@@ -183,10 +191,16 @@ def _blast_detail(
     step = campaign.steps.first()
     page = removed = None
     sample = None
+    forecast = []
     if not campaign.sent_at:
         recipients = blast_recipients(campaign, at=now)
         page = Paginator(recipients, RECIPIENTS_PER_PAGE).get_page(request.GET.get("page"))
         removed = blast_removed(campaign)
+        forecast = send_forecast(
+            campaign,
+            recipients,
+            at=campaign.send_at if campaign.send_at and campaign.send_at > now else now,
+        )
         if step and page.object_list:
             sample = message_preview(
                 practice=practice,
@@ -208,6 +222,7 @@ def _blast_detail(
         "send_at": campaign.send_at,
         "sent_at": campaign.sent_at,
         "send_at_passed": bool(campaign.send_at and campaign.send_at <= now),
+        "forecast": forecast,
     }
     return render(request, "campaigns/blast_detail.html", context, status=status)
 

@@ -50,9 +50,12 @@ def drip_toggle(request: PracticeRequest, campaign_id: int) -> HttpResponse:
     form = EnabledForm(request.POST)
     error = ""
     if form.is_valid():
-        services.campaign_set_enabled(
-            campaign=campaign, enabled=form.cleaned_data["enabled"], actor=request.user
-        )
+        try:
+            services.campaign_set_enabled(
+                campaign=campaign, enabled=form.cleaned_data["enabled"], actor=request.user
+            )
+        except ValidationError as problem:
+            error = error_text(problem)
     else:
         error = "Use true or false."
     if wants_partial(request):

@@ -130,7 +130,12 @@ def _audience_forms(request: PracticeRequest, wiz: Wizard, data=None) -> dict:
         ),
         "schedule_form": ScheduleForm(
             data,
-            initial=ScheduleForm.initial_from(draft["schedule"], draft["exclude_recent_days"]),
+            initial=ScheduleForm.initial_from(
+                draft["schedule"],
+                draft["exclude_recent_days"],
+                draft.get("purpose"),
+                draft.get("priority", 0),
+            ),
             prefix="schedule",
         ),
     }
@@ -158,6 +163,8 @@ def _step_audience(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
                     filters=filters.filters,
                     schedule=schedule.schedule,
                     exclude_recent_days=schedule.cleaned_data["exclude_recent_days"],
+                    purpose=schedule.cleaned_data["purpose"] or None,
+                    priority=schedule.cleaned_data["priority"],
                 )
                 return wiz.move("audience", action)
             status = 400

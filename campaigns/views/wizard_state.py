@@ -39,6 +39,8 @@ DRAFT_FIELDS = [
     "filters",
     "schedule",
     "exclude_recent_days",
+    "purpose",
+    "priority",
     "messages",
     "goal",
     "holdout_percent",
@@ -52,6 +54,8 @@ STEP_OF_FIELD = {
     "filters": "audience",
     "schedule": "audience",
     "exclude_recent_days": "audience",
+    "purpose": "audience",
+    "priority": "audience",
     "messages": "messages",
     "goal": "goals",
     "holdout_percent": "goals",
@@ -68,6 +72,8 @@ def new_draft() -> dict:
         "filters": {"status": "active"},
         "schedule": dict(DEFAULT_SCHEDULE),
         "exclude_recent_days": 0,
+        "purpose": None,
+        "priority": 0,
         "messages": [],
         "goal": None,
         "holdout_percent": 0,
@@ -82,7 +88,7 @@ def draft_key(practice_id: int, campaign_id: int | None) -> str:
 
 def _from_campaign(campaign: Campaign) -> dict:
     data = campaign_as_json(campaign)
-    draft = {name: data[name] for name in DRAFT_FIELDS}
+    draft = {name: data.get(name) for name in DRAFT_FIELDS}
     draft["schedule"] = draft["schedule"] or dict(DEFAULT_SCHEDULE)
     # To warn at step 5 when someone else changed the campaign meanwhile.
     draft["base_updated_at"] = data["updated_at"]

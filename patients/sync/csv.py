@@ -31,8 +31,13 @@ ADDRESS_COLUMNS = {
     "state": "state",
     "postal_code": "postal_code",
 }
-PLAIN_COLUMNS = set(PatientRecordSerializer().fields) - {"address", "tags"}
-COLUMNS = PLAIN_COLUMNS | set(ADDRESS_COLUMNS) | {"tags"}
+# Marketing consent (DESIGN §5.8): the record's ``consent`` object, one column per channel.
+CONSENT_COLUMNS = {
+    "sms_marketing_consent": "sms_marketing",
+    "email_marketing_consent": "email_marketing",
+}
+PLAIN_COLUMNS = set(PatientRecordSerializer().fields) - {"address", "tags", "consent"}
+COLUMNS = PLAIN_COLUMNS | set(ADDRESS_COLUMNS) | set(CONSENT_COLUMNS) | {"tags"}
 
 
 class CsvFormatError(ValueError):
@@ -47,11 +52,14 @@ class CsvFormatError(ValueError):
 def _row_to_item(row: dict[str, str]) -> dict:
     item: dict = {}
     address: dict = {}
+    consent: dict = {}
     for column, raw in row.items():
         value = (raw or "").strip()
         if not value:
             continue
-        if column in ADDRESS_COLUMNS:
+        if column in CONSENT_COLUMNS:
+            consent[CONSENT_COLUMNS[column]] = value
+        elif column in ADDRESS_COLUMNS:
             address[ADDRESS_COLUMNS[column]] = value
         elif column == "tags":
             item["tags"] = [name.strip() for name in value.split(";") if name.strip()]
@@ -59,6 +67,8 @@ def _row_to_item(row: dict[str, str]) -> dict:
             item[column] = value
     if address:
         item["address"] = address
+    if consent:
+        item["consent"] = consent
     return item
 
 

@@ -9,7 +9,17 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from patients.models import LookupKind, OptOutSource, Patient, PatientTag, Sex, Tag
+from patients.consent import consent_change, consent_changes_record
+from patients.models import (
+    ConsentScope,
+    ConsentSource,
+    LookupKind,
+    OptOutSource,
+    Patient,
+    PatientTag,
+    Sex,
+    Tag,
+)
 from patients.signals import opt_out_changed
 from patients.sync.upsert import (
     UpsertResult,
@@ -90,14 +100,76 @@ def _opt_out_values(patient: Patient, record: dict, now: dt.datetime) -> dict:
     return values
 
 
+def _consent_values(patient: Patient, record: dict) -> dict:
+    """The marketing consent the record changes (its ``consent`` object, DESIGN §5.8)."""
+    values = {}
+    for channel in ("sms", "email"):
+        given = record.get("consent", {})
+        key = f"{channel}_marketing"
+        if key in given and given[key] is not getattr(patient, f"{key}_consent"):
+            values[f"{key}_consent"] = given[key]
+    return values
+
+
+def _ledger_rows(
+    *, practice: Practice, patient: Patient, before: dict, source: str, actor, now
+) -> list:
+    """Ledger rows for what the sync changed of the patient's opt-outs and consent."""
+    rows = []
+    for channel in ("sms", "email"):
+        for field, scope, granted in (
+            (f"{channel}_opt_out", ConsentScope.ALL, lambda v: not v),
+            (f"{channel}_marketing_consent", ConsentScope.MARKETING, lambda v: v),
+        ):
+            after = getattr(patient, field)
+            if before.get(field, None if scope == ConsentScope.MARKETING else False) != after:
+                rows.append(
+                    consent_change(
+                        practice=practice,
+                        patient=patient,
+                        channel=channel,
+                        scope=scope,
+                        granted=granted(after),
+                        source=source,
+                        actor=actor,
+                        at=now,
+                    )
+                )
+    return rows
+
+
+CONSENT_FIELDS = (
+    "sms_opt_out",
+    "email_opt_out",
+    "sms_marketing_consent",
+    "email_marketing_consent",
+)
+
+
 @transaction.atomic
-def patients_upsert(*, practice: Practice, records: list[dict], actor=None) -> UpsertResult:
+def patients_upsert(
+    *,
+    practice: Practice,
+    records: list[dict],
+    actor=None,
+    consent_source: str = ConsentSource.EMR,
+) -> UpsertResult:
     """Create or update patients from validated records (each with ``external_id`` and
-    ``_index``); a record the database refuses is reported, the others are written."""
-    return batch_upsert(_patients_write, records, practice=practice, actor=actor)
+    ``_index``); a record the database refuses is reported, the others are written.
+    Changes of opt-outs and marketing consent go to the consent ledger with
+    ``consent_source`` (``emr``: CSV and FHIR; ``api``: the REST records)."""
+    return batch_upsert(
+        _patients_write,
+        records,
+        practice=practice,
+        actor=actor,
+        consent_source=consent_source,
+    )
 
 
-def _patients_write(*, practice: Practice, records: list[dict], actor) -> UpsertResult:
+def _patients_write(
+    *, practice: Practice, records: list[dict], actor, consent_source: str = ConsentSource.EMR
+) -> UpsertResult:
     result = UpsertResult()
     now = timezone.now()
     lookup_ids = lookups_ensure(
@@ -123,6 +195,7 @@ def _patients_write(*, practice: Practice, records: list[dict], actor) -> Upsert
     to_update: list[Patient] = []
     update_fields: set[str] = set()
     opt_out_changes: list[tuple[Patient, dict, dict]] = []
+    consent_befores: list[tuple[Patient, dict]] = []
     first_visit_refresh: list[int] = []
     outcomes: dict[str, list] = {}
     for record in records:
@@ -133,14 +206,20 @@ def _patients_write(*, practice: Practice, records: list[dict], actor) -> Upsert
             patient.first_visit_date = values.get("emr_first_visit_date")
             _set_first_visit_parts(patient)
             opt_outs = _opt_out_values(patient, record, now)
-            for name, value in opt_outs.items():
+            for name, value in {**opt_outs, **_consent_values(patient, record)}.items():
                 setattr(patient, name, value)
             to_create.append(patient)
+            consent_befores.append((patient, {}))
             outcomes[patient.external_id] = [record["_index"], "created"]
             continue
         changed: set[str] = set()
         set_changed(patient, values, changed)
+        consent = _consent_values(patient, record)
         opt_outs = _opt_out_values(patient, record, now)
+        if consent or opt_outs:
+            consent_befores.append((patient, {k: getattr(patient, k) for k in CONSENT_FIELDS}))
+        if consent:
+            set_changed(patient, consent, changed)
         if opt_outs:
             before = {k: getattr(patient, k) for k in ("sms_opt_out", "email_opt_out")}
             set_changed(patient, opt_outs, changed)
@@ -169,6 +248,21 @@ def _patients_write(*, practice: Practice, records: list[dict], actor) -> Upsert
     )
     if first_visit_refresh:
         visit_facts_refresh(practice=practice, patient_ids=first_visit_refresh)
+    consent_changes_record(
+        [
+            row
+            for patient, before in consent_befores
+            if patient.pk is not None  # a refused record wrote nothing
+            for row in _ledger_rows(
+                practice=practice,
+                patient=patient,
+                before=before,
+                source=consent_source,
+                actor=actor,
+                now=now,
+            )
+        ]
+    )
     for patient, before, after in opt_out_changes:
         audit_record(
             practice=practice,

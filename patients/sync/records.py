@@ -267,6 +267,16 @@ def lookup_name() -> Callable[[Any], str]:
     return text(LOOKUP_NAME_LENGTH)
 
 
+def nullable_boolean(value) -> bool | None:
+    """True, False, or null (unknown)."""
+    return None if value is None else boolean(value)
+
+
+# Marketing consent per channel (DESIGN §5.8): true, false, or null (unknown).
+CONSENT_SPEC = {
+    "sms_marketing": Field(nullable_boolean),
+    "email_marketing": Field(nullable_boolean),
+}
 ADDRESS_SPEC = {
     "line1": Field(column(Patient, "address_line1")),
     "line2": Field(column(Patient, "address_line2")),
@@ -295,6 +305,7 @@ PATIENT_SPEC = {
     "tags": Field(names(TAG_NAME_LENGTH)),
     "sms_opt_out": Field(boolean),
     "email_opt_out": Field(boolean),
+    "consent": Field(nested(CONSENT_SPEC)),
 }
 CASE_SPEC = {
     "external_id": Field(external_id, required=True),
@@ -339,6 +350,15 @@ class AddressSerializer(serializers.Serializer):
     city = _column(Patient, "city")
     state = _column(Patient, "state")
     postal_code = _column(Patient, "postal_code")
+
+
+class ConsentSerializer(serializers.Serializer):
+    sms_marketing = serializers.BooleanField(
+        allow_null=True, required=False, help_text="Marketing texts: true, false or null."
+    )
+    email_marketing = serializers.BooleanField(
+        allow_null=True, required=False, help_text="Marketing email: true, false or null."
+    )
 
 
 def _name(**kwargs):
@@ -402,6 +422,7 @@ class PatientRecordSerializer(serializers.Serializer):
     tags = _names("Tag names; when present, replaces the patient's tags.", TAG_NAME_LENGTH)
     sms_opt_out = serializers.BooleanField(required=False)
     email_opt_out = serializers.BooleanField(required=False)
+    consent = ConsentSerializer(required=False)
 
 
 class CaseRecordSerializer(serializers.Serializer):

@@ -150,6 +150,8 @@ def test_the_design_example_round_trips(api):
     expected["goal"]["filters"] = {}
     # The experiment settings it leaves out take their defaults (DESIGN §5.9).
     expected |= {"holdout_percent": 0, "attribution_days": 30}
+    # The example names no purpose: a reactivation is marketing by default (DESIGN §5.8).
+    expected |= {"purpose": "marketing", "priority": 0}
     assert without_server_fields(created) == expected
     assert created["send_at"] is None
     assert created["sent_at"] is None

@@ -167,7 +167,9 @@ def test_email_hrefs_are_tracked_and_the_unsubscribe_footer_is_added(clinic):
     # The footer carries this message's own unsubscribe link, never tracked.
     token = UnsubscribeToken.objects.get(message=message)
     unsubscribe = f"{BASE}/unsubscribe/{token.token}/"
-    assert message.body.endswith(f'<a href="{unsubscribe}">Unsubscribe</a></p>')
+    assert f'<a href="{unsubscribe}">Unsubscribe</a></p>' in message.body
+    # A birthday is marketing: the practice's postal address comes last (DESIGN §5.8).
+    assert message.body.endswith(f">{clinic.practice.postal_address}</p>")
     assert unsubscribe_url_for(message) == unsubscribe
     assert UNSUBSCRIBE_RE.findall(message.body) == [unsubscribe]
     for url in [unsubscribe, *TRACKED_RE.findall(message.body)]:
@@ -187,9 +189,9 @@ def test_an_email_showing_its_unsubscribe_link_gets_no_footer(clinic):
     run(ny(2026, 6, 15, 10, 0))
     message = message_of(patient)
     unsubscribe = unsubscribe_url_for(message)
-    assert (
-        message.body
-        == f'<p>Hi. <a href="{unsubscribe}" rel="noopener noreferrer">Stop these</a></p>'
+    assert message.body == (
+        f'<p>Hi. <a href="{unsubscribe}" rel="noopener noreferrer">Stop these</a></p>'
+        f'<p style="font-size:12px;color:#666666">{clinic.practice.postal_address}</p>'
     )
     assert not TrackedLink.objects.exists()
 

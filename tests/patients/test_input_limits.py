@@ -90,6 +90,7 @@ def test_every_text_field_of_every_record_is_covered_here():
         "tags",
         "sms_opt_out",
         "email_opt_out",
+        "consent",
     }
     assert set(CASE_SPEC) - set(CASE_TEXT) == {"external_id", "patient_external_id", "diagnoses"}
     assert set(APPOINTMENT_SPEC) - set(APPOINTMENT_TEXT) == {

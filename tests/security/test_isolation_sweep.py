@@ -79,6 +79,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "settings_member_remove": Role.ADMINISTRATOR,
     "settings_practice": Role.ADMINISTRATOR,
     "settings_providers": Role.ADMINISTRATOR,
+    "settings_policy": Role.ADMINISTRATOR,
     "settings_api_keys": Role.ADMINISTRATOR,
     "settings_api_key_revoke": Role.ADMINISTRATOR,
     # Campaigns and templates: User Plus; template folders: Manager.
@@ -118,6 +119,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "patients:tag_add": Role.USER,
     "patients:tag_remove": Role.USER,
     "patients:opt_out": Role.USER,
+    "patients:marketing_consent": Role.USER,
     # Inbox: everyone; canned replies are kept by Managers.
     "messaging:inbox": Role.USER,
     "messaging:sandbox": Role.USER,
@@ -137,7 +139,7 @@ PAGE_ROLES: dict[str, Role | str] = {
 # API routes: the role a browser session needs, per method the endpoint implements (an API key
 # may use every one). The set of methods must match what the view implements.
 API_ROLES: dict[str, dict[str, Role]] = {
-    "api_practice": {"GET": Role.USER},
+    "api_practice": {"GET": Role.USER, "PATCH": Role.ADMINISTRATOR},
     "api_patients": {"GET": Role.USER},
     "api_patients_bulk": {"POST": Role.MANAGER},
     "api_patient": {"GET": Role.USER, "PUT": Role.MANAGER},
@@ -292,6 +294,7 @@ ROUTE_OBJECT_FACTORIES: dict[str, dict[str, dict[str, Variant]]] = {
         "patients:tag_add": {"patient": _patient},
         "patients:tag_remove": {"patient": _patient},
         "patients:opt_out": {"patient": _patient},
+        "patients:marketing_consent": {"patient": _patient},
         "messaging:canned_delete": {"canned reply": _canned_reply},
     },
     "external_id": {
@@ -314,6 +317,7 @@ PAGE_PAYLOADS: dict[str, dict] = {
     "campaigns:template_edit": {"name": "Taken over", "channel": "sms", "body": "Hi"},
     "patients:tag_add": {"name": "taken over"},
     "patients:opt_out": {"channel": "sms", "opted_out": "true"},
+    "patients:marketing_consent": {"channel": "sms", "granted": "true"},
     "messaging:reply": {"body": "Hello from another practice"},
 }
 API_PAYLOADS: dict[str, dict] = {
