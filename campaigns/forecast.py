@@ -55,7 +55,7 @@ from campaigns.selectors import audience
 from campaigns.timing import end_of_local_day, step_due
 from messaging.models import NOT_RECEIVED, MessageStatus, OutboundMessage
 from messaging.outbox.addresses import address_problem
-from messaging.outbox.window import next_sending_time
+from messaging.outbox.trust import sending_time
 from patients.models import UPCOMING_STATUSES, Appointment, Patient, PatientStatus
 
 FORECAST_DAYS = 7
@@ -72,6 +72,7 @@ PATIENT_FIELDS = (
     "sms_opt_out",
     "email_opt_out",
     "status",
+    "state",
 )
 
 
@@ -473,11 +474,13 @@ class _Plan:
         self.dues.sort(key=lambda d: (d.due, d.patient.pk, d.step))
         for item in self.dues:
             due = max(item.due, self.now)
-            goes = next_sending_time(
-                due,
-                start=practice.sending_window_start,
-                end=practice.sending_window_end,
-                tz=tz,
+            # Quiet hours, and for a marketing text the hours of the patient's state.
+            goes = sending_time(
+                practice=practice,
+                at=due,
+                channel=item.channel,
+                purpose=self.campaign.purpose or "",
+                patient_state=item.patient.state,
             ).astimezone(tz)
             if goes >= self.horizon and (item.expires is None or due >= self.horizon):
                 continue

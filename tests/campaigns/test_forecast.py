@@ -405,3 +405,24 @@ def test_held_out_patients_are_not_forecast(clinic):
     # The day after, the patients already in the campaign: held out ones still get nothing.
     after = campaign_forecast(birthday, now=ny(2026, 5, 14, 0, 5))
     assert {s.patient.pk for s in after.days[0].sends} == {pk for pk, _, _ in sent}
+
+
+def test_a_marketing_text_to_a_florida_patient_is_forecast_when_the_state_allows_it(clinic):
+    """State rules (DESIGN §5.8): a marketing text due at 20:30 goes out then to a New York
+    patient and at 08:00 the next morning to a Florida one, in the forecast as the ticks."""
+    florida = clinic.patient(phone="+13125550301", address={"state": "FL"})
+    new_york = clinic.patient(phone="+13125550302", address={"state": "NY"})
+    for patient in (florida, new_york):
+        clinic.visit(patient, ny(2026, 3, 1, 10, 0))
+    reactivation = drip(
+        clinic,
+        REACTIVATION,
+        enabled_at=LONG_AGO,
+        name="Evening reactivation",
+        schedule={"frequency": "daily", "time": "20:30"},
+    )
+    assert reactivation.purpose == "marketing"
+    forecasts = compare([reactivation], clinic)
+    days = forecasts[reactivation.pk].days
+    assert [(s.patient, f"{s.at:%H:%M}") for s in days[0].sends] == [(new_york, "20:30")]
+    assert [(s.patient, f"{s.at:%H:%M}") for s in days[1].sends] == [(florida, "08:00")]
