@@ -39,7 +39,8 @@ from messaging.outbox.status import message_transition, message_unsubscribed_rec
 from patients.models import OptOutSource, Patient
 from patients.services import patient_opt_out_set
 from trackstat.credentials import credentials_for
-from trackstat.models import Practice
+from trackstat.events import event_emit
+from trackstat.models import EventType, Practice
 from trackstat.validators import storable_text
 
 logger = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
     with transaction.atomic():
         try:
             with transaction.atomic():
-                InboundMessage.objects.create(
+                inbound = InboundMessage.objects.create(
                     practice=practice,
                     patient=patients[0] if patients else None,
                     from_number=from_number[:32],
@@ -276,6 +277,15 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
         except IntegrityError:
             logger.info("twilio inbound %s: already received", sid)
             return InboundResult(handled_as=handled_as, reply=reply)
+        if handled_as == InboundHandling.INBOX:
+            event_emit(
+                practice=practice,
+                type=EventType.INBOX_MESSAGE_RECEIVED,
+                data={
+                    "message_id": inbound.pk,
+                    "patient_external_id": patients[0].external_id if patients else None,
+                },
+            )
         if handled_as in (InboundHandling.STOP, InboundHandling.START):
             for patient in patients:
                 if handled_as == InboundHandling.STOP and not patient.sms_opt_out:

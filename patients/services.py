@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from patients.events import opt_out_event_emit
 from patients.models import (
     Patient,
     PatientTag,
@@ -117,6 +118,13 @@ def patient_opt_out_set(
         target=patient,
         before=before,
         after={key: opted_out, "source": source},
+    )
+    opt_out_event_emit(
+        practice=practice,
+        patient_external_id=patient.external_id,
+        channel=channel,
+        opted_out=opted_out,
+        source=source,
     )
     opt_out_changed.send(
         sender=Patient, practice=practice, patient=patient, channel=channel, opted_out=opted_out
