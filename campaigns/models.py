@@ -86,6 +86,9 @@ class MessageStep(models.Model):
     body = models.TextField()
     delay_value = models.PositiveIntegerField(default=0)
     delay_unit = models.CharField(max_length=10, choices=DelayUnit.choices, default=DelayUnit.DAYS)
+    # A text about an appointment that asks the patient to confirm (DESIGN §7): the practice's
+    # question is added to it, and the answer is read.
+    ask_confirmation = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["campaign", "position"]

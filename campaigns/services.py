@@ -66,6 +66,8 @@ def campaign_as_json(campaign: Campaign) -> dict:
                 "subject": step.subject,
                 "body": step.body,
                 "delay": {"value": step.delay_value, "unit": step.delay_unit},
+                # Only on texts that ask, so a campaign's JSON round-trips as written.
+                **({"ask_confirmation": True} if step.ask_confirmation else {}),
             }
             for step in campaign.steps.all()
         ],
@@ -96,6 +98,7 @@ def _steps_replace(campaign: Campaign, messages: list[dict]) -> None:
             body=message["body"],
             delay_value=message["delay"]["value"],
             delay_unit=message["delay"]["unit"],
+            ask_confirmation=bool(message.get("ask_confirmation")),
         )
         for position, message in enumerate(messages, start=1)
     )

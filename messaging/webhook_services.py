@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
+from messaging.confirmations.replies import confirmation_reply_apply
 from messaging.inbound import help_reply, inbound_keyword
 from messaging.models import (
     SENT_STATUSES,
@@ -278,6 +279,9 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
             logger.info("twilio inbound %s: already received", sid)
             return InboundResult(handled_as=handled_as, reply=reply)
         if handled_as == InboundHandling.INBOX:
+            # A reply to a reminder that asked is read as the answer (DESIGN §7); the text
+            # stays in the Inbox thread either way.
+            confirmation_reply_apply(practice=practice, inbound=inbound, patients=patients, now=now)
             event_emit(
                 practice=practice,
                 type=EventType.INBOX_MESSAGE_RECEIVED,

@@ -7,6 +7,8 @@ link, provider report); call it wherever an opt-out is recorded, in the same tra
 
 from __future__ import annotations
 
+import datetime as dt
+
 from trackstat.events import event_emit
 from trackstat.models import EventType, Practice
 
@@ -22,5 +24,22 @@ def opt_out_event_emit(
             "patient_external_id": patient_external_id,
             "channel": channel,
             "source": str(source),
+        },
+    )
+
+
+def confirmation_event_emit(*, practice: Practice, appointment, patient_external_id: str) -> None:
+    """``appointment.confirmation_changed``: the appointment's confirmation as it is now."""
+    at = appointment.confirmation_at
+    event_emit(
+        practice=practice,
+        type=EventType.APPOINTMENT_CONFIRMATION_CHANGED,
+        data={
+            "appointment_external_id": appointment.external_id,
+            "patient_external_id": patient_external_id,
+            "confirmation": appointment.confirmation,
+            "confirmation_at": (
+                at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if at else None
+            ),
         },
     )

@@ -202,10 +202,20 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         links = (
             {"UnsubscribeLink": unsubscribe_url(unsubscribe_token)} if unsubscribe_token else None
         )
+        asks = (
+            step.ask_confirmation
+            and step.channel == Channel.SMS
+            and enrollment.appointment_id is not None
+        )
+        step_body = (
+            f"{step.body}\n{campaign.practice.confirmation_wording('confirmation_request_text')}"
+            if asks
+            else step.body
+        )
         subject, body = render_message(
             channel=step.channel,
             subject=step.subject,
-            body=step.body,
+            body=step_body,
             patient=patient,
             practice=campaign.practice,
             appointment=enrollment.appointment,
@@ -246,7 +256,9 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         if to and enrollment.appointment_id:
             # Self-contained: if the appointment moves, the send re-renders the message from
             # the templates it was made from, whatever edits the campaign's steps had since.
-            message.subject_template, message.body_template = step.subject, step.body
+            message.subject_template, message.body_template = step.subject, step_body
+        if to and asks:
+            message.confirmation_appointment_id = enrollment.appointment_id
         messages.append(message)
         enrollment.steps_done = position
         if position < len(steps):

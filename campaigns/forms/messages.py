@@ -22,6 +22,7 @@ def step_row(message: dict) -> dict:
         "body": message.get("body", ""),
         "delay_value": str(delay.get("value", 0)),
         "delay_unit": delay.get("unit", DelayUnit.DAYS),
+        "ask_confirmation": bool(message.get("ask_confirmation")),
         "errors": {},
     }
 
@@ -40,6 +41,7 @@ def step_rows_from_post(data) -> list[dict]:
                 "body": data.get(prefix + "body", "").replace("\r\n", "\n"),
                 "delay_value": data.get(prefix + "delay_value", "0").strip(),
                 "delay_unit": data.get(prefix + "delay_unit", DelayUnit.DAYS),
+                "ask_confirmation": bool(data.get(prefix + "ask_confirmation")),
                 "errors": {},
             }
         )
@@ -49,6 +51,8 @@ def step_rows_from_post(data) -> list[dict]:
 def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None, dict]:
     """One step's values validated by ``MessageStepSerializer``: (message, errors)."""
     data = {"channel": row["channel"], "subject": row["subject"], "body": row["body"]}
+    if row.get("ask_confirmation") and row["channel"] == Channel.SMS:
+        data["ask_confirmation"] = True
     errors: dict[str, list[str]] = {}
     if with_delay:
         try:
@@ -69,6 +73,7 @@ def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None
         "subject": message["subject"],
         "body": message["body"],
         "delay": message["delay"],
+        **({"ask_confirmation": True} if message.get("ask_confirmation") else {}),
     }, {}
 
 

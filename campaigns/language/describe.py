@@ -119,6 +119,8 @@ def describe_goal(goal: dict | None) -> str:
             if goal.get("filters", {}).get(name)
         ]
         return f"{text} ({'; '.join(parts)})" if parts else text
+    if goal["type"] == "confirmed":
+        return "Ends when the patient confirms the appointment (by text, or the EMR says so)"
     text = "Ends when the patient clicks a link in a message"
     return f"{text} ({goal['url']})" if goal.get("url") else text
 

@@ -48,7 +48,10 @@ WEEKDAYS = list(WEEKDAY_LABELS)
 GOAL_TYPES = {
     "future_appointment": "The patient books a future appointment",
     "clicked_link": "The patient clicks a link in a message",
+    "confirmed": "The patient confirms the appointment (by text, or the EMR marks it confirmed)",
 }
+# The appointment-keyed triggers whose texts may ask the patient to confirm (DESIGN §7).
+CONFIRMATION_TRIGGERS = ("scheduled_appointment", "missed_appointment")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -100,6 +103,9 @@ def validate_goal(data) -> dict | None:
             "type": kind,
             "filters": {k: name_list(v, k) for k, v in filters.items() if v},
         }
+    if kind == "confirmed":
+        no_unknown(data, {"type"}, UNKNOWN_PARAMETER)
+        return {"type": kind}
     no_unknown(data, {"type", "url"}, UNKNOWN_PARAMETER)
     url = data.get("url")
     if url is not None:
@@ -138,6 +144,12 @@ class MessageStepSerializer(serializers.Serializer):
     )
     body = serializers.CharField(max_length=100_000)
     delay = serializers.DictField(required=False, help_text='{"value": 3, "unit": "days"}')
+    ask_confirmation = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A text of a scheduled_appointment or missed_appointment campaign that asks "
+        "the patient to reply C to confirm or R to reschedule (the practice's wording).",
+    )
 
     def validate_delay(self, value: dict) -> dict:
         if set(value) - {"value", "unit"}:
@@ -241,6 +253,18 @@ class CampaignSerializer(serializers.Serializer):
             data["trigger"], data["goal"], data["schedule"] = None, None, None
             if data.get("exclude_recent_days"):
                 errors["exclude_recent_days"] = ["Blast campaigns do not use it."]
+        has_appointment = (data.get("trigger") or {}).get("type") in CONFIRMATION_TRIGGERS
+        if (data.get("goal") or {}).get("type") == "confirmed" and not has_appointment:
+            errors.setdefault("goal", ["A confirmed goal needs a trigger with an appointment."])
+        ask_errors = [
+            {"ask_confirmation": ["Only a text of a campaign about an appointment can ask."]}
+            if message.get("ask_confirmation")
+            and (message.get("channel") != Channel.SMS or not has_appointment)
+            else {}
+            for message in messages
+        ]
+        if any(ask_errors) and "messages" not in errors:
+            errors["messages"] = ask_errors
         step_errors = _appointment_field_errors(messages, data.get("trigger"))
         if step_errors and "messages" not in errors:
             errors["messages"] = step_errors
