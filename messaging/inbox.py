@@ -213,6 +213,10 @@ class ThreadItem:
     status: str = ""
     status_label: str = ""
     subject: str = ""
+    # A reply to a reminder that asked (DESIGN §7): how it was read, about which appointment.
+    answer: str = ""
+    appointment_start: dt.datetime | None = None
+    appointment_confirmation: str = ""
 
 
 def inbox_thread_items(
@@ -227,8 +231,22 @@ def inbox_thread_items(
     else:
         inbound = inbound.filter(patient__isnull=True, from_number=number)
         outbound = OutboundMessage.objects.none()
+    inbound = inbound.select_related("confirmation_appointment")
     items = [
-        ThreadItem(at=m.received_at, body=m.body, theirs=True, channel=Channel.SMS) for m in inbound
+        ThreadItem(
+            at=m.received_at,
+            body=m.body,
+            theirs=True,
+            channel=Channel.SMS,
+            answer=m.confirmation_answer,
+            appointment_start=m.confirmation_appointment.start
+            if m.confirmation_appointment
+            else None,
+            appointment_confirmation=m.confirmation_appointment.get_confirmation_display()
+            if m.confirmation_appointment
+            else "",
+        )
+        for m in inbound
     ] + [
         ThreadItem(
             at=m.sent_at or m.created_at,

@@ -347,3 +347,38 @@ def test_the_sms_counter_counts_the_question(clinic, member_client):
     assert "1 segment" in plain.content.decode() or "1 message" in plain.content.decode()
     assert plain.content != asking.content
     assert str(140 + 1 + len("Reply C to confirm, R to reschedule")) in asking.content.decode()
+
+
+# --- what staff see ------------------------------------------------------------------------
+
+
+def test_staff_see_the_answer_on_the_patient_page_the_thread_and_the_worklist(
+    clinic, member_client
+):
+    reminder(clinic, goal=False)
+    ann = clinic.patient(phone="+13125550101", first_name="Ann")
+    bob = clinic.patient(phone="+13125550102", first_name="Bob")
+    clinic.appointment(ann, VISIT)
+    clinic.appointment(bob, VISIT + dt.timedelta(hours=1))
+    run(ASKED_AT)
+    reply(clinic, "need to move it", at=ASKED_AT + dt.timedelta(hours=1))
+    reply(clinic, "what time was it?", at=ASKED_AT + dt.timedelta(hours=1), from_number=bob.phone)
+    staff = member_client(Role.USER, clinic.practice)
+    with time_machine.travel(ASKED_AT + dt.timedelta(hours=2), tick=False):
+        page = staff.get(f"/patients/{ann.pk}/").content.decode()
+        assert "Asked to reschedule" in page
+        thread = staff.get(f"/inbox/{bob.pk}/").content.decode()
+        assert "not understood" in thread
+        worklist = staff.get("/patients/appointment-requests/")
+        assert worklist.status_code == 200
+        html = worklist.content.decode()
+        assert f"/patients/{ann.pk}/" in html
+        assert f"/patients/{bob.pk}/" not in html
+        asked = staff.get("/patients/appointment-requests/", {"confirmation": "requested"})
+        assert f"/patients/{bob.pk}/" in asked.content.decode()
+    other = member_client(Role.USER)
+    with time_machine.travel(ASKED_AT + dt.timedelta(hours=2), tick=False):
+        assert (
+            f"/patients/{ann.pk}/"
+            not in other.get("/patients/appointment-requests/").content.decode()
+        )

@@ -118,6 +118,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "patients:tag_add": Role.USER,
     "patients:tag_remove": Role.USER,
     "patients:opt_out": Role.USER,
+    "patients:appointment_requests": Role.USER,
     # Inbox: everyone; canned replies are kept by Managers.
     "messaging:inbox": Role.USER,
     "messaging:sandbox": Role.USER,
