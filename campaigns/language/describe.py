@@ -80,6 +80,8 @@ def describe_filters(filters: dict | None, *, can_see_financials: bool = True) -
         lines.append(
             f"Has a future appointment: {'yes' if filters['has_future_appointment'] else 'no'}"
         )
+    if filters.get("appointment_confirmations"):
+        lines.append("Appointment confirmation: " + _names(filters["appointment_confirmations"]))
     for name, (_kind, label) in LOOKUP_FILTERS.items():
         value = filters.get(name)
         if not value:

@@ -21,7 +21,7 @@ from campaigns.content.merge_fields import (
 )
 from campaigns.content.sms import SMS_MAX_LENGTH
 from campaigns.language.checks import name_list, no_unknown, one_of, required, whole_number
-from campaigns.language.filters import APPOINTMENT_FILTERS, validate_filters
+from campaigns.language.filters import GOAL_APPOINTMENT_FILTERS, validate_filters
 from campaigns.language.triggers import (
     UNKNOWN_PARAMETER,
     is_continuous,
@@ -95,7 +95,7 @@ def validate_goal(data) -> dict | None:
     if kind == "future_appointment":
         no_unknown(data, {"type", "filters"}, UNKNOWN_PARAMETER)
         filters = data.get("filters") or {}
-        if not isinstance(filters, dict) or set(filters) - set(APPOINTMENT_FILTERS):
+        if not isinstance(filters, dict) or set(filters) - set(GOAL_APPOINTMENT_FILTERS):
             raise serializers.ValidationError(
                 {"filters": ["An object with appointment_purposes and/or providers."]}
             )

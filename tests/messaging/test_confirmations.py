@@ -382,3 +382,50 @@ def test_staff_see_the_answer_on_the_patient_page_the_thread_and_the_worklist(
             f"/patients/{ann.pk}/"
             not in other.get("/patients/appointment-requests/").content.decode()
         )
+
+
+def test_an_appointment_filter_reminds_again_only_who_has_not_confirmed(clinic):
+    reminder(clinic, goal=False)
+    drip(
+        clinic,
+        {"type": "scheduled_appointment", "when": "days_before", "days": 1},
+        enabled_at=ny(2026, 11, 1),
+        name="Not confirmed yet",
+        filters={"appointment_confirmations": ["none", "requested"]},
+        messages=[sms("Please confirm your visit {{AppointmentDate}}.")],
+    )
+    ann = clinic.patient(phone="+13125550101")
+    bob = clinic.patient(phone="+13125550102")
+    clinic.appointment(ann, VISIT)
+    clinic.appointment(bob, VISIT)
+    run(ASKED_AT)
+    reply(clinic, "C", at=ASKED_AT + dt.timedelta(hours=1))
+    run(ASKED_AT + dt.timedelta(days=1))
+    names = {
+        p.external_id: list(
+            OutboundMessage.objects.filter(patient=p, sent_at__isnull=False)
+            .exclude(campaign=None)
+            .values_list("campaign__name", flat=True)
+        )
+        for p in (ann, bob)
+    }
+    assert "Not confirmed yet" not in names[ann.external_id]
+    assert "Not confirmed yet" in names[bob.external_id]
+
+
+def test_the_confirmation_filter_refuses_unknown_values(clinic):
+    key = api_key_create(practice=clinic.practice, name="EMR").secret
+    api = Client(headers={"Authorization": f"Api-Key {key}"})
+    response = api.post(
+        "/api/v1/campaigns",
+        {
+            "name": "x",
+            "trigger": REMINDER,
+            "schedule": {"frequency": "daily", "time": "10:00"},
+            "filters": {"appointment_confirmations": ["maybe"]},
+            "messages": [sms("hi")],
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "appointment_confirmations" in response.json()["errors"]["filters"]
