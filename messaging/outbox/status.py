@@ -16,6 +16,15 @@ from patients.models import Patient
 from trackstat.events import event_emit
 from trackstat.models import EventType
 
+# What the EMR hears as ``message.failed`` (DESIGN §4.1.1): the message did not reach the
+# patient (the report's Errors and Bounced).
+FAILED_STATUSES = (
+    MessageStatus.FAILED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.BOUNCED,
+    MessageStatus.DROPPED,
+)
+
 
 def may_move(current: str, new: str) -> bool:
     """Forward only; the one way back is sending → queued, a retry the provider never took."""
@@ -71,7 +80,7 @@ def message_transition(
     message.save(
         update_fields=["status", "status_reason", "report_pending", "updated_at", *(fields or {})]
     )
-    if status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED) and not message.is_test:
+    if status in FAILED_STATUSES and not message.is_test:
         message_failed_event_emit(message)
     return True
 

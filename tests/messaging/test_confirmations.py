@@ -429,3 +429,49 @@ def test_the_confirmation_filter_refuses_unknown_values(clinic):
     )
     assert response.status_code == 400
     assert "appointment_confirmations" in response.json()["errors"]["filters"]
+
+
+def test_the_wizard_toggle_round_trips_through_the_step_rows():
+    from django.http import QueryDict
+
+    from campaigns.forms.messages import message_validate, step_row, step_rows_from_post
+
+    posted = QueryDict(mutable=True)
+    posted.update(
+        {
+            "step-0-channel": "sms",
+            "step-0-body": "See you {{AppointmentDate}}",
+            "step-0-delay_value": "0",
+            "step-0-delay_unit": "days",
+            "step-0-ask_confirmation": "on",
+            "step-1-channel": "sms",
+            "step-1-body": "Tomorrow!",
+            "step-1-delay_value": "1",
+            "step-1-delay_unit": "days",
+        }
+    )
+    first, second = step_rows_from_post(posted)
+    assert (first["ask_confirmation"], second["ask_confirmation"]) == (True, False)
+    message, errors = message_validate(first)
+    assert errors == {}
+    assert message["ask_confirmation"] is True
+    assert "ask_confirmation" not in message_validate(second)[0]
+    assert step_row(message)["ask_confirmation"] is True
+
+
+def test_the_wizard_offers_the_toggle_only_for_appointment_reminders(clinic):
+    from campaigns.views.wizard_messages import _messages_context
+
+    class Draft:
+        practice = clinic.practice
+        draft = {"trigger": REMINDER, "schedule": {"frequency": "daily", "time": "10:00"}}
+
+    class Request:
+        POST = {}
+
+    rows = [{"body": "x" * 10, "ask_confirmation": True}]
+    context = _messages_context(Request(), Draft(), rows)
+    assert context["can_ask_confirmation"] is True
+    assert rows[0]["sms"]["length"] == 10 + 1 + len("Reply C to confirm, R to reschedule")
+    Draft.draft = {"trigger": {"type": "birthday"}, "schedule": None}
+    assert _messages_context(Request(), Draft(), [])["can_ask_confirmation"] is False

@@ -679,3 +679,14 @@ def test_an_inbox_text_emits_inbox_message_received(practice, patient):
             {"patient_external_id": patient.external_id, "channel": "sms", "source": "sms_reply"},
         ),
     ]
+
+
+def test_a_bounced_email_emits_message_failed(sendgrid_key, patient):
+    from trackstat.models import Event
+
+    message = outbound(patient, channel="email", provider_id="")
+    sendgrid_post(sendgrid_key, [sg_event(message, "bounce", "sgb1", reason="550 no such user")])
+    (event,) = Event.objects.filter(practice=patient.practice, type="message.failed")
+    assert event.data["message_id"] == message.pk
+    assert event.data["channel"] == "email"
+    assert "pat@example.test" not in json.dumps(event.data)
