@@ -6,13 +6,14 @@ Deterministic rules over normalized text, in this order, so a reader can follow 
    ("can't" → "cant"), emoji and symbols mapped to words (👍 ✅ 👌 → "yes"), punctuation other
    than "?" turned into spaces, letters repeated three or more times squeezed ("yesss").
 2. Empty → unclear.
-3. The practice's own codes, alone: C (confirm), R (reschedule).
+3. The practice's own codes, alone or with polite words: C (confirm), R (reschedule)
+   ("R please").
 4. Reschedule wording anywhere ("reschedule", "move it", "another day", "can I come at 3")
    wins over everything: a patient who asks for another time wants a call, whatever else
    they said ("yes but can I come at 3?", "cant make it, can we do friday").
 5. Cancel wording anywhere ("cancel my appointment", "cant make it", "wont be there").
-6. A question (a "?" or a question word first) with nothing above → unclear: a person answers
-   ("what time was it?", "ok where do I park?").
+6. A question (a "?" or a question word first), or news such as "running late", with nothing
+   above → unclear: a person answers ("what time was it?", "ok where do I park?").
 7. Confirm wording ("yes", "ok", "see you then", "confirmed", 👍) with nothing above → confirm.
 8. Anything else → unclear (the Inbox).
 
@@ -73,7 +74,7 @@ RESCHEDULE = re.compile(
     r"|change (it|my|the|this|that|appt|appointment|time|day|date)\b"
     r"|push (it|my|the|this) (back|out)|push back"
     r"|(another|different|other|new|later|earlier) (time|day|date|slot|appt|appointment)"
-    r"|(a|any) ?(later|earlier) one"
+    r"|(a|any) ?(later|earlier) one|(anything|something) (later|earlier)"
     r"|can (i|we) (come|do|make it|switch|go) "
     r"|could (i|we) (come|do|make it|switch) "
     r"|(switch|swap) (it|my|the|to|times?)\b"
@@ -88,6 +89,7 @@ CANCEL = re.compile(
     r"|not able to|wont be able to|cant be able to) "
     r"(make|come|go|attend|be there|be in|do|keep)"
     r"|(cant|cannot|can not|wont|not) (make it|come|be there|be able)"
+    r"|(not going to|not gonna|wont|will not|wont be|am not|im not) (be )?able to"
     r"|not (coming|going to make|gonna make)"
     r"|(need|have|want|going) to (drop|skip) (it|my|the|this)"
     r"|call(ing)? (it )?off"
@@ -111,6 +113,10 @@ QUESTION_START = re.compile(
     r"^(what|when|where|who|which|why|how|is|are|do|does|did|was|were|am i|could|should"
     r"|would|is it|whats|wheres|whens)\b"
 )
+# News for staff, not an answer ("on my way but running late").
+NOT_AN_ANSWER = re.compile(r"\b(running late|be late|running behind|late today)\b")
+# Polite words around a code ("R please", "C thanks") leave it a code.
+FILLER = re.compile(r"\b(please|pls|plz|thanks|thank you|thx|ty|ok|okay)\b")
 NEGATED_CONFIRM = re.compile(r"\b(not|no|dont|nope|nah|never)\b")
 NOT_NEGATIONS = re.compile(r"\b(no (problem|worries|prob|probs)|not a problem)\b")
 SQUEEZE = re.compile(r"([a-z])\1{2,}")
@@ -140,13 +146,14 @@ def classify_reply(text: str) -> Answer:
     bare = words.replace("?", "").strip()
     if not bare:
         return Answer.UNCLEAR
-    if bare in CODES:
-        return CODES[bare]
+    code = " ".join(FILLER.sub(" ", bare).split())
+    if code in CODES:
+        return CODES[code]
     if RESCHEDULE.search(bare):
         return Answer.RESCHEDULE
     if CANCEL.search(bare):
         return Answer.CANCEL
-    if "?" in words or QUESTION_START.match(bare):
+    if "?" in words or QUESTION_START.match(bare) or NOT_AN_ANSWER.search(bare):
         return Answer.UNCLEAR
     if CONFIRM.search(bare) and not NEGATED_CONFIRM.search(NOT_NEGATIONS.sub("", bare)):
         return Answer.CONFIRM

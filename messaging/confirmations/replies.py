@@ -146,6 +146,7 @@ def confirmation_reply_apply(
     patient = next((p for p in patients if p.pk == reading.appointment.patient_id), patients[0])
     text = acknowledgement_text(practice=practice, reading=reading)
     to = inbound.from_number
+    # After the answer committed; a failure to send it is logged and never undoes the answer.
     transaction.on_commit(
         lambda: message_send_now(
             practice=practice,
@@ -154,6 +155,7 @@ def confirmation_reply_apply(
             to=to,
             body=text,
             patient=patient,
-        )
+        ),
+        robust=True,
     )
     return reading
