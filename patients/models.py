@@ -289,7 +289,10 @@ class Appointment(models.Model):
     booked_at = models.DateTimeField()
     # The patient's answer to a reminder that asked (DESIGN §7), and when it last changed.
     confirmation = models.CharField(
-        max_length=24, choices=Confirmation.choices, default=Confirmation.NONE
+        max_length=24,
+        choices=Confirmation.choices,
+        default=Confirmation.NONE,
+        db_default=Confirmation.NONE,  # rows written outside the ORM (bulk loads) too
     )
     confirmation_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -82,6 +82,15 @@ class WebhookSerializer(serializers.Serializer):
     events = serializers.ListField(child=serializers.CharField())
 
 
+class WebhookListSerializer(serializers.Serializer):
+    """The list shape of the API (every webhook on one page: a practice has at most 20)."""
+
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = WebhookSerializer(many=True)
+
+
 class WebhookCreatedSerializer(WebhookSerializer):
     secret = serializers.CharField(help_text="Shown only in this answer; keep it.")
 
@@ -95,7 +104,7 @@ class WebhookListApi(APIView):
 
     required_role = Role.ADMINISTRATOR
 
-    @extend_schema(responses=WebhookSerializer(many=True))
+    @extend_schema(responses=WebhookListSerializer)
     def get(self, request):
         endpoints = WebhookEndpoint.objects.filter(practice=request.practice).order_by("pk")
         results = [_webhook_json(e) for e in endpoints]

@@ -104,16 +104,16 @@ class Practice(models.Model):
     # acknowledgement per answer ({{AppointmentDate}} and {{AppointmentTime}} are filled in).
     # Blank means the default wording (``confirmation_wording``).
     confirmation_request_text = models.CharField(
-        "confirmation question", max_length=160, blank=True
+        "confirmation question", max_length=160, blank=True, db_default=""
     )
     confirmation_ack_confirmed = models.CharField(
-        "acknowledgement of a confirmation", max_length=320, blank=True
+        "acknowledgement of a confirmation", max_length=320, blank=True, db_default=""
     )
     confirmation_ack_cancel = models.CharField(
-        "acknowledgement of a cancellation request", max_length=320, blank=True
+        "acknowledgement of a cancellation request", max_length=320, blank=True, db_default=""
     )
     confirmation_ack_reschedule = models.CharField(
-        "acknowledgement of a reschedule request", max_length=320, blank=True
+        "acknowledgement of a reschedule request", max_length=320, blank=True, db_default=""
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
