@@ -104,6 +104,9 @@ class MessageStep(models.Model):
     # instead of ``subject``/``body`` (which then hold the first variant's, for the pages
     # that show one text per step). Empty: not a variant step.
     variants = models.JSONField(default=list, db_default=[], blank=True)
+    # A text about an appointment that asks the patient to confirm (DESIGN §7): the practice's
+    # question is added to it, and the answer is read.
+    ask_confirmation = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["campaign", "position"]

@@ -69,6 +69,8 @@ def _step_json(step: MessageStep) -> dict:
         "channel": step.channel,
         **text,
         "delay": {"value": step.delay_value, "unit": step.delay_unit},
+        # Only on texts that ask, so a campaign's JSON round-trips as written.
+        **({"ask_confirmation": True} if step.ask_confirmation else {}),
     }
 
 
@@ -116,6 +118,7 @@ def _steps_replace(campaign: Campaign, messages: list[dict]) -> None:
             delay_value=message["delay"]["value"],
             delay_unit=message["delay"]["unit"],
             variants=message.get("variants") or [],
+            ask_confirmation=bool(message.get("ask_confirmation")),
         )
         for position, message in enumerate(messages, start=1)
     )

@@ -214,6 +214,10 @@ class ThreadItem:
     status_label: str = ""
     subject: str = ""
     might_be_opt_out: bool = False
+    # A reply to a reminder that asked (DESIGN §7): how it was read, about which appointment.
+    answer: str = ""
+    appointment_start: dt.datetime | None = None
+    appointment_confirmation: str = ""
 
 
 def inbox_thread_items(
@@ -228,6 +232,7 @@ def inbox_thread_items(
     else:
         inbound = inbound.filter(patient__isnull=True, from_number=number)
         outbound = OutboundMessage.objects.none()
+    inbound = inbound.select_related("confirmation_appointment")
     items = [
         ThreadItem(
             at=m.received_at,
@@ -235,6 +240,13 @@ def inbox_thread_items(
             theirs=True,
             channel=Channel.SMS,
             might_be_opt_out=m.might_be_opt_out,
+            answer=m.confirmation_answer,
+            appointment_start=m.confirmation_appointment.start
+            if m.confirmation_appointment
+            else None,
+            appointment_confirmation=m.confirmation_appointment.get_confirmation_display()
+            if m.confirmation_appointment
+            else "",
         )
         for m in inbound
     ] + [

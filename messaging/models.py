@@ -111,6 +111,11 @@ class OutboundMessage(models.Model):
     # edits the campaign's steps had since (a message is self-contained).
     subject_template = models.CharField(max_length=200, blank=True, default="", db_default="")
     body_template = models.TextField(blank=True, default="", db_default="")
+    # The appointment this text asks the patient to confirm (DESIGN §7); a reply within 72
+    # hours of the latest such text is read as the answer.
+    confirmation_appointment = models.ForeignKey(
+        "patients.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(
         max_length=20, choices=MessageStatus.choices, default=MessageStatus.QUEUED
     )
@@ -316,6 +321,12 @@ class InboundMessage(models.Model):
     handled_as = models.CharField(max_length=10, choices=InboundHandling.choices)
     # An Inbox reply the opt-out rules were unsure about: staff see "might be an opt-out".
     might_be_opt_out = models.BooleanField(default=False, db_default=False)
+    # A reply to a reminder that asked (DESIGN §7): the appointment it is about and how it
+    # was read (``confirm``, ``cancel``, ``reschedule`` or ``unclear``); blank otherwise.
+    confirmation_appointment = models.ForeignKey(
+        "patients.Appointment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    confirmation_answer = models.CharField(max_length=12, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-received_at", "-id"]

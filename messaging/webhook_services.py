@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from sendgrid.helpers.eventwebhook import EventWebhook
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
+from messaging.confirmations.replies import confirmation_reply_apply
 from messaging.inbound import help_reply, inbound_keyword, opt_out_confirmation
 from messaging.models import (
     SENT_STATUSES,
@@ -40,7 +41,8 @@ from messaging.outbox.status import message_transition, message_unsubscribed_rec
 from patients.models import ConsentSource, OptOutSource, Patient
 from patients.services import patient_opt_out_set
 from trackstat.credentials import credentials_for
-from trackstat.models import Practice
+from trackstat.events import event_emit
+from trackstat.models import EventType, Practice
 from trackstat.validators import storable_text
 
 logger = logging.getLogger(__name__)
@@ -273,7 +275,7 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
     with transaction.atomic():
         try:
             with transaction.atomic():
-                InboundMessage.objects.create(
+                inbound = InboundMessage.objects.create(
                     practice=practice,
                     patient=patients[0] if patients else None,
                     from_number=from_number[:32],
@@ -306,6 +308,18 @@ def twilio_inbound_receive(*, params: Mapping[str, str], now: dt.datetime) -> In
             # would refuse it anyway).
             if newly:
                 reply = opt_out_confirmation(practice_name=practice.name)
+        if handled_as == InboundHandling.INBOX:
+            # A reply to a reminder that asked is read as the answer (DESIGN §7); the text
+            # stays in the Inbox thread either way.
+            confirmation_reply_apply(practice=practice, inbound=inbound, patients=patients, now=now)
+            event_emit(
+                practice=practice,
+                type=EventType.INBOX_MESSAGE_RECEIVED,
+                data={
+                    "message_id": inbound.pk,
+                    "patient_external_id": patients[0].external_id if patients else None,
+                },
+            )
         if handled_as in (InboundHandling.STOP, InboundHandling.START):
             for patient in patients:
                 if handled_as == InboundHandling.STOP and not patient.sms_opt_out:

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from patients import selectors
-from patients.models import ConsentSource
+from patients.models import Confirmation, ConsentSource
 from patients.serializers import (
     AppointmentOutputSerializer,
     CaseOutputSerializer,
@@ -43,7 +43,7 @@ from patients.sync.upsert import UpsertResult
 from trackstat.api_auth import actor_of
 from trackstat.api_errors import query_param
 from trackstat.models import ApiKey, Role
-from trackstat.validators import parse_external_id
+from trackstat.validators import parse_external_id, parse_instant
 
 BulkResultSerializer = inline_serializer(
     "BulkResult",
@@ -272,7 +272,23 @@ class CaseDetailApi(RecordDetailApi):
 class AppointmentListApi(ListAPIView):
     serializer_class = AppointmentOutputSerializer
 
-    @extend_schema(parameters=[OpenApiParameter("patient", str, description="external id")])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("patient", str, description="external id"),
+            OpenApiParameter(
+                "confirmation",
+                str,
+                enum=Confirmation.values,
+                description="Only appointments with this confirmation (DESIGN §4.1.1).",
+            ),
+            OpenApiParameter(
+                "changed_since",
+                str,
+                description="ISO 8601 with offset: only appointments whose confirmation_at "
+                "is at or after it.",
+            ),
+        ]
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -281,6 +297,16 @@ class AppointmentListApi(ListAPIView):
         patient = query_param(self.request, "patient", parse_external_id)
         if patient:
             appointments = appointments.filter(patient__external_id=patient)
+        confirmation = self.request.query_params.get("confirmation", "").strip()
+        if confirmation:
+            if confirmation not in Confirmation.values:
+                raise ValidationError(
+                    {"confirmation": ["Use one of: " + ", ".join(Confirmation.values) + "."]}
+                )
+            appointments = appointments.filter(confirmation=confirmation)
+        changed_since = query_param(self.request, "changed_since", parse_instant)
+        if changed_since is not None:
+            appointments = appointments.filter(confirmation_at__gte=changed_since)
         return appointments.order_by("-start", "-id")
 
 

@@ -278,6 +278,16 @@ class AppointmentStatus(models.TextChoices):
     RESCHEDULED = "rescheduled", "Rescheduled"
 
 
+class Confirmation(models.TextChoices):
+    """What the patient answered a reminder that asked (DESIGN §7)."""
+
+    NONE = "none", "Not asked"
+    REQUESTED = "requested", "Asked"
+    CONFIRMED = "confirmed", "Confirmed"
+    CANCEL_REQUESTED = "cancel_requested", "Asked to cancel"
+    RESCHEDULE_REQUESTED = "reschedule_requested", "Asked to reschedule"
+
+
 VISIT_STATUSES = (AppointmentStatus.CHECKED_IN, AppointmentStatus.COMPLETED)
 # Appointments that no longer take place: they are nobody's "last scheduled" appointment.
 CANCELLED_STATUSES = (AppointmentStatus.CANCELLED, AppointmentStatus.RESCHEDULED)
@@ -304,6 +314,14 @@ class Appointment(models.Model):
     services = models.ManyToManyField(Lookup, through="AppointmentService", related_name="+")
     # When the EMR booked it; the time we first received it when the EMR does not say.
     booked_at = models.DateTimeField()
+    # The patient's answer to a reminder that asked (DESIGN §7), and when it last changed.
+    confirmation = models.CharField(
+        max_length=24,
+        choices=Confirmation.choices,
+        default=Confirmation.NONE,
+        db_default=Confirmation.NONE,  # rows written outside the ORM (bulk loads) too
+    )
+    confirmation_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -323,6 +341,10 @@ class Appointment(models.Model):
             models.Index(fields=["patient", "start"], name="appointment_patient_start"),
             models.Index(fields=["case", "start"], name="appointment_case_start"),
             models.Index(fields=["updated_at"], name="appointment_updated_at"),
+            models.Index(
+                fields=["practice", "confirmation", "confirmation_at"],
+                name="appointment_confirmation",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db.models import Prefetch, Q, QuerySet
 
 from patients.models import Appointment, Case, Lookup, Patient, PatientStatus, Tag
@@ -81,4 +83,16 @@ def patient_ids_by_external_id(practice: Practice, external_ids) -> dict[str, in
         Patient.objects.filter(practice=practice, external_id__in=set(external_ids)).values_list(
             "external_id", "pk"
         )
+    )
+
+
+def appointments_by_confirmation(
+    *, practice: Practice, confirmation: str, since: dt.datetime
+) -> QuerySet[Appointment]:
+    """The practice's appointments starting at or after ``since`` with this confirmation,
+    soonest first, with their patients (the reschedule-requests worklist)."""
+    return (
+        Appointment.objects.filter(practice=practice, confirmation=confirmation, start__gte=since)
+        .select_related("patient", "provider", "purpose")
+        .order_by("start", "id")
     )

@@ -139,6 +139,8 @@ class AppointmentOutputSerializer(serializers.ModelSerializer):
             "purpose",
             "provider",
             "services",
+            "confirmation",
+            "confirmation_at",
             "created_at",
             "updated_at",
         ]

@@ -6,6 +6,7 @@ other actions (an inbound STOP, a provider's report), so it joins the caller's t
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -14,7 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from patients.consent import SOURCE_OF_OPT_OUT, consent_change, consent_changes_record
+from patients.events import confirmation_event_emit, opt_out_event_emit
 from patients.models import (
+    Appointment,
+    Confirmation,
     ConsentScope,
     Patient,
     PatientTag,
@@ -143,7 +147,44 @@ def patient_opt_out_set(
         before=before,
         after={key: opted_out, "source": source},
     )
+    opt_out_event_emit(
+        practice=practice,
+        patient_external_id=patient.external_id,
+        channel=channel,
+        opted_out=opted_out,
+        source=source,
+    )
     opt_out_changed.send(
         sender=Patient, practice=practice, patient=patient, channel=channel, opted_out=opted_out
     )
     return patient
+
+
+def appointment_confirmation_set(
+    *,
+    practice: Practice,
+    appointment: Appointment,
+    confirmation: str,
+    at: datetime.datetime,
+) -> bool:
+    """Set an appointment's confirmation (DESIGN §7) and tell the EMR
+    (``appointment.confirmation_changed``). Joins the caller's transaction. Answers whether it
+    changed; the same answer again changes nothing and emits nothing."""
+    if confirmation not in Confirmation.values:
+        raise ValidationError({"confirmation": "Not a confirmation value."})
+    appointment = (
+        Appointment.objects.select_for_update()
+        .select_related("patient")
+        .get(pk=appointment.pk, practice=practice)
+    )
+    if appointment.confirmation == confirmation:
+        return False
+    appointment.confirmation = confirmation
+    appointment.confirmation_at = at
+    appointment.save(update_fields=["confirmation", "confirmation_at", "updated_at"])
+    confirmation_event_emit(
+        practice=practice,
+        appointment=appointment,
+        patient_external_id=appointment.patient.external_id,
+    )
+    return True

@@ -8,6 +8,8 @@ add to the detail page (``patients.panels``) are their views, loaded by htmx.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -15,6 +17,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -28,7 +31,7 @@ from patients.forms import (
     PatientSearchForm,
     TagAddForm,
 )
-from patients.models import ConsentSource, OptOutSource, Patient, Tag
+from patients.models import Confirmation, ConsentSource, OptOutSource, Patient, Tag
 from patients.panels import patient_panels
 from patients.sync.csv import COLUMNS as CSV_COLUMNS
 from patients.sync.csv import CsvFormatError, patients_csv_import
@@ -385,3 +388,30 @@ def patients_import(request: PracticeRequest) -> HttpResponse:
         "columns": sorted(CSV_COLUMNS),
     }
     return render(request, "patients/import.html", context, status=status)
+
+
+CONFIRMATION_WORKLIST_CHOICES = [
+    (Confirmation.RESCHEDULE_REQUESTED, "Asked to reschedule"),
+    (Confirmation.CANCEL_REQUESTED, "Asked to cancel"),
+    (Confirmation.REQUESTED, "Asked, no answer yet"),
+    (Confirmation.CONFIRMED, "Confirmed"),
+]
+
+
+@role_required(Role.USER)
+def appointment_requests(request: PracticeRequest) -> HttpResponse:
+    """The worklist of patients' answers to reminders (DESIGN §7): by default the upcoming
+    appointments whose patient asked to reschedule, soonest first, to call them back."""
+    confirmation = request.GET.get("confirmation") or Confirmation.RESCHEDULE_REQUESTED
+    if confirmation not in dict(CONFIRMATION_WORKLIST_CHOICES):
+        confirmation = Confirmation.RESCHEDULE_REQUESTED
+    since = timezone.now() - dt.timedelta(hours=12)
+    appointments = selectors.appointments_by_confirmation(
+        practice=request.practice, confirmation=confirmation, since=since
+    )
+    page = Paginator(appointments, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "patients/appointment_requests.html",
+        {"page": page, "confirmation": confirmation, "choices": CONFIRMATION_WORKLIST_CHOICES},
+    )

@@ -45,6 +45,12 @@ app.conf.update(
             "schedule": 30.0,
             "options": {"expires": 25},
         },
+        # Outbound webhooks to EMR connectors, due in the database (DESIGN §4.1.1).
+        "send-webhook-deliveries": {
+            "task": "trackstat.tasks.send_webhook_deliveries_task",
+            "schedule": crontab(minute="*"),
+            "options": {"expires": 55},
+        },
         "reconcile-messages": {
             "task": "messaging.tasks.reconcile_messages_task",
             "schedule": crontab(minute="*/5"),

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
 from trackstat.client_address import client_address
-from trackstat.models import Practice, Role, User
+from trackstat.models import CONFIRMATION_WORDING_DEFAULTS, Practice, Role, User
 from trackstat.phones import phone_to_e164
 from trackstat.services import PRACTICE_SETTINGS_FIELDS
 from trackstat.throttle import login_failure_record, login_is_locked, login_success_record
@@ -77,7 +77,18 @@ class PracticeSettingsForm(forms.ModelForm):
             "sending_window_start": "No SMS before this local time (08:00 at the earliest).",
             "sending_window_end": "No SMS after this local time (21:00 at the latest).",
             "sms_from": "The number patients receive texts from, e.g. (312) 555-0199.",
+            "confirmation_request_text": "Added to reminder texts that ask the patient to "
+            "confirm. Leave empty for the default.",
+            "confirmation_ack_confirmed": "Texted back once when a patient confirms; "
+            "{{AppointmentDate}} and {{AppointmentTime}} are filled in. Empty: the default.",
+            "confirmation_ack_cancel": "Texted back once when a patient asks to cancel.",
+            "confirmation_ack_reschedule": "Texted back once when a patient asks to reschedule.",
         }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name, default in CONFIRMATION_WORDING_DEFAULTS.items():
+            self.fields[name].widget.attrs.update(placeholder=default, size=70)
 
     def clean_phone(self) -> str:
         return e164_or_blank(self.cleaned_data.get("phone", ""))

@@ -14,6 +14,16 @@ E164_VALIDATOR = RegexValidator(r"^\+[1-9]\d{6,14}$", "Enter a phone number in E
 # A sender number belongs to one practice: inbound texts are routed by it (DESIGN §7).
 SMS_FROM_TAKEN = "sms_from_taken"
 SMS_FROM_TAKEN_MESSAGE = "Another practice already uses this sender phone number."
+CONFIRMATION_WORDING_DEFAULTS = {
+    "confirmation_request_text": "Reply C to confirm, R to reschedule",
+    "confirmation_ack_confirmed": (
+        "Thanks, you're confirmed for {{AppointmentDate}} at {{AppointmentTime}}."
+    ),
+    "confirmation_ack_cancel": (
+        "We got your request to cancel your {{AppointmentDate}} visit — we'll call you."
+    ),
+    "confirmation_ack_reschedule": "We got your request to reschedule — we'll call you.",
+}
 
 
 def validate_time_zone(value: str) -> None:
@@ -106,6 +116,21 @@ class Practice(models.Model):
     online_scheduling_url = models.URLField(blank=True)
     # Only the keys the practice set; ``policy`` merges them over the defaults.
     messaging_policy = models.JSONField(default=dict, blank=True)
+    # Confirmations (DESIGN §7): the question an asking reminder ends with, and the one
+    # acknowledgement per answer ({{AppointmentDate}} and {{AppointmentTime}} are filled in).
+    # Blank means the default wording (``confirmation_wording``).
+    confirmation_request_text = models.CharField(
+        "confirmation question", max_length=160, blank=True, db_default=""
+    )
+    confirmation_ack_confirmed = models.CharField(
+        "acknowledgement of a confirmation", max_length=320, blank=True, db_default=""
+    )
+    confirmation_ack_cancel = models.CharField(
+        "acknowledgement of a cancellation request", max_length=320, blank=True, db_default=""
+    )
+    confirmation_ack_reschedule = models.CharField(
+        "acknowledgement of a reschedule request", max_length=320, blank=True, db_default=""
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -130,6 +155,10 @@ class Practice(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def confirmation_wording(self, field: str) -> str:
+        """The practice's wording for a confirmation field, or the default when blank."""
+        return getattr(self, field) or CONFIRMATION_WORDING_DEFAULTS[field]
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -262,3 +291,112 @@ class ProviderCredentials(models.Model):
 
     def __str__(self) -> str:
         return f"Provider credentials of practice {self.practice_id}"
+
+
+# --- Telling the EMR (DESIGN §4.1.1): events, webhook endpoints, deliveries ------------------
+
+
+class EventType(models.TextChoices):
+    APPOINTMENT_CONFIRMATION_CHANGED = (
+        "appointment.confirmation_changed",
+        "Appointment confirmation changed",
+    )
+    PATIENT_OPTED_OUT = "patient.opted_out", "Patient opted out"
+    PATIENT_OPTED_IN = "patient.opted_in", "Patient opted in"
+    MESSAGE_FAILED = "message.failed", "Message failed"
+    INBOX_MESSAGE_RECEIVED = "inbox.message_received", "Inbox message received"
+
+
+class Event(models.Model):
+    """Something an EMR connector may want to know, in the practice's feed
+    (``GET /api/v1/events``) and POSTed to its webhooks. ``data`` holds ids, never PHI."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=64, choices=EventType.choices)
+    data = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["practice", "id"], name="event_practice_id")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk}"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL of the practice's that receives the events it subscribed to, signed with a
+    secret stored encrypted (``trackstat.credentials.secret_encrypt``)."""
+
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Webhook {self.pk} of practice {self.practice_id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: due at ``next_attempt_at`` until a 2xx or the last retry."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE)
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    # The retry schedule counts from here (the event, or the last resend).
+    first_due_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="webhook_delivery_due",
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery of event {self.event_id} to webhook {self.endpoint_id}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: when, what the receiver answered (or why it could not)."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE)
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    at = models.DateTimeField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.pk} of delivery {self.delivery_id}"

@@ -53,6 +53,10 @@ PRACTICE_SETTINGS_FIELDS = [
     "email_from",
     "email_from_name",
     "online_scheduling_url",
+    "confirmation_request_text",
+    "confirmation_ack_confirmed",
+    "confirmation_ack_cancel",
+    "confirmation_ack_reschedule",
 ]
 # What the operator edits in the Django admin besides the settings.
 PRACTICE_OPERATOR_FIELDS = ["slug"]

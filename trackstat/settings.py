@@ -277,6 +277,11 @@ SENDGRID_WEBHOOK_PUBLIC_KEY = env_str("SENDGRID_WEBHOOK_PUBLIC_KEY")
 # A signed SendGrid batch whose signing time is further than this from now is refused (a
 # replay of a captured request).
 SENDGRID_WEBHOOK_MAX_AGE_SECONDS = env_int("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", 600)
+# Outbound webhooks to the practice's EMR connector (DESIGN §4.1.1) never go to private or
+# loopback addresses unless this is on (development and tests only).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+# Seconds to wait for a webhook receiver to connect and to answer.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # Stored webhook events, once applied (or given up), are deleted after this many days.
 WEBHOOK_EVENT_RETENTION_DAYS = env_int("WEBHOOK_EVENT_RETENTION_DAYS", 30)
 SMS_PROVIDER = env_str(

@@ -39,6 +39,12 @@ settings_urls = [
     path("policy/", views.settings_policy, name="settings_policy"),
     path("providers/", views.settings_providers, name="settings_providers"),
     path("api-keys/", views.settings_api_keys, name="settings_api_keys"),
+    path("webhooks/", views.settings_webhooks, name="settings_webhooks"),
+    path(
+        "webhooks/deliveries/<int:delivery_id>/resend/",
+        views.webhook_resend_view,
+        name="settings_webhook_resend",
+    ),
     path(
         "api-keys/<int:api_key_id>/revoke/",
         views.api_key_revoke_view,
@@ -48,6 +54,9 @@ settings_urls = [
 
 api_urls = [
     path("practice", apis.practice_detail_api, name="api_practice"),
+    path("events", apis.events_api, name="api_events"),
+    path("webhooks", apis.WebhookListApi.as_view(), name="api_webhooks"),
+    path("webhooks/<int:webhook_id>", apis.WebhookDetailApi.as_view(), name="api_webhook"),
 ]
 
 handler400 = "trackstat.api_errors.bad_request"

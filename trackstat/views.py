@@ -9,10 +9,12 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from trackstat.client_address import client_address
 from trackstat.credentials import practice_credentials_status, provider_credentials_set
+from trackstat.events import webhook_deliveries_resend
 from trackstat.forms import (
     ApiKeyForm,
     InviteForm,
@@ -24,7 +26,7 @@ from trackstat.forms import (
     ThrottledAuthenticationForm,
 )
 from trackstat.htmx import wants_partial
-from trackstat.models import ApiKey, Membership, Role
+from trackstat.models import ApiKey, Membership, Role, WebhookDelivery, WebhookEndpoint
 from trackstat.services import (
     PRACTICE_SETTINGS_FIELDS,
     api_key_create,
@@ -278,3 +280,34 @@ def api_key_revoke_view(request: PracticeRequest, api_key_id: int) -> HttpRespon
     api_key_revoke(practice=request.practice, api_key_id=api_key.pk, actor=request.user)
     messages.success(request, f"Revoked {api_key.name}.")
     return redirect(reverse("settings_api_keys"))
+
+
+DELIVERY_LOG_LENGTH = 100
+
+
+@role_required(Role.ADMINISTRATOR)
+def settings_webhooks(request: PracticeRequest) -> HttpResponse:
+    """The practice's outbound webhooks and the latest deliveries with every attempt."""
+    endpoints = WebhookEndpoint.objects.filter(practice=request.practice).order_by("pk")
+    deliveries = (
+        WebhookDelivery.objects.filter(practice=request.practice)
+        .select_related("event", "endpoint")
+        .prefetch_related("attempt_log")
+        .order_by("-pk")[:DELIVERY_LOG_LENGTH]
+    )
+    return render(
+        request,
+        "trackstat/settings_webhooks.html",
+        {"endpoints": endpoints, "deliveries": deliveries},
+    )
+
+
+@require_POST
+@role_required(Role.ADMINISTRATOR)
+def webhook_resend_view(request: PracticeRequest, delivery_id: int) -> HttpResponse:
+    delivery = get_object_or_404(WebhookDelivery, pk=delivery_id, practice=request.practice)
+    webhook_deliveries_resend(
+        practice=request.practice, deliveries=[delivery.pk], now=timezone.now()
+    )
+    messages.success(request, "Queued to be sent again within a minute.")
+    return redirect(reverse("settings_webhooks"))

@@ -40,10 +40,13 @@ def years_before(day: dt.date, years: int) -> dt.date:
 
 
 def appointment_q(filters: dict) -> Q:
-    """The purpose and (appointment) provider filters, as a condition on an appointment."""
+    """The purpose, (appointment) provider and confirmation filters, as a condition on an
+    appointment."""
     condition = Q()
     if filters.get("appointment_purposes"):
         condition &= Q(purpose__name__in=filters["appointment_purposes"])
+    if filters.get("appointment_confirmations"):
+        condition &= Q(confirmation__in=filters["appointment_confirmations"])
     providers = filters.get("providers")
     if providers and providers["match"] == "appointment":
         condition &= Q(provider__name__in=providers["names"])

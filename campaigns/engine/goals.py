@@ -13,7 +13,7 @@ from django.db.models import Exists, OuterRef, Q
 from campaigns.models import Campaign, Enrollment, EnrollmentState
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.outbox.status import messages_transition
-from patients.models import UPCOMING_STATUSES, Appointment
+from patients.models import UPCOMING_STATUSES, Appointment, AppointmentStatus, Confirmation
 from trackstat.models import Practice
 
 
@@ -33,28 +33,45 @@ def future_appointment_q(goal: dict, now: dt.datetime) -> Exists:
     return Exists(appointments)
 
 
+def confirmed_q() -> Q:
+    """The enrollment's appointment is confirmed: by the patient's answer or by the EMR."""
+    return Q(appointment__confirmation=Confirmation.CONFIRMED) | Q(
+        appointment__status=AppointmentStatus.CONFIRMED
+    )
+
+
 def goals_apply(
     *,
     now: dt.datetime,
     practice: Practice | None = None,
     patient_ids: Iterable[int] | None = None,
 ) -> int:
-    """End every active enrollment whose ``future_appointment`` goal is met; return how many.
+    """End every active enrollment whose ``future_appointment`` or ``confirmed`` goal is met;
+    return how many.
 
-    Runs in every tick, and right after appointments are synced (for those patients only).
-    ``clicked_link`` goals are met by the tracked-link click itself.
+    Runs in every tick, right after appointments are synced and right after a patient's
+    answer (for those patients only). ``clicked_link`` goals are met by the tracked-link click
+    itself.
     """
     patient_ids = list(patient_ids) if patient_ids is not None else None
     campaigns = Campaign.objects.filter(goal__type="future_appointment")
     if practice is not None:
         campaigns = campaigns.filter(practice=practice)
+    confirmed = Enrollment.objects.filter(
+        campaign__in=Campaign.objects.filter(
+            goal__type="confirmed", **({"practice": practice} if practice is not None else {})
+        ),
+        state=EnrollmentState.ACTIVE,
+    ).filter(confirmed_q())
+    if patient_ids is not None:
+        confirmed = confirmed.filter(patient_id__in=patient_ids)
     # One query per distinct goal (its purpose and provider filters), not per campaign: the
     # goal's condition does not depend on the campaign otherwise.
     by_goal: dict[str, tuple[dict, list[int]]] = {}
     for pk, goal in campaigns.values_list("pk", "goal").order_by("pk"):
         key = json.dumps(goal.get("filters") or {}, sort_keys=True)
         by_goal.setdefault(key, (goal, []))[1].append(pk)
-    ids: list[int] = []
+    ids: list[int] = list(confirmed.values_list("pk", flat=True))
     for goal, campaign_ids in by_goal.values():
         enrollments = Enrollment.objects.filter(
             campaign_id__in=campaign_ids, state=EnrollmentState.ACTIVE

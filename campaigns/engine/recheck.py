@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 
 from campaigns.audience.triggers import reminder_occurrence_key
 from campaigns.content.render import render_message
-from campaigns.engine.goals import enrollments_exit, future_appointment_q
+from campaigns.engine.goals import confirmed_q, enrollments_exit, future_appointment_q
 from campaigns.engine.steps import DECEASED
 from campaigns.experiments.arms import HELD_OUT, HOLDOUT
 from campaigns.language.spec import DEFAULT_SCHEDULE
@@ -99,6 +99,11 @@ def _enrollment_recheck(
     if not campaign.enabled:
         return Hold(MessageStatus.CANCELED, "campaign turned off")
     goal = campaign.goal or {}
+    if goal.get("type") == "confirmed" and (
+        Enrollment.objects.filter(pk=enrollment.pk).filter(confirmed_q()).exists()
+    ):
+        enrollments_exit(enrollment_ids=[enrollment.pk], reason="goal_met", now=now)
+        return Hold(MessageStatus.CANCELED, "goal met")
     if goal.get("type") == "future_appointment" and (
         Enrollment.objects.filter(pk=enrollment.pk).filter(future_appointment_q(goal, now)).exists()
     ):

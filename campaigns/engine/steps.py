@@ -232,6 +232,16 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
         links = (
             {"UnsubscribeLink": unsubscribe_url(unsubscribe_token)} if unsubscribe_token else None
         )
+        asks = (
+            step.ask_confirmation
+            and step.channel == Channel.SMS
+            and enrollment.appointment_id is not None
+        )
+        if asks:
+            body_template = (
+                f"{body_template}\n"
+                f"{campaign.practice.confirmation_wording('confirmation_request_text')}"
+            )
         subject, body = render_message(
             channel=step.channel,
             subject=subject_template,
@@ -284,6 +294,8 @@ def _batch(now: dt.datetime) -> tuple[int, int, int]:
             # Self-contained: if the appointment moves, the send re-renders the message from
             # the templates it was made from, whatever edits the campaign's steps had since.
             message.subject_template, message.body_template = subject_template, body_template
+        if to and asks:
+            message.confirmation_appointment_id = enrollment.appointment_id
         message.practice = campaign.practice  # for the trust rules, without a query
         messages.append(message)
         _advance(enrollment, position, due)

@@ -36,6 +36,7 @@ def step_row(message: dict) -> dict:
         "delay_value": str(delay.get("value", 0)),
         "delay_unit": delay.get("unit", DelayUnit.DAYS),
         "variants": variants,
+        "ask_confirmation": bool(message.get("ask_confirmation")),
         "errors": {},
     }
 
@@ -106,6 +107,7 @@ def step_rows_from_post(data) -> list[dict]:
                 "delay_value": data.get(prefix + "delay_value", "0").strip(),
                 "delay_unit": data.get(prefix + "delay_unit", DelayUnit.DAYS),
                 "variants": variants,
+                "ask_confirmation": bool(data.get(prefix + "ask_confirmation")),
                 "errors": {},
             }
         )
@@ -136,6 +138,8 @@ def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None
         }
     else:
         data = {"channel": row["channel"], "subject": row["subject"], "body": row["body"]}
+    if row.get("ask_confirmation") and row["channel"] == Channel.SMS:
+        data["ask_confirmation"] = True
     errors: dict[str, list[str]] = {}
     if with_delay:
         try:
@@ -165,6 +169,8 @@ def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None
             "variants": message["variants"],
             "delay": message["delay"],
         }
+    if message.get("ask_confirmation"):
+        result["ask_confirmation"] = True
     return result, {}
 
 

@@ -109,6 +109,8 @@ class GoalForm(forms.Form):
             }
         elif kind == "clicked_link":
             goal = {"type": kind, **({"url": cleaned["url"]} if cleaned.get("url") else {})}
+        elif kind == "confirmed":
+            goal = {"type": kind}
         try:
             self.goal = validate_goal(goal)
         except serializers.ValidationError as error:

@@ -80,6 +80,8 @@ def describe_filters(filters: dict | None, *, can_see_financials: bool = True) -
         lines.append(
             f"Has a future appointment: {'yes' if filters['has_future_appointment'] else 'no'}"
         )
+    if filters.get("appointment_confirmations"):
+        lines.append("Appointment confirmation: " + _names(filters["appointment_confirmations"]))
     for name, (_kind, label) in LOOKUP_FILTERS.items():
         value = filters.get(name)
         if not value:
@@ -119,6 +121,8 @@ def describe_goal(goal: dict | None) -> str:
             if goal.get("filters", {}).get(name)
         ]
         return f"{text} ({'; '.join(parts)})" if parts else text
+    if goal["type"] == "confirmed":
+        return "Ends when the patient confirms the appointment (by text, or the EMR says so)"
     text = "Ends when the patient clicks a link in a message"
     return f"{text} ({goal['url']})" if goal.get("url") else text
 

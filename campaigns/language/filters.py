@@ -10,7 +10,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from campaigns.language.checks import name_list, number_range, one_of, whole_number
-from patients.models import LookupKind, Tag
+from patients.models import Confirmation, LookupKind, Tag
 from trackstat.validators import max_length_of
 
 TAG_NAME_LENGTH = max_length_of(Tag, "name")
@@ -46,6 +46,7 @@ FILTER_NAMES = [
     "status",
     "has_future_appointment",
     "providers",
+    "appointment_confirmations",
     *LIST_FILTERS,
     "paid_total",
     "age",
@@ -55,7 +56,9 @@ FILTER_NAMES = [
 ]
 # The filters about an appointment: they narrow the triggering appointment when the trigger
 # has one, and otherwise ask for any appointment of the patient.
-APPOINTMENT_FILTERS = ("appointment_purposes", "providers")
+APPOINTMENT_FILTERS = ("appointment_purposes", "providers", "appointment_confirmations")
+# Those a future_appointment goal may narrow by.
+GOAL_APPOINTMENT_FILTERS = ("appointment_purposes", "providers")
 
 STATUS_CHOICES = [
     ("", "Any (not filtered)"),
@@ -72,7 +75,7 @@ CONDITION_LABELS = {
     "tags.exclude": "Has none of the excluded tags",
     "status": "Status",
     "has_future_appointment": "Has a future appointment",
-    "appointment": "Has an appointment of the purpose/provider",
+    "appointment": "Has an appointment of the purpose/provider/confirmation",
     "providers": "Primary provider",
     "case_types": "Has a case of the type",
     "diagnoses": "Has a diagnosis",
@@ -146,6 +149,15 @@ def validate_filters(data) -> dict:
                 clean[name] = {"eq": whole_number(value["eq"], name, 0, 100000)}
             else:
                 clean[name] = number_range(value, name, 0, 100000)
+        elif name == "appointment_confirmations":
+            # The appointment's answer to a reminder that asked (DESIGN §7), e.g. remind
+            # again only those who have not confirmed: ["none", "requested"].
+            if not isinstance(value, list) or set(value) - set(Confirmation.values):
+                raise serializers.ValidationError(
+                    {name: [f"A list of: {', '.join(Confirmation.values)}."]}
+                )
+            if value:
+                clean[name] = [v for v in Confirmation.values if v in value]
         elif name == "sex":
             if not isinstance(value, list) or not value or set(value) - set(SEX_LABELS):
                 raise serializers.ValidationError({"sex": ["A list of M, F, X, U."]})

@@ -22,7 +22,7 @@ from campaigns.content.merge_fields import (
 from campaigns.content.sms import SMS_MAX_LENGTH
 from campaigns.experiments.arms import MAX_VARIANTS, RESERVED_ARMS
 from campaigns.language.checks import name_list, no_unknown, one_of, required, whole_number
-from campaigns.language.filters import APPOINTMENT_FILTERS, validate_filters
+from campaigns.language.filters import GOAL_APPOINTMENT_FILTERS, validate_filters
 from campaigns.language.purpose import default_purpose
 from campaigns.language.triggers import (
     UNKNOWN_PARAMETER,
@@ -50,7 +50,10 @@ WEEKDAYS = list(WEEKDAY_LABELS)
 GOAL_TYPES = {
     "future_appointment": "The patient books a future appointment",
     "clicked_link": "The patient clicks a link in a message",
+    "confirmed": "The patient confirms the appointment (by text, or the EMR marks it confirmed)",
 }
+# The appointment-keyed triggers whose texts may ask the patient to confirm (DESIGN §7).
+CONFIRMATION_TRIGGERS = ("scheduled_appointment", "missed_appointment")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -94,7 +97,7 @@ def validate_goal(data) -> dict | None:
     if kind == "future_appointment":
         no_unknown(data, {"type", "filters"}, UNKNOWN_PARAMETER)
         filters = data.get("filters") or {}
-        if not isinstance(filters, dict) or set(filters) - set(APPOINTMENT_FILTERS):
+        if not isinstance(filters, dict) or set(filters) - set(GOAL_APPOINTMENT_FILTERS):
             raise serializers.ValidationError(
                 {"filters": ["An object with appointment_purposes and/or providers."]}
             )
@@ -102,6 +105,9 @@ def validate_goal(data) -> dict | None:
             "type": kind,
             "filters": {k: name_list(v, k) for k, v in filters.items() if v},
         }
+    if kind == "confirmed":
+        no_unknown(data, {"type"}, UNKNOWN_PARAMETER)
+        return {"type": kind}
     no_unknown(data, {"type", "url"}, UNKNOWN_PARAMETER)
     url = data.get("url")
     if url is not None:
@@ -225,6 +231,12 @@ class MessageStepSerializer(serializers.Serializer):
         "(2 to 4, weights adding up to 100) instead of subject and body.",
     )
     delay = serializers.DictField(required=False, help_text='{"value": 3, "unit": "days"}')
+    ask_confirmation = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A text of a scheduled_appointment or missed_appointment campaign that asks "
+        "the patient to reply C to confirm or R to reschedule (the practice's wording).",
+    )
 
     def validate_delay(self, value: dict) -> dict:
         if set(value) - {"value", "unit"}:
@@ -368,6 +380,18 @@ class CampaignSerializer(serializers.Serializer):
                 errors["exclude_recent_days"] = ["Blast campaigns do not use it."]
             if data.get("holdout_percent"):
                 errors["holdout_percent"] = ["Blast campaigns do not hold anyone out."]
+        has_appointment = (data.get("trigger") or {}).get("type") in CONFIRMATION_TRIGGERS
+        if (data.get("goal") or {}).get("type") == "confirmed" and not has_appointment:
+            errors.setdefault("goal", ["A confirmed goal needs a trigger with an appointment."])
+        ask_errors = [
+            {"ask_confirmation": ["Only a text of a campaign about an appointment can ask."]}
+            if message.get("ask_confirmation")
+            and (message.get("channel") != Channel.SMS or not has_appointment)
+            else {}
+            for message in messages
+        ]
+        if any(ask_errors) and "messages" not in errors:
+            errors["messages"] = ask_errors
         step_errors = _appointment_field_errors(messages, data.get("trigger"))
         step_errors = step_errors or _variant_arms_errors(messages)
         if step_errors and "messages" not in errors:

@@ -39,5 +39,9 @@ def sms_count(request: PracticeRequest) -> HttpResponse:
     name = request.GET.get("field", "body")
     if not SMS_FIELD_RE.match(name):
         return HttpResponse("Unknown field.", status=400)
-    context = sms_counts(request.POST.get(name, "").replace("\r\n", "\n"))
+    body = request.POST.get(name, "").replace("\r\n", "\n")
+    if request.POST.get(name.removesuffix("body") + "ask_confirmation"):
+        # A text that asks ends with the practice's question: count it too.
+        body = f"{body}\n{request.practice.confirmation_wording('confirmation_request_text')}"
+    context = sms_counts(body)
     return render(request, "campaigns/sms_count.html", context)

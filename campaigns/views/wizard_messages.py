@@ -21,7 +21,7 @@ from campaigns.forms.messages import (
     variant_remove,
 )
 from campaigns.language.describe import describe_later_steps
-from campaigns.language.spec import CampaignSerializer
+from campaigns.language.spec import CONFIRMATION_TRIGGERS, CampaignSerializer
 from campaigns.models import MessageTemplate
 from campaigns.selectors import message_preview, template_folders, template_visible
 from campaigns.views.wizard_state import Wizard, draft_campaign_data, posted_action
@@ -91,11 +91,18 @@ def _preview(wiz: Wizard, request: PracticeRequest, row: dict) -> dict:
 
 
 def _messages_context(request: PracticeRequest, wiz: Wizard, rows: list[dict]) -> dict:
+    question = wiz.practice.confirmation_wording("confirmation_request_text")
     for position, row in enumerate(rows, start=1):
         row["position"] = position
         row["index"] = position - 1
-        row.update(sms_counts(row["body"]))
+        # The counter counts what goes out: the question too, when the text asks.
+        row.update(
+            sms_counts(f"{row['body']}\n{question}" if row.get("ask_confirmation") else row["body"])
+        )
     return {
+        "can_ask_confirmation": (wiz.draft.get("trigger") or {}).get("type")
+        in CONFIRMATION_TRIGGERS,
+        "confirmation_question": question,
         "rows": rows,
         "folders": template_folders(practice=wiz.practice),
         "merge_fields": MERGE_FIELD_CHOICES,

@@ -22,6 +22,7 @@ from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, UnsubscribeToken
+from messaging.outbox.asking import confirmations_request
 from messaging.outbox.status import may_move, message_transition
 from messaging.providers import provider_for
 from messaging.providers.base import Accepted, Outgoing, Provider, ProviderError
@@ -237,6 +238,13 @@ def _sent_record(
                 source=provider.name,
             )
             for message, provider, _ in moved
+        )
+        # A text that asked the patient to confirm went out (DESIGN §7).
+        confirmations_request(
+            appointment_ids=[
+                m.confirmation_appointment_id for m, _, _ in moved if m.confirmation_appointment_id
+            ],
+            at=now,
         )
     # After the record has committed: nothing here can undo it.
     with transaction.atomic():

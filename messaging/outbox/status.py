@@ -12,6 +12,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from messaging.models import STATUS_RANK, MessageEvent, MessageStatus, OutboundMessage
+from patients.models import Patient
+from trackstat.events import event_emit
+from trackstat.models import EventType
+
+# What the EMR hears as ``message.failed`` (DESIGN §4.1.1): the message did not reach the
+# patient (the report's Errors and Bounced).
+FAILED_STATUSES = (
+    MessageStatus.FAILED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.BOUNCED,
+    MessageStatus.DROPPED,
+)
 
 
 def may_move(current: str, new: str) -> bool:
@@ -68,7 +80,28 @@ def message_transition(
     message.save(
         update_fields=["status", "status_reason", "report_pending", "updated_at", *(fields or {})]
     )
+    if status in FAILED_STATUSES and not message.is_test:
+        message_failed_event_emit(message)
     return True
+
+
+def message_failed_event_emit(message: OutboundMessage) -> None:
+    """``message.failed`` for the EMR (DESIGN §4.1.1): ids and the reason, never the body."""
+    patient_external_id = (
+        Patient.objects.filter(pk=message.patient_id).values_list("external_id", flat=True).first()
+        if message.patient_id
+        else None
+    )
+    event_emit(
+        practice=message.practice_id,
+        type=EventType.MESSAGE_FAILED,
+        data={
+            "message_id": message.pk,
+            "patient_external_id": patient_external_id,
+            "channel": message.channel,
+            "status_reason": message.status_reason,
+        },
+    )
 
 
 def messages_transition(

@@ -7,7 +7,15 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
-from patients.models import Appointment, AppointmentService, Case, LookupKind
+from patients.events import confirmation_event_emit
+from patients.models import (
+    Appointment,
+    AppointmentService,
+    Case,
+    Confirmation,
+    LookupKind,
+    Patient,
+)
 from patients.selectors import patient_ids_by_external_id
 from patients.signals import appointments_synced
 from patients.sync.upsert import (
@@ -104,6 +112,7 @@ def _appointments_write(*, practice: Practice, records: list[dict]) -> UpsertRes
         + [(LookupKind.SERVICE, code) for r in valid for code in r.get("services", [])],
     )
     to_create, to_update, update_fields, outcomes = [], [], set(), {}
+    confirmation_resets: list[Appointment] = []
     touched_patients: set[int] = set()
     touched_cases: set[int] = set()
     for record in valid:
@@ -140,6 +149,12 @@ def _appointments_write(*, practice: Practice, records: list[dict]) -> UpsertRes
         before_patient, before_case = appointment.patient_id, appointment.case_id
         changed: set[str] = set()
         set_changed(appointment, values, changed)
+        if "start" in changed and appointment.confirmation != Confirmation.NONE:
+            # The new time was not the one the patient confirmed (DESIGN §7).
+            appointment.confirmation = Confirmation.NONE
+            appointment.confirmation_at = now
+            changed |= {"confirmation", "confirmation_at"}
+            confirmation_resets.append(appointment)
         if changed:
             update_fields |= changed
             to_update.append(appointment)
@@ -167,6 +182,18 @@ def _appointments_write(*, practice: Practice, records: list[dict]) -> UpsertRes
             if "services" in r
         },
     )
+    if confirmation_resets:
+        external_ids = dict(
+            Patient.objects.filter(
+                practice=practice, pk__in={a.patient_id for a in confirmation_resets}
+            ).values_list("pk", "external_id")
+        )
+        for appointment in confirmation_resets:
+            confirmation_event_emit(
+                practice=practice,
+                appointment=appointment,
+                patient_external_id=external_ids[appointment.patient_id],
+            )
     visit_facts_refresh(practice=practice, patient_ids=touched_patients, case_ids=touched_cases)
     if touched_patients:
         appointments_synced.send(

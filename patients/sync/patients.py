@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from patients.consent import consent_change, consent_changes_record
+from patients.events import opt_out_event_emit
 from patients.models import (
     ConsentScope,
     ConsentSource,
@@ -275,6 +276,13 @@ def _patients_write(
         for channel in ("sms", "email"):
             key = f"{channel}_opt_out"
             if before[key] != after[key]:
+                opt_out_event_emit(
+                    practice=practice,
+                    patient_external_id=patient.external_id,
+                    channel=channel,
+                    opted_out=after[key],
+                    source=OptOutSource.EMR,
+                )
                 opt_out_changed.send(
                     sender=Patient,
                     practice=practice,
@@ -292,6 +300,15 @@ def _patients_write(
                 before=None,
                 after={"sms_opt_out": patient.sms_opt_out, "email_opt_out": patient.email_opt_out},
             )
+            for channel in ("sms", "email"):
+                if getattr(patient, f"{channel}_opt_out"):
+                    opt_out_event_emit(
+                        practice=practice,
+                        patient_external_id=patient.external_id,
+                        channel=channel,
+                        opted_out=True,
+                        source=OptOutSource.EMR,
+                    )
     for index, outcome in outcomes.values():
         result.record(index, outcome)
     return result

@@ -637,3 +637,56 @@ def test_webhooks_hand_events_to_tasks_without_patient_data(monkeypatch, patient
     for value in (patient.phone, patient.email, patient.first_name, patient.last_name, "550"):
         assert value not in repr(queued)
         assert all(value not in row.payload for row in stored)
+
+
+# --- events for the EMR (DESIGN §4.1.1) ----------------------------------------------------
+
+
+def test_a_failed_text_emits_message_failed_without_its_body(patient):
+    from trackstat.models import Event
+
+    message = outbound(patient)
+    status_callback(message, "failed", ErrorCode="30003")
+    status_callback(message, "failed", ErrorCode="30003")  # a duplicate emits nothing more
+    (event,) = Event.objects.filter(practice=patient.practice)
+    assert event.type == "message.failed"
+    assert event.data == {
+        "message_id": message.pk,
+        "patient_external_id": patient.external_id,
+        "channel": "sms",
+        "status_reason": message.__class__.objects.get(pk=message.pk).status_reason,
+    }
+    assert "Hello" not in json.dumps(event.data)
+
+
+def test_an_inbox_text_emits_inbox_message_received(practice, patient):
+    from trackstat.models import Event
+
+    inbound(practice, "Can I stop by at 3?", sid="SMe1")
+    inbound(practice, "Who is this?", sid="SMe2", from_number="+13125550000")
+    inbound(practice, "Can I stop by at 3?", sid="SMe1")  # redelivered: nothing more
+    inbound(practice, "STOP", sid="SMe3")
+    events = list(Event.objects.filter(practice=practice).order_by("pk"))
+    stored = {m.provider_message_id: m.pk for m in InboundMessage.objects.all()}
+    assert [(e.type, e.data) for e in events] == [
+        (
+            "inbox.message_received",
+            {"message_id": stored["SMe1"], "patient_external_id": patient.external_id},
+        ),
+        ("inbox.message_received", {"message_id": stored["SMe2"], "patient_external_id": None}),
+        (
+            "patient.opted_out",
+            {"patient_external_id": patient.external_id, "channel": "sms", "source": "sms_reply"},
+        ),
+    ]
+
+
+def test_a_bounced_email_emits_message_failed(sendgrid_key, patient):
+    from trackstat.models import Event
+
+    message = outbound(patient, channel="email", provider_id="")
+    sendgrid_post(sendgrid_key, [sg_event(message, "bounce", "sgb1", reason="550 no such user")])
+    (event,) = Event.objects.filter(practice=patient.practice, type="message.failed")
+    assert event.data["message_id"] == message.pk
+    assert event.data["channel"] == "email"
+    assert "pat@example.test" not in json.dumps(event.data)

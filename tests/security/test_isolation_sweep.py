@@ -82,6 +82,8 @@ PAGE_ROLES: dict[str, Role | str] = {
     "settings_policy": Role.ADMINISTRATOR,
     "settings_api_keys": Role.ADMINISTRATOR,
     "settings_api_key_revoke": Role.ADMINISTRATOR,
+    "settings_webhooks": Role.ADMINISTRATOR,
+    "settings_webhook_resend": Role.ADMINISTRATOR,
     # Campaigns and templates: User Plus; template folders: Manager.
     "campaigns:drip_list": Role.USER_PLUS,
     "campaigns:drip_new": Role.USER_PLUS,
@@ -120,6 +122,7 @@ PAGE_ROLES: dict[str, Role | str] = {
     "patients:tag_remove": Role.USER,
     "patients:opt_out": Role.USER,
     "patients:marketing_consent": Role.USER,
+    "patients:appointment_requests": Role.USER,
     # Inbox: everyone; canned replies are kept by Managers.
     "messaging:inbox": Role.USER,
     "messaging:sandbox": Role.USER,
@@ -164,6 +167,9 @@ API_ROLES: dict[str, dict[str, Role]] = {
     "api_campaign_forecast": {"GET": Role.USER_PLUS},
     "api_campaign_report": {"GET": Role.USER},
     "api_messages": {"GET": Role.USER},
+    "api_events": {"GET": Role.USER},
+    "api_webhooks": {"GET": Role.ADMINISTRATOR, "POST": Role.ADMINISTRATOR},
+    "api_webhook": {"DELETE": Role.ADMINISTRATOR},
 }
 
 # PUT by external id is an upsert of the caller's own record (external ids are the EMR's keys,
@@ -256,6 +262,37 @@ def _api_key(practice: Practice):
     return api_key.pk, api_key
 
 
+def _webhook(practice: Practice):
+    from trackstat.credentials import secret_encrypt
+    from trackstat.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(
+        practice=practice,
+        url="https://hooks.emr.example/x",
+        events=["message.failed"],
+        secret_encrypted=secret_encrypt("whsec_sweep"),
+    )
+    return endpoint.pk, endpoint
+
+
+def _webhook_delivery(practice: Practice):
+    from trackstat.models import Event, WebhookDelivery
+
+    _, endpoint = _webhook(practice)
+    event = Event.objects.create(
+        practice=practice, type="message.failed", data={}, created_at=timezone.now()
+    )
+    delivery = WebhookDelivery.objects.create(
+        practice=practice,
+        endpoint=endpoint,
+        event=event,
+        status="failed",
+        attempts=9,
+        first_due_at=event.created_at,
+    )
+    return delivery.pk, delivery
+
+
 def _patient_external_id(practice: Practice):
     patient = PatientFactory(practice=practice)
     return patient.external_id, patient
@@ -286,6 +323,8 @@ OBJECT_FACTORIES: dict[str, dict[str, Variant]] = {
     "membership_id": {"membership": _membership},
     "api_key_id": {"api_key": _api_key},
     "token": {"unknown number": _unknown_number},
+    "webhook_id": {"webhook": _webhook},
+    "delivery_id": {"webhook delivery": _webhook_delivery},
 }
 # kwarg names that mean different objects on different routes: route name → variants.
 ROUTE_OBJECT_FACTORIES: dict[str, dict[str, dict[str, Variant]]] = {

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from campaigns.engine import tick
 from messaging.webhook_events import webhook_events_process_pending
+from trackstat.webhook_send import webhook_deliveries_send_due
 
 
 def parse_instant(value: str) -> dt.datetime:
@@ -37,4 +38,6 @@ class Command(BaseCommand):
         # in process, nothing else may be there to apply them.
         applied = webhook_events_process_pending(now=timezone.now(), min_age=dt.timedelta(0))
         summary = {**tick(now=instant, send="inline"), "webhook_events_applied": applied}
+        # Outbound webhooks to EMR connectors due at that instant (DESIGN §4.1.1).
+        summary.update(webhook_deliveries_send_due(now=instant))
         self.stdout.write(json.dumps(summary))
