@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from trackstat.client_address import client_address
+from trackstat.confirm import confirmation_page, is_confirmed
 from trackstat.credentials import practice_credentials_status, provider_credentials_set
 from trackstat.forms import (
     ApiKeyForm,
@@ -178,6 +179,14 @@ def member_role(request: PracticeRequest, membership_id: int) -> HttpResponse:
 @role_required(Role.ADMINISTRATOR)
 def member_remove(request: PracticeRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=membership_id, practice=request.practice)
+    if not is_confirmed(request):
+        return confirmation_page(
+            request,
+            question=f"Remove {membership.user.email} from {request.practice.name}?",
+            detail="They lose access to its patients and campaigns at once.",
+            confirm_label="Remove",
+            cancel_url=reverse("settings_users"),
+        )
     try:
         membership_remove(
             practice=request.practice, membership_id=membership.pk, actor=request.user
@@ -262,6 +271,14 @@ def settings_api_keys(request: PracticeRequest) -> HttpResponse:
 @role_required(Role.ADMINISTRATOR)
 def api_key_revoke_view(request: PracticeRequest, api_key_id: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey, pk=api_key_id, practice=request.practice)
+    if not is_confirmed(request):
+        return confirmation_page(
+            request,
+            question=f"Revoke the API key “{api_key.name}”?",
+            detail="Connectors using it stop working at once; this cannot be undone.",
+            confirm_label="Revoke",
+            cancel_url=reverse("settings_api_keys"),
+        )
     api_key_revoke(practice=request.practice, api_key_id=api_key.pk, actor=request.user)
     messages.success(request, f"Revoked {api_key.name}.")
     return redirect(reverse("settings_api_keys"))

@@ -8,8 +8,10 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_POST, require_safe
 
 from campaigns import services
@@ -30,6 +32,7 @@ from campaigns.selectors import (
 )
 from campaigns.views.shared import campaign_or_404, error_text, sees_financials
 from patients.models import Patient
+from trackstat.confirm import confirmation_page, is_confirmed
 from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
@@ -41,6 +44,19 @@ def blast_status(campaign: Campaign) -> str:
     if campaign.sent_at:
         return "sent"
     return "scheduled" if campaign.enabled else "draft"
+
+
+def _scheduled_ahead(campaign: Campaign) -> bool:
+    return bool(campaign.send_at and campaign.send_at > timezone.now())
+
+
+def blast_enable_question(campaign: Campaign, count: int) -> str:
+    """What enabling this blast does, with the number it reaches: the confirmation's words."""
+    patients = f"{count:,} patient{pluralize(count)}"
+    if _scheduled_ahead(campaign):
+        local = timezone.localtime(campaign.send_at)
+        return f"Schedule “{campaign.name}” for {date_format(local, 'M j, g:i A T')} to {patients}?"
+    return f"Send “{campaign.name}” to {patients} now?"
 
 
 @require_safe
@@ -195,6 +211,7 @@ def _blast_detail(
                 at=now,
             )
     context = {
+        "enable_question": blast_enable_question(campaign, page.paginator.count if page else 0),
         "campaign": campaign,
         "status": blast_status(campaign),
         "step": step,
@@ -274,6 +291,15 @@ def blast_enable(request: PracticeRequest, campaign_id: int) -> HttpResponse:
     if campaign.sent_at:
         return _blast_detail(request, campaign, error="This blast has been sent.", status=400)
     enabled = form.cleaned_data["enabled"]
+    if enabled and not is_confirmed(request):
+        count = blast_recipients(campaign, at=timezone.now()).count()
+        return confirmation_page(
+            request,
+            question=blast_enable_question(campaign, count),
+            detail="Opt-outs and quiet hours apply when it goes out.",
+            confirm_label="Schedule" if _scheduled_ahead(campaign) else "Send now",
+            cancel_url=reverse("campaigns:blast_detail", args=[campaign.pk]),
+        )
     try:
         campaign = services.campaign_set_enabled(
             campaign=campaign, enabled=enabled, actor=request.user

@@ -11,6 +11,7 @@ from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
@@ -42,6 +43,7 @@ from campaigns.views.wizard_state import (
     wizard_for,
 )
 from messaging.models import Channel
+from trackstat.confirm import confirmation_page, is_confirmed
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
 
@@ -284,7 +286,18 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
         )
     except (KeyError, TypeError, ValueError):  # a draft whose audience cannot be computed yet
         live = {"count": None, "filters": [], "trigger": ""}
+    count = live["count"]
+    name = draft["name"] or "this campaign"
+    if count is None:
+        question = f"Turn on “{name}” now? It starts messaging the patients its trigger matches."
+    else:
+        question = (
+            f"Turn on “{name}” now? {count:,} patient{pluralize(count)} "
+            f"match{'es' if count == 1 else ''} it now and would get its messages from its "
+            "next run."
+        )
     return {
+        "activate_question": question,
         "live": live,
         "trigger_text": describe_trigger(draft["trigger"]),
         "schedule_text": describe_schedule(draft["schedule"], draft["trigger"]),
@@ -304,6 +317,15 @@ def _step_review(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
             return wiz.move("review", "back")
         current = wiz.campaign.enabled if wiz.campaign else False
         enabled = True if action == "activate" else current
+        if action == "activate" and not current and not is_confirmed(request):
+            return confirmation_page(
+                request,
+                question=_review_context(request, wiz)["activate_question"],
+                detail="Quiet hours and opt-outs apply; you can turn it off again at any time.",
+                confirm_label="Save and activate",
+                cancel_url=wiz.url("step", "review"),
+                danger=False,
+            )
         serializer = CampaignSerializer(data=draft_campaign_data(wiz.draft, enabled=enabled))
         if serializer.is_valid():
             try:

@@ -219,7 +219,11 @@ def test_birthday_campaign_with_filters_two_steps_and_a_goal(plus):
     assert "2 days before the patient&#x27;s birthday" in review.text
     assert "Weekly on Mon, Thu at 09:30" in review.text
     assert "Has none of the tags: moved" in review.text
-    response = _post(plus, "review", {}, action="activate")
+    asked = _post(plus, "review", {}, action="activate")  # without JavaScript: asked first
+    assert asked.status_code == 200
+    assert "Turn on “Happy birthday” now?" in asked.text
+    assert not Campaign.objects.filter(practice=practice).exists()
+    response = _post(plus, "review", {"confirmed": "yes"}, action="activate")
     assert response.status_code == 302
     assert response["Location"] == reverse("campaigns:drip_list")
 

@@ -596,7 +596,8 @@ def test_toggling_a_drip_on_the_page_records_before_and_after(member_client):
     client = member_client(Role.USER_PLUS)
     campaign_id, _ = _campaign(client.membership.practice, "drip")
     response = client.post(
-        reverse("campaigns:drip_toggle", args=[campaign_id]), {"enabled": "true"}
+        reverse("campaigns:drip_toggle", args=[campaign_id]),
+        {"enabled": "true", "confirmed": "yes"},
     )
     assert response.status_code == 302
     event = AuditEvent.objects.get(action="campaign.update", target_id=str(campaign_id))

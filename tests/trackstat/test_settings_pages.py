@@ -119,7 +119,9 @@ def test_last_administrator_cannot_be_demoted_or_removed(admin_client):
         reverse("settings_member_role", args=[own.pk]), {"role": Role.MANAGER}, follow=True
     )
     assert "at least one Administrator" in response.text
-    response = admin_client.post(reverse("settings_member_remove", args=[own.pk]), follow=True)
+    response = admin_client.post(
+        reverse("settings_member_remove", args=[own.pk]), {"confirmed": "yes"}, follow=True
+    )
     assert "at least one Administrator" in response.text
     own.refresh_from_db()
     assert own.role == Role.ADMINISTRATOR
@@ -139,7 +141,14 @@ def test_an_administrator_can_step_down_when_another_exists(admin_client):
 
 def test_remove_member_is_audited(admin_client):
     member = MembershipFactory(practice=admin_client.membership.practice, role=Role.USER)
-    admin_client.post(reverse("settings_member_remove", args=[member.pk]))
+    url = reverse("settings_member_remove", args=[member.pk])
+    # Unconfirmed (no JavaScript): a confirmation page, and nothing happens.
+    asked = admin_client.post(url)
+    assert asked.status_code == 200
+    assert f"Remove {member.user.email} from" in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text
+    assert Membership.objects.filter(pk=member.pk).exists()
+    admin_client.post(url, {"confirmed": "yes"})
     assert not Membership.objects.filter(pk=member.pk).exists()
     assert AuditEvent.objects.get(action="membership.remove").before["user"] == member.user.email
 
@@ -240,7 +249,13 @@ def test_api_key_needs_a_name(admin_client):
 def test_api_key_revoke(admin_client):
     response = admin_client.post(reverse("settings_api_keys"), {"name": "EMR"})
     key = response.context["issued"].api_key
-    admin_client.post(reverse("settings_api_key_revoke", args=[key.pk]))
+    url = reverse("settings_api_key_revoke", args=[key.pk])
+    asked = admin_client.post(url)
+    assert asked.status_code == 200
+    assert "Revoke the API key “EMR”?" in asked.text
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    admin_client.post(url, {"confirmed": "yes"})
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert AuditEvent.objects.filter(action="api_key.revoke", target_id=str(key.pk)).exists()
