@@ -313,8 +313,8 @@ def _step_review(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         action = posted_action(request)[0]
-        if action == "back":
-            return wiz.move("review", "back")
+        if action == "back" or action.startswith("go_"):
+            return wiz.move("review", action)
         current = wiz.campaign.enabled if wiz.campaign else False
         enabled = True if action == "activate" else current
         if action == "activate" and not current and not is_confirmed(request):
