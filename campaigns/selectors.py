@@ -21,6 +21,7 @@ from campaigns.content.email_html import sanitize_email_html
 from campaigns.content.render import render_message
 from campaigns.content.sms import sms_counts
 from campaigns.language.describe import describe_filters, describe_trigger
+from campaigns.language.triggers import is_continuous
 from campaigns.models import (
     BlastExclusion,
     Campaign,
@@ -198,3 +199,45 @@ def blast_removed(campaign: Campaign) -> QuerySet[BlastExclusion]:
 def blast_includes(campaign: Campaign, patient: Patient) -> bool:
     """Whether staff left ``patient`` on the blast (not removed)."""
     return not BlastExclusion.objects.filter(campaign=campaign, patient=patient).exists()
+
+
+def same_trigger_overlaps(
+    *,
+    practice: Practice,
+    trigger: dict,
+    filters: dict,
+    at: dt.datetime,
+    campaign_id: int | None = None,
+) -> dict:
+    """Before a drip is turned on: the practice's other drips that are on and have the same
+    trigger type, each with how many of this draft's audience at ``at`` it also reaches (its
+    trigger and filters match them now, whether or not it has messaged them already), and a
+    non-zero "skip patients messaged in the last N days" that keeps anyone from getting both
+    (one day for the same-day triggers, a week otherwise).
+
+    ``{"audience": n, "campaigns": [{"campaign", "shared"}], "suggested_days": n}``."""
+    others = (
+        Campaign.objects.filter(
+            practice=practice,
+            kind=CampaignKind.DRIP,
+            enabled=True,
+            archived_at__isnull=True,
+            trigger__type=trigger.get("type"),
+        )
+        .exclude(pk=campaign_id)
+        .order_by("name", "pk")
+    )
+    draft = Campaign(practice=practice, kind=CampaignKind.DRIP, trigger=trigger, filters=filters)
+    mine = audience(draft, at=at)
+    overlaps = [
+        {
+            "campaign": other,
+            "shared": audience_candidates(other, at=at).filter(pk__in=mine.values("pk")).count(),
+        }
+        for other in others
+    ]
+    return {
+        "audience": mine.count() if overlaps else None,
+        "campaigns": overlaps,
+        "suggested_days": 1 if is_continuous(trigger) else 7,
+    }

@@ -18,7 +18,12 @@ from campaigns import services
 from campaigns.forms.fields import EnabledForm
 from campaigns.language.describe import describe_trigger
 from campaigns.models import Campaign, CampaignKind
-from campaigns.selectors import audience, campaign_has_history, campaign_list
+from campaigns.selectors import (
+    audience,
+    campaign_has_history,
+    campaign_list,
+    same_trigger_overlaps,
+)
 from campaigns.views.shared import campaign_or_404, error_text
 from campaigns.views.wizard_state import draft_discard, draft_key
 from messaging.models import Channel
@@ -42,10 +47,26 @@ def _drip_row(campaign: Campaign) -> dict:
 def drip_enable_question(campaign: Campaign, *, at: dt.datetime) -> str:
     """What turning ``campaign`` on does, with the number of patients it matches now."""
     count = audience(campaign, at=at).count()
-    return (
+    question = (
         f"Turn on “{campaign.name}”? {count:,} patient{pluralize(count)} "
         f"match{'es' if count == 1 else ''} it now and would get its messages from its next run."
     )
+    if count and not campaign.exclude_recent_days:
+        overlap = same_trigger_overlaps(
+            practice=campaign.practice,
+            trigger=campaign.trigger,
+            filters=campaign.filters,
+            at=at,
+            campaign_id=campaign.pk,
+        )
+        for other in overlap["campaigns"]:
+            if other["shared"]:
+                question += (
+                    f" {other['shared']:,} of them also get “{other['campaign'].name}”, which "
+                    "has the same trigger (this campaign's Audience step can skip patients "
+                    "messaged lately)."
+                )
+    return question
 
 
 @require_safe

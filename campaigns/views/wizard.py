@@ -19,7 +19,7 @@ from campaigns import services
 from campaigns.content.sms import sms_counts
 from campaigns.forms.audience import FiltersForm, ScheduleForm, TriggerForm
 from campaigns.forms.fields import error_messages
-from campaigns.forms.wizard import GoalForm, NameForm
+from campaigns.forms.wizard import GoalForm, NameForm, SkipRecentForm
 from campaigns.language.describe import (
     describe_delay,
     describe_filters,
@@ -30,7 +30,7 @@ from campaigns.language.describe import (
 from campaigns.language.spec import CampaignSerializer
 from campaigns.language.triggers import is_continuous
 from campaigns.models import CampaignKind
-from campaigns.selectors import audience_live
+from campaigns.selectors import audience_live, same_trigger_overlaps
 from campaigns.views.shared import campaign_or_404, error_text, sees_financials
 from campaigns.views.wizard_messages import messages_step
 from campaigns.views.wizard_state import (
@@ -286,6 +286,15 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
         )
     except (KeyError, TypeError, ValueError):  # a draft whose audience cannot be computed yet
         live = {"count": None, "filters": [], "trigger": ""}
+    overlap = None
+    if live["count"] is not None:
+        overlap = same_trigger_overlaps(
+            practice=wiz.practice,
+            trigger=draft["trigger"],
+            filters=draft["filters"],
+            at=timezone.now(),
+            campaign_id=wiz.campaign.pk if wiz.campaign else None,
+        )
     count = live["count"]
     name = draft["name"] or "this campaign"
     if count is None:
@@ -296,8 +305,15 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
             f"match{'es' if count == 1 else ''} it now and would get its messages from its "
             "next run."
         )
+        for other in (overlap or {}).get("campaigns", []):
+            if other["shared"] and not draft["exclude_recent_days"]:
+                question += (
+                    f" {other['shared']:,} of them also get “{other['campaign'].name}”, "
+                    "which has the same trigger."
+                )
     return {
         "activate_question": question,
+        "overlap": overlap,
         "live": live,
         "trigger_text": describe_trigger(draft["trigger"]),
         "schedule_text": describe_schedule(draft["schedule"], draft["trigger"]),
@@ -315,6 +331,19 @@ def _step_review(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
         action = posted_action(request)[0]
         if action == "back" or action.startswith("go_"):
             return wiz.move("review", action)
+        if action == "skip_recent":  # the overlap warning's suggestion, in one click
+            form = SkipRecentForm(request.POST)
+            if form.is_valid():
+                wiz.save(exclude_recent_days=form.cleaned_data["days"])
+                days = form.cleaned_data["days"]
+                flash.success(
+                    request,
+                    f"Patients messaged by another drip in the last {days} day{pluralize(days)} "
+                    "are skipped.",
+                )
+                return redirect(wiz.url("step", "review"))
+            errors = {"review": [f"Days: {error}" for error in form.errors.get("days", [])]}
+            return wiz.render("review", {**_review_context(request, wiz), "errors": errors}, 400)
         current = wiz.campaign.enabled if wiz.campaign else False
         enabled = True if action == "activate" else current
         if action == "activate" and not current and not is_confirmed(request):
