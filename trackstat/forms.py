@@ -24,6 +24,22 @@ def e164_or_blank(value: str) -> str:
         raise forms.ValidationError(str(error)) from None
 
 
+class PhoneField(forms.CharField):
+    """A phone number typed in any common form ("+1 (312) 555-0142", "312.555.0142", E.164),
+    cleaned to E.164 ("" stays blank). Room for the punctuation people type: the stored
+    number is at most 16 characters, what they type is not."""
+
+    widget = forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 40)
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        return e164_or_blank(super().clean(value))
+
+
 class ThrottledAuthenticationForm(AuthenticationForm):
     """Sign in by email; repeated failures lock the email (and the address) for a while."""
 
@@ -65,6 +81,12 @@ class RoleForm(forms.Form):
 class PracticeSettingsForm(forms.ModelForm):
     """Validation of practice settings; saving goes through ``practice_settings_update``."""
 
+    phone = PhoneField(label="Phone", help_text="The practice's phone, e.g. (312) 555-0100.")
+    sms_from = PhoneField(
+        label="Sender phone number",
+        help_text="The number patients receive texts from, e.g. (312) 555-0199.",
+    )
+
     class Meta:
         model = Practice
         fields = PRACTICE_SETTINGS_FIELDS
@@ -76,14 +98,7 @@ class PracticeSettingsForm(forms.ModelForm):
             "time_zone": "IANA name, e.g. America/Chicago. All campaign times are in this zone.",
             "sending_window_start": "No SMS before this local time (08:00 at the earliest).",
             "sending_window_end": "No SMS after this local time (21:00 at the latest).",
-            "sms_from": "The number patients receive texts from, e.g. (312) 555-0199.",
         }
-
-    def clean_phone(self) -> str:
-        return e164_or_blank(self.cleaned_data.get("phone", ""))
-
-    def clean_sms_from(self) -> str:
-        return e164_or_blank(self.cleaned_data.get("sms_from", ""))
 
 
 class ProfileForm(forms.ModelForm):
@@ -92,10 +107,11 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "phone"]
-        help_texts = {"phone": "Test texts from the campaign wizard go here, e.g. (312) 555-0142."}
 
-    def clean_phone(self) -> str:
-        return e164_or_blank(self.cleaned_data.get("phone", ""))
+    phone = PhoneField(
+        label="Mobile phone",
+        help_text="Test texts from the campaign wizard go here, e.g. (312) 555-0142.",
+    )
 
 
 class ApiKeyForm(forms.Form):

@@ -7,7 +7,9 @@ from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from campaigns import services
 from campaigns.content.merge_fields import MERGE_FIELDS
@@ -53,6 +55,12 @@ def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, i
             patient=patient,
         )
     except ValidationError as error:
+        if any(e.code == "no_phone" for e in error.error_dict.get("channel", [])):
+            link = format_html(
+                'Add your mobile phone on <a href="{}">your profile page</a> to get test texts.',
+                reverse("profile"),
+            )
+            return link, 400
         return " ".join(error.messages), 400
     return f"Test {message.get_status_display().lower()}: sent to {message.to}.", 200
 

@@ -836,7 +836,10 @@ def test_send_a_test_to_myself(plus):
     data = {**_steps(row), "preview_patient": "Lovelace"}
     response = _post(plus, "messages", data, action="test-0")
     assert response.status_code == 400
-    assert "Add your mobile phone on your profile page" in response.text
+    assert (
+        'Add your mobile phone on <a href="/accounts/profile/">your profile page</a>'
+        in response.text
+    )
     assert not OutboundMessage.objects.exists()
 
     user = plus.membership.user
