@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -48,6 +49,10 @@ def blast_status(campaign: Campaign) -> str:
 
 def _scheduled_ahead(campaign: Campaign) -> bool:
     return bool(campaign.send_at and campaign.send_at > timezone.now())
+
+
+def _send_at_passed(campaign: Campaign) -> bool:
+    return bool(campaign.send_at and campaign.send_at <= timezone.now())
 
 
 def blast_enable_question(campaign: Campaign, count: int) -> str:
@@ -210,8 +215,11 @@ def _blast_detail(
                 message={"channel": step.channel, "subject": step.subject, "body": step.body},
                 at=now,
             )
+    recipient_count = page.paginator.count if page else 0
     context = {
-        "enable_question": blast_enable_question(campaign, page.paginator.count if page else 0),
+        "recipient_count": recipient_count,
+        "removed_count": len(removed) if removed is not None else 0,
+        "enable_question": blast_enable_question(campaign, recipient_count),
         "campaign": campaign,
         "status": blast_status(campaign),
         "step": step,
@@ -224,7 +232,7 @@ def _blast_detail(
         ),
         "send_at": campaign.send_at,
         "sent_at": campaign.sent_at,
-        "send_at_passed": bool(campaign.send_at and campaign.send_at <= now),
+        "send_at_passed": _send_at_passed(campaign),
     }
     return render(request, "campaigns/blast_detail.html", context, status=status)
 
@@ -258,19 +266,34 @@ def blast_recipient(request: PracticeRequest, campaign_id: int, patient_id: int)
             error = error_text(problem)
     if wants_partial(request):
         included = blast_includes(campaign, patient)
+        recipient_count = blast_recipients(campaign, at=timezone.now()).count()
         context = {
             "campaign": campaign,
             "patient": patient,
             "included": included,
             "row_error": error,
             "page_number": request.POST.get("page", ""),
+            # The numbers elsewhere on the page, swapped out of band with the row.
+            "oob": True,
+            "status": blast_status(campaign),
+            "send_at": campaign.send_at,
+            "send_at_passed": _send_at_passed(campaign),
+            "recipient_count": recipient_count,
+            "removed_count": blast_removed(campaign).count(),
+            "enable_question": blast_enable_question(campaign, recipient_count),
         }
-        return render(
-            request,
-            "campaigns/blast_detail.html#recipient-row",
-            context,
-            status=400 if error else 200,
-        )
+        parts = ["recipients-heading", "removed-heading"]
+        if not campaign.sent_at:
+            parts.append("enable-form")
+
+        def part(name: str) -> str:
+            return render_to_string(f"campaigns/blast_detail.html#{name}", context, request=request)
+
+        # The out-of-band parts ride in a <template>: beside a table row, htmx parses the
+        # answer as table content, where a heading or a form would be torn apart.
+        oob = "".join(part(name) for name in parts)
+        html = f"{part('recipient-row')}<template>{oob}</template>"
+        return HttpResponse(html, status=400 if error else 200)
     if error:
         return _blast_detail(request, campaign, error=error, status=400)
     verb = "put back on" if form.cleaned_data["included"] else "removed from"

@@ -660,3 +660,23 @@ def test_admin_shows_campaigns_read_mostly_and_validates_master_templates(client
     assert "Unknown merge field {{Nope}}." in response.text
     assert client.post(add, {**data, "body": "Hi {{PatientFirstName}}"}).status_code == 302
     assert MessageTemplate.objects.get(name="Op").practice is None
+
+
+def test_removing_a_recipient_updates_the_numbers_on_the_page(plus):
+    """Issue 16, item 8: the row's htmx answer carries the page's counts out of band."""
+    practice = _practice(plus)
+    blast = _blast(practice)
+    for n in (1, 2, 3):
+        PatientFactory(practice=practice, external_id=str(n), phone=f"+1312555010{n}")
+    patient = practice.patients.get(external_id="1")
+    url = reverse("campaigns:blast_recipient", args=[blast.pk, patient.pk])
+
+    response = plus.post(url, {"included": "false"}, headers=HTMX)
+
+    assert response.status_code == 200
+    text = response.text
+    assert '<h2 id="recipients-heading" hx-swap-oob="true">Recipients (2)</h2>' in text
+    assert '<h2 id="removed-heading" hx-swap-oob="true">Removed by staff (1)</h2>' in text
+    assert 'id="blast-enable" hx-swap-oob="true"' in text
+    assert "to 2 recipients" in text
+    assert "to 2 patients" in text  # the Enable question too

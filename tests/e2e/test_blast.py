@@ -51,6 +51,10 @@ def test_a_blast_with_one_recipient_removed_sends_to_the_rest(
     row.get_by_role("button", name="Remove").click()
     expect(row).to_have_class("removed")
     expect(row.get_by_role("button", name="Put back")).to_be_visible()
+    # The numbers elsewhere follow at once, without a reload.
+    expect(recipients.get_by_role("heading", name="Recipients (2)")).to_be_visible()
+    expect(page.get_by_role("heading", name="Removed by staff (1)")).to_be_visible()
+    expect(page.locator("#blast-enable")).to_contain_text("to 2 recipients")
     shot("bob removed")
     campaign = Campaign.objects.get(practice=practice, kind="blast")
     assert BlastExclusion.objects.filter(campaign=campaign, patient=bob).exists()
