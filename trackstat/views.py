@@ -13,7 +13,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from trackstat.client_address import client_address
 from trackstat.confirm import confirmation_page, is_confirmed
-from trackstat.credentials import practice_credentials_status, provider_credentials_set
+from trackstat.credentials import (
+    practice_credentials_status,
+    provider_credentials_set,
+    secret_decrypt,
+    secret_encrypt,
+)
 from trackstat.forms import (
     ApiKeyForm,
     InviteForm,
@@ -244,20 +249,34 @@ def settings_providers(request: PracticeRequest) -> HttpResponse:
     return render(request, "trackstat/settings_providers.html", context, status=status)
 
 
+ISSUED_KEY_SESSION = "api_key_issued"
+
+
 @role_required(Role.ADMINISTRATOR)
 def settings_api_keys(request: PracticeRequest) -> HttpResponse:
     """API keys: created and shown once, stored hashed, revocable."""
     form = ApiKeyForm(request.POST or None)
-    issued = None
     status = 200
     if request.method == "POST":
         if form.is_valid():
             issued = api_key_create(
                 practice=request.practice, name=form.cleaned_data["name"], actor=request.user
             )
-            form = ApiKeyForm()
-        else:
-            status = 400
+            # Post/Redirect/Get: a refresh must not create a second key. The secret is shown
+            # once, by the page the redirect lands on, which takes it out of the session;
+            # meanwhile the session holds it encrypted, never in the clear.
+            request.session[ISSUED_KEY_SESSION] = {
+                "practice": request.practice.pk,
+                "name": issued.api_key.name,
+                "secret": secret_encrypt(issued.secret),
+            }
+            return redirect("settings_api_keys")
+        status = 400
+    issued = request.session.pop(ISSUED_KEY_SESSION, None)
+    if issued and issued.get("practice") == request.practice.pk:
+        issued = {"name": issued["name"], "secret": secret_decrypt(issued["secret"])}
+    else:
+        issued = None
     keys = ApiKey.objects.filter(practice=request.practice).select_related("created_by")
     return render(
         request,
