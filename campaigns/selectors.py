@@ -32,6 +32,7 @@ from campaigns.models import (
     TemplateFolder,
 )
 from messaging.models import OutboundMessage
+from messaging.outbox.window import practice_next_sending_time
 from patients.models import UPCOMING_STATUSES, Appointment, Patient
 from patients.selectors import patient_list
 from trackstat.models import Practice
@@ -180,6 +181,13 @@ def message_preview(*, practice: Practice, query: str, message: dict, at: dt.dat
     else:
         preview.update(sms_counts(body))
     return preview
+
+
+def blast_goes_out_at(campaign: Campaign, *, now: dt.datetime) -> dt.datetime:
+    """When a blast's messages actually go out if it is enabled: its ``send_at`` (now, when
+    that is absent or past), held for the practice's quiet hours."""
+    due = max(campaign.send_at or now, now)
+    return practice_next_sending_time(campaign.practice, due)
 
 
 def blast_recipients(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:

@@ -3,6 +3,8 @@ with its audience preview, where staff take recipients off before it goes out an
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -25,6 +27,7 @@ from campaigns.language.describe import describe_filters
 from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, CampaignKind
 from campaigns.selectors import (
+    blast_goes_out_at,
     blast_includes,
     blast_recipients,
     blast_removed,
@@ -55,13 +58,37 @@ def _send_at_passed(campaign: Campaign) -> bool:
     return bool(campaign.send_at and campaign.send_at <= timezone.now())
 
 
+def _when(instant: dt.datetime) -> str:
+    return date_format(timezone.localtime(instant), "M j, g:i A T")
+
+
+def quiet_hours_note(campaign: Campaign) -> str:
+    """When the texts will actually go out, if quiet hours hold them past the chosen time."""
+    now = timezone.now()
+    due = max(campaign.send_at or now, now)
+    goes = blast_goes_out_at(campaign, now=now)
+    if goes - due < dt.timedelta(minutes=1):
+        return ""
+    practice = campaign.practice
+    window = (
+        f"{date_format(practice.sending_window_start, 'g:i A')} to "
+        f"{date_format(practice.sending_window_end, 'g:i A')}"
+    )
+    return (
+        f"{'That time' if campaign.send_at and campaign.send_at > now else 'Now'} is outside "
+        f"the practice's sending hours ({window}): the messages go out at {_when(goes)}."
+    )
+
+
 def blast_enable_question(campaign: Campaign, count: int) -> str:
     """What enabling this blast does, with the number it reaches: the confirmation's words."""
     patients = f"{count:,} patient{pluralize(count)}"
     if _scheduled_ahead(campaign):
-        local = timezone.localtime(campaign.send_at)
-        return f"Schedule “{campaign.name}” for {date_format(local, 'M j, g:i A T')} to {patients}?"
-    return f"Send “{campaign.name}” to {patients} now?"
+        question = f"Schedule “{campaign.name}” for {_when(campaign.send_at)} to {patients}?"
+    else:
+        question = f"Send “{campaign.name}” to {patients} now?"
+    note = quiet_hours_note(campaign)
+    return f"{question} {note}" if note else question
 
 
 @require_safe
@@ -233,6 +260,7 @@ def _blast_detail(
         "send_at": campaign.send_at,
         "sent_at": campaign.sent_at,
         "send_at_passed": _send_at_passed(campaign),
+        "quiet_hours_note": "" if campaign.sent_at else quiet_hours_note(campaign),
     }
     return render(request, "campaigns/blast_detail.html", context, status=status)
 
