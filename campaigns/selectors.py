@@ -154,10 +154,32 @@ def preview_appointment(*, patient: Patient, at: dt.datetime) -> Appointment | N
     return upcoming.order_by("start").first() or appointments.order_by("-start").first()
 
 
-def message_preview(*, practice: Practice, query: str, message: dict, at: dt.datetime) -> dict:
+def message_preview(
+    *,
+    practice: Practice,
+    query: str,
+    message: dict,
+    at: dt.datetime,
+    draft: dict | None = None,
+) -> dict:
     """A message (``channel``, ``subject``, ``body``) rendered for a real patient: the first
-    that ``query`` finds (by name or id), else the practice's first; ``error`` when none."""
-    patient = patient_list(practice=practice, query=query).first()
+    that ``query`` finds (by name or id); without a query, the first patient the ``draft``'s
+    trigger and filters match now (someone the campaign would message, not an inactive
+    patient it excludes), else the practice's first; ``error`` when none."""
+    patient = None
+    if not query.strip() and draft and draft.get("trigger"):
+        unsaved = Campaign(
+            practice=practice,
+            kind=CampaignKind.DRIP,
+            trigger=draft["trigger"],
+            filters=draft.get("filters") or {},
+        )
+        try:
+            patient = audience_candidates(unsaved, at=at).order_by("last_name", "pk").first()
+        except (KeyError, TypeError, ValueError):  # a draft not complete yet
+            patient = None
+    if patient is None:
+        patient = patient_list(practice=practice, query=query).first()
     if patient is None:
         return {"error": f"No patient matches “{query}”." if query else "No patients yet."}
     appointment = preview_appointment(patient=patient, at=at)

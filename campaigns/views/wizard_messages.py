@@ -184,6 +184,7 @@ def messages_step(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
             query=request.POST.get("preview_patient", "").strip(),
             message=rows[index],
             at=timezone.now(),
+            draft=wiz.draft,
         )
         preview["index"] = index
         if wants_partial(request):
