@@ -74,7 +74,12 @@ def validate_schedule(data) -> dict:
         days = data["weekdays"]
         if not isinstance(days, list) or not days or set(days) - set(WEEKDAYS):
             raise serializers.ValidationError(
-                {"weekdays": [f"A non-empty list of: {', '.join(WEEKDAYS)}."]}
+                {
+                    "weekdays": [
+                        "Choose at least one day of the week "
+                        f"(in the API: a list of {', '.join(WEEKDAYS)})."
+                    ]
+                }
             )
         clean["weekdays"] = [d for d in WEEKDAYS if d in days]
     if frequency == "monthly":

@@ -384,7 +384,7 @@ def test_invalid_name_is_a_400_and_leaves_the_draft(plus):
         (
             {"type": "birthday", "timing": "on"},
             {"frequency": "weekly", "time": "10:00"},
-            "A non-empty list of: mon, tue, wed, thu, fri, sat, sun.",
+            "Choose at least one day of the week",
         ),
         (
             {"type": "birthday", "timing": "on"},
@@ -416,7 +416,7 @@ def test_invalid_filters_are_a_400_with_the_fields_message(plus):
         plus, "audience", _audience({"type": "birthday"}, {"age_min": "40", "age_max": "20"})
     )
     assert response.status_code == 400
-    assert "Age at least: min must not be above max." in response.text
+    assert "Age at least: The lowest (40) is above the highest (20)." in response.text
     response = _post(plus, "audience", _audience({"type": "birthday"}, {"tags_include": ["nope"]}))
     assert response.status_code == 400
     assert "Select a valid choice" in response.text
