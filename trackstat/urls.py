@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from trackstat import apis, views
@@ -58,11 +56,7 @@ handler500 = "trackstat.api_errors.server_error"
 urlpatterns = [
     path("", views.home, name="home"),
     # Browsers ask for /favicon.ico whatever the page says: the same icon.
-    path(
-        "favicon.ico",
-        RedirectView.as_view(url=static("img/favicon.svg"), permanent=True),
-        name="favicon",
-    ),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", include(account_urls)),
     path("practice/switch/", views.practice_switch_view, name="practice_switch"),
     path("settings/", include(settings_urls)),

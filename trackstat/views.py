@@ -6,8 +6,9 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -66,6 +67,12 @@ class PasswordResetView(auth_views.PasswordResetView):
         ):
             return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
+
+
+def favicon(request) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: the same icon (its static URL
+    looked up per request, so the manifest is read only once static files are collected)."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
 
 
 def api_docs(request) -> HttpResponse:
