@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
@@ -91,11 +93,14 @@ class PracticeSettingsForm(forms.ModelForm):
         model = Practice
         fields = PRACTICE_SETTINGS_FIELDS
         widgets = {
+            # A searchable list (the page's <datalist>): US zones first, then every zone.
+            "time_zone": forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
             "sending_window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "sending_window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         }
         help_texts = {
-            "time_zone": "IANA name, e.g. America/Chicago. All campaign times are in this zone.",
+            "time_zone": "Type to search, e.g. Chicago or America/Chicago. All campaign times "
+            "are in this zone.",
             "sending_window_start": "No SMS before this local time (08:00 at the earliest).",
             "sending_window_end": "No SMS after this local time (21:00 at the latest).",
         }
@@ -160,3 +165,24 @@ class ProviderCredentialsForm(forms.Form):
             elif data[field]:
                 changes[field] = data[field]
         return changes
+
+
+US_TIME_ZONES = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Detroit",
+    "America/Indiana/Indianapolis",
+    "America/Boise",
+    "America/Puerto_Rico",
+]
+
+
+def time_zone_choices() -> list[str]:
+    """The time-zone list of the practice settings: US zones first, then all the others."""
+    others = sorted(zoneinfo.available_timezones() - set(US_TIME_ZONES))
+    return US_TIME_ZONES + [zone for zone in others if "/" in zone]

@@ -28,6 +28,7 @@ from trackstat.forms import (
     ProviderCredentialsForm,
     RoleForm,
     ThrottledAuthenticationForm,
+    time_zone_choices,
 )
 from trackstat.htmx import wants_partial
 from trackstat.models import ApiKey, Membership, Role
@@ -227,8 +228,10 @@ def settings_practice(request: PracticeRequest) -> HttpResponse:
             else:
                 messages.success(request, "Practice settings saved.")
                 return redirect("settings_practice")
-        return render(request, "trackstat/settings_practice.html", {"form": form}, status=400)
-    return render(request, "trackstat/settings_practice.html", {"form": form})
+        context = {"form": form, "time_zones": time_zone_choices()}
+        return render(request, "trackstat/settings_practice.html", context, status=400)
+    context = {"form": form, "time_zones": time_zone_choices()}
+    return render(request, "trackstat/settings_practice.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -62,3 +62,18 @@ def test_a_bad_number_names_the_field(member_client):
     response = client.post(reverse("profile"), {"first_name": "A", "last_name": "", "phone": "12"})
     assert response.status_code == 400
     assert "Enter a valid phone number." in response.text
+
+
+def test_the_time_zone_is_a_searchable_list_us_zones_first(admin_client):
+    page = admin_client.get(reverse("settings_practice")).text
+    assert 'list="time-zones"' in page
+    options = page[page.index('<datalist id="time-zones">') :]
+    assert options.index("America/New_York") < options.index("Africa/Abidjan")
+    assert options.index("Pacific/Honolulu") < options.index("Africa/Abidjan")
+    assert "Europe/London" in options
+
+
+def test_api_key_times_carry_the_practice_zone(admin_client):
+    admin_client.post(reverse("settings_api_keys"), {"name": "EMR"})
+    page = admin_client.get(reverse("settings_api_keys")).text
+    assert " EST" in page or " EDT" in page  # the factories' practice is in New York
