@@ -36,3 +36,11 @@ def test_a_range_says_which_number_is_wrong():
     assert "min must not be above max" not in text
     text = str(_errors(filters={"age": {"min": "x"}}))
     assert "The lowest must be a number." in text
+
+
+def test_the_status_filter_offers_one_any_status():
+    from campaigns.forms.audience import FiltersForm
+
+    labels = [label for _value, label in FiltersForm.base_fields["status"].choices]
+    assert labels.count("Any status") == 1
+    assert "Any (not filtered)" not in labels
