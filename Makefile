@@ -16,6 +16,8 @@ install:
 ## Migrate, seed the demo, then web + worker + beat together (Ctrl-C stops all three).
 ## DEBUG is off unless set: the embedded default is development, so it is turned on here.
 run: export DEBUG = 1
+## Links in messages, unsubscribe pages and invitations point at this server's own port.
+run: export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 run: install
 	$(UV) run python manage.py migrate --noinput
 	$(UV) run python manage.py seed_demo

@@ -22,6 +22,7 @@ from campaigns.content.email_html import sanitize_email_html
 from campaigns.content.render import render_message
 from campaigns.content.sms import sms_counts
 from campaigns.language.describe import describe_filters, describe_trigger
+from campaigns.language.triggers import is_continuous
 from campaigns.models import (
     BlastExclusion,
     Campaign,
@@ -33,6 +34,7 @@ from campaigns.models import (
 )
 from messaging.models import OutboundMessage
 from messaging.outbox.trust import sending_time, state_code, state_rule_for
+from messaging.outbox.window import practice_next_sending_time
 from patients.models import UPCOMING_STATUSES, Appointment, Patient
 from patients.selectors import patient_list
 from trackstat.models import Practice
@@ -154,10 +156,32 @@ def preview_appointment(*, patient: Patient, at: dt.datetime) -> Appointment | N
     return upcoming.order_by("start").first() or appointments.order_by("-start").first()
 
 
-def message_preview(*, practice: Practice, query: str, message: dict, at: dt.datetime) -> dict:
+def message_preview(
+    *,
+    practice: Practice,
+    query: str,
+    message: dict,
+    at: dt.datetime,
+    draft: dict | None = None,
+) -> dict:
     """A message (``channel``, ``subject``, ``body``) rendered for a real patient: the first
-    that ``query`` finds (by name or id), else the practice's first; ``error`` when none."""
-    patient = patient_list(practice=practice, query=query).first()
+    that ``query`` finds (by name or id); without a query, the first patient the ``draft``'s
+    trigger and filters match now (someone the campaign would message, not an inactive
+    patient it excludes), else the practice's first; ``error`` when none."""
+    patient = None
+    if not query.strip() and draft and draft.get("trigger"):
+        unsaved = Campaign(
+            practice=practice,
+            kind=CampaignKind.DRIP,
+            trigger=draft["trigger"],
+            filters=draft.get("filters") or {},
+        )
+        try:
+            patient = audience_candidates(unsaved, at=at).order_by("last_name", "pk").first()
+        except (KeyError, TypeError, ValueError):  # a draft not complete yet
+            patient = None
+    if patient is None:
+        patient = patient_list(practice=practice, query=query).first()
     if patient is None:
         return {"error": f"No patient matches “{query}”." if query else "No patients yet."}
     appointment = preview_appointment(patient=patient, at=at)
@@ -181,6 +205,13 @@ def message_preview(*, practice: Practice, query: str, message: dict, at: dt.dat
     else:
         preview.update(sms_counts(body))
     return preview
+
+
+def blast_goes_out_at(campaign: Campaign, *, now: dt.datetime) -> dt.datetime:
+    """When a blast's messages actually go out if it is enabled: its ``send_at`` (now, when
+    that is absent or past), held for the practice's quiet hours."""
+    due = max(campaign.send_at or now, now)
+    return practice_next_sending_time(campaign.practice, due)
 
 
 def blast_recipients(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:
@@ -229,3 +260,45 @@ def send_forecast(campaign: Campaign, recipients: QuerySet[Patient], *, at: dt.d
         {"at": goes, "count": count, "state": state}
         for (goes, state), count in sorted(groups.items())
     ]
+
+
+def same_trigger_overlaps(
+    *,
+    practice: Practice,
+    trigger: dict,
+    filters: dict,
+    at: dt.datetime,
+    campaign_id: int | None = None,
+) -> dict:
+    """Before a drip is turned on: the practice's other drips that are on and have the same
+    trigger type, each with how many of this draft's audience at ``at`` it also reaches (its
+    trigger and filters match them now, whether or not it has messaged them already), and a
+    non-zero "skip patients messaged in the last N days" that keeps anyone from getting both
+    (one day for the same-day triggers, a week otherwise).
+
+    ``{"audience": n, "campaigns": [{"campaign", "shared"}], "suggested_days": n}``."""
+    others = (
+        Campaign.objects.filter(
+            practice=practice,
+            kind=CampaignKind.DRIP,
+            enabled=True,
+            archived_at__isnull=True,
+            trigger__type=trigger.get("type"),
+        )
+        .exclude(pk=campaign_id)
+        .order_by("name", "pk")
+    )
+    draft = Campaign(practice=practice, kind=CampaignKind.DRIP, trigger=trigger, filters=filters)
+    mine = audience(draft, at=at)
+    overlaps = [
+        {
+            "campaign": other,
+            "shared": audience_candidates(other, at=at).filter(pk__in=mine.values("pk")).count(),
+        }
+        for other in others
+    ]
+    return {
+        "audience": mine.count() if overlaps else None,
+        "campaigns": overlaps,
+        "suggested_days": 1 if is_continuous(trigger) else 7,
+    }

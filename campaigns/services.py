@@ -357,7 +357,12 @@ def step_test_send(
     to = user.phone if channel == "sms" else user.email
     if not to:
         raise ValidationError(
-            {"channel": "Add your mobile phone on your profile page to get test texts."}
+            {
+                "channel": ValidationError(
+                    "Add your mobile phone on your profile page to get test texts.",
+                    code="no_phone",
+                )
+            }
         )
     sample = patient or Patient(
         practice=practice,

@@ -26,6 +26,7 @@ from messaging.models import (
     OutboundMessage,
 )
 from messaging.outbox.addresses import address_problem
+from messaging.plaintext import html_to_text
 from messaging.services import message_send_now
 from patients.models import Patient
 from trackstat.models import Practice, User
@@ -73,11 +74,13 @@ threads AS (
            MAX(is_in) AS has_in, MAX(is_out) AS has_out, MAX(is_email) AS has_email,
            MAX(CASE WHEN is_email = 0 THEN 1 ELSE 0 END) AS has_sms,
            MAX(CASE WHEN rn = 1 THEN body END) AS last_body,
-           MAX(CASE WHEN rn = 1 THEN is_in END) AS last_is_in
+           MAX(CASE WHEN rn = 1 THEN is_in END) AS last_is_in,
+           MAX(CASE WHEN rn = 1 THEN is_email END) AS last_is_email
       FROM ranked
      GROUP BY patient_id, number
 )
-SELECT patient_id, number, last_at, unread, last_body, last_is_in, COUNT(*) OVER () AS total
+SELECT patient_id, number, last_at, unread, last_body, last_is_in, last_is_email,
+       COUNT(*) OVER () AS total
   FROM threads
  WHERE {condition}
  ORDER BY last_at DESC, patient_id DESC, number DESC
@@ -159,13 +162,14 @@ def inbox_threads(
             number=number,
             last_at=_as_datetime(last_at),
             unread=int(unread or 0),
-            preview=_first_line(last_body),
+            # A text exactly as sent or received; an email (HTML) as its plain-text reading.
+            preview=_first_line(html_to_text(last_body) if last_is_email else last_body),
             last_is_theirs=bool(last_is_in),
             token=""
             if patient_id
             else unknown_thread_token(practice_id=practice.pk, number=number),
         )
-        for patient_id, number, last_at, unread, last_body, last_is_in, _total in rows
+        for patient_id, number, last_at, unread, last_body, last_is_in, last_is_email, _ in rows
     ]
     total = rows[0][-1] if rows else 0
     patient_ids = [t.patient_id for t in threads if t.patient_id is not None]

@@ -22,6 +22,7 @@ from messaging.forms import CannedReplyForm, CannedReplyPickForm, ReplyForm
 from messaging.models import CannedReply
 from messaging.selectors import sandbox_messages
 from patients.models import Patient
+from trackstat.confirm import confirmation_page, is_confirmed
 from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, has_role, role_required
@@ -159,6 +160,14 @@ def canned_reply_add(request: PracticeRequest) -> HttpResponse:
 @role_required(Role.MANAGER)
 def canned_reply_remove(request: PracticeRequest, pk: int) -> HttpResponse:
     canned = get_object_or_404(CannedReply, pk=pk, practice=request.practice)
+    if not is_confirmed(request):
+        return confirmation_page(
+            request,
+            question=f"Delete the canned reply “{canned.title}”?",
+            detail="Staff can no longer pick it in the Inbox.",
+            confirm_label="Delete",
+            cancel_url=reverse("messaging:inbox") + "#canned-replies",
+        )
     inbox_services.canned_reply_delete(practice=request.practice, canned_reply=canned)
     messages.success(request, "Canned reply deleted.")
     return redirect(reverse("messaging:inbox") + "#canned-replies")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import re
 
 from django.db.models import Prefetch, Q, QuerySet
 
 from patients.models import Appointment, Case, Lookup, Patient, PatientStatus, Tag
 from trackstat.models import Practice
+from trackstat.phones import phone_to_e164
 
 PATIENT_LOOKUP_FIELDS = [
     "primary_provider",
@@ -28,6 +31,51 @@ def patient_queryset(*, practice: Practice) -> QuerySet[Patient]:
     )
 
 
+# Only what people write phone numbers with: digits, spaces, + ( ) - . and /.
+_PHONE_LIKE = re.compile(r"[\d\s+().\-/]+")
+
+
+def patient_search_q(query: str) -> Q:
+    """What staff type in the patient search, as one condition:
+
+    - an email (has "@"): that email, any case (or one that starts with what was typed);
+    - a phone number in any common form ("+1 (312) 555-0142", "312.555.0142", "555-0142",
+      "0142"), or digits of an external id ("0107" finds DEMO-0107): the phone's digits,
+      the number as E.164, or the external id containing it;
+    - "Last, First" (the list's own format): last name and first name, each by its start;
+    - otherwise every word must match a first or last name (so "First Last" works), an
+      email, or an external id exactly.
+    """
+    query = query.strip()
+    if not query:
+        return Q()
+    if "@" in query:
+        return Q(email__iexact=query) | Q(email__istartswith=query)
+    if _PHONE_LIKE.fullmatch(query):
+        digits = "".join(ch for ch in query if ch.isdigit())
+        condition = Q(external_id__iexact=query)
+        if len(digits) >= 3:
+            condition |= Q(phone__contains=digits) | Q(external_id__icontains=digits)
+        with contextlib.suppress(ValueError):  # not a whole number: the digits above
+            condition |= Q(phone=phone_to_e164(query))
+        return condition
+    if "," in query:
+        last, first = (part.strip() for part in query.split(",", 1))
+        condition = Q(last_name__istartswith=last)
+        if first:
+            condition &= Q(first_name__istartswith=first)
+        return condition | Q(external_id__iexact=query)
+    condition = Q()
+    for term in query.split():
+        condition &= (
+            Q(first_name__icontains=term)
+            | Q(last_name__icontains=term)
+            | Q(email__icontains=term)
+            | Q(external_id__iexact=term)
+        )
+    return condition | Q(external_id__iexact=query)
+
+
 def patient_list(
     *,
     practice: Practice,
@@ -35,23 +83,12 @@ def patient_list(
     status: str = "",
     tag: str = "",
 ) -> QuerySet[Patient]:
-    """Search by name, phone, email or external id; filter by status and tag name.
+    """Search (``patient_search_q``); filter by status and tag name.
 
     ``status`` is a patient status or ``inactive_any`` (every status but active, the
     Active/Inactive filter of campaigns).
     """
-    patients = patient_queryset(practice=practice)
-    for term in query.split():
-        digits = "".join(ch for ch in term if ch.isdigit())
-        condition = (
-            Q(first_name__icontains=term)
-            | Q(last_name__icontains=term)
-            | Q(email__icontains=term)
-            | Q(external_id__iexact=term)
-        )
-        if len(digits) >= 3:
-            condition |= Q(phone__contains=digits)
-        patients = patients.filter(condition)
+    patients = patient_queryset(practice=practice).filter(patient_search_q(query))
     if status == "inactive_any":
         patients = patients.exclude(status=PatientStatus.ACTIVE)
     elif status:

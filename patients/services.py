@@ -34,14 +34,28 @@ TAG_NAME_LENGTH = max_length_of(Tag, "name")
 
 
 @transaction.atomic(durable=True)
-def patient_tag_add(*, practice: Practice, patient: Patient, name: str, actor) -> Tag:
-    """Tag one patient (staff, from the patient page); creates the tag on first use."""
+def patient_tag_add(
+    *, practice: Practice, patient: Patient, name: str, actor, may_create: bool = True
+) -> Tag:
+    """Tag one patient (staff, from the patient page); creates the tag on first use when
+    ``may_create`` (tags are the practice's campaign filters: Managers and above make new
+    ones, DESIGN §3; any member may use an existing one)."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Enter a tag name."})
     if len(name) > TAG_NAME_LENGTH:
         raise ValidationError({"name": f"At most {TAG_NAME_LENGTH} characters."})
-    tag, _ = Tag.objects.get_or_create(practice=practice, name=name)
+    if may_create:
+        tag, _ = Tag.objects.get_or_create(practice=practice, name=name)
+    else:
+        tag = Tag.objects.filter(practice=practice, name__iexact=name).first()
+        if tag is None:
+            raise ValidationError(
+                {
+                    "name": f"There is no tag “{name}”. Choose one of the practice's tags; "
+                    "a Manager or Administrator can create new ones."
+                }
+            )
     PatientTag.objects.get_or_create(practice=practice, patient=patient, tag=tag)
     return tag
 

@@ -205,6 +205,7 @@ def patient_tag_add(request: PracticeRequest, pk: int) -> HttpResponse:
                 patient=patient,
                 name=form.cleaned_data["name"],
                 actor=request.user,
+                may_create=has_role(request, Role.MANAGER),
             )
         except ValidationError as error:
             form.add_error(None, error)

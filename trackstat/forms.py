@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
@@ -22,6 +24,22 @@ def e164_or_blank(value: str) -> str:
         return phone_to_e164(value)
     except ValueError as error:
         raise forms.ValidationError(str(error)) from None
+
+
+class PhoneField(forms.CharField):
+    """A phone number typed in any common form ("+1 (312) 555-0142", "312.555.0142", E.164),
+    cleaned to E.164 ("" stays blank). Room for the punctuation people type: the stored
+    number is at most 16 characters, what they type is not."""
+
+    widget = forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 40)
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        return e164_or_blank(super().clean(value))
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):
@@ -65,18 +83,26 @@ class RoleForm(forms.Form):
 class PracticeSettingsForm(forms.ModelForm):
     """Validation of practice settings; saving goes through ``practice_settings_update``."""
 
+    phone = PhoneField(label="Phone", help_text="The practice's phone, e.g. (312) 555-0100.")
+    sms_from = PhoneField(
+        label="Sender phone number",
+        help_text="The number patients receive texts from, e.g. (312) 555-0199.",
+    )
+
     class Meta:
         model = Practice
         fields = PRACTICE_SETTINGS_FIELDS
         widgets = {
+            # A searchable list (the page's <datalist>): US zones first, then every zone.
+            "time_zone": forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
             "sending_window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "sending_window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         }
         help_texts = {
-            "time_zone": "IANA name, e.g. America/Chicago. All campaign times are in this zone.",
+            "time_zone": "Type to search, e.g. Chicago or America/Chicago. All campaign times "
+            "are in this zone.",
             "sending_window_start": "No SMS before this local time (08:00 at the earliest).",
             "sending_window_end": "No SMS after this local time (21:00 at the latest).",
-            "sms_from": "The number patients receive texts from, e.g. (312) 555-0199.",
             "confirmation_request_text": "Added to reminder texts that ask the patient to "
             "confirm. Leave empty for the default.",
             "confirmation_ack_confirmed": "Texted back once when a patient confirms; "
@@ -90,12 +116,6 @@ class PracticeSettingsForm(forms.ModelForm):
         for name, default in CONFIRMATION_WORDING_DEFAULTS.items():
             self.fields[name].widget.attrs.update(placeholder=default, size=70)
 
-    def clean_phone(self) -> str:
-        return e164_or_blank(self.cleaned_data.get("phone", ""))
-
-    def clean_sms_from(self) -> str:
-        return e164_or_blank(self.cleaned_data.get("sms_from", ""))
-
 
 class ProfileForm(forms.ModelForm):
     """What a staff member changes about themselves."""
@@ -103,10 +123,11 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "phone"]
-        help_texts = {"phone": "Test texts from the campaign wizard go here, e.g. (312) 555-0142."}
 
-    def clean_phone(self) -> str:
-        return e164_or_blank(self.cleaned_data.get("phone", ""))
+    phone = PhoneField(
+        label="Mobile phone",
+        help_text="Test texts from the campaign wizard go here, e.g. (312) 555-0142.",
+    )
 
 
 class ApiKeyForm(forms.Form):
@@ -202,3 +223,24 @@ class MessagingPolicyForm(forms.Form):
         help_text="Florida, Oklahoma and Maryland: 8 AM to 8 PM and at most 3 marketing texts a "
         "day; Texas: 9 AM to 9 PM, noon to 9 PM on Sundays (by the patient's address).",
     )
+
+
+US_TIME_ZONES = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Detroit",
+    "America/Indiana/Indianapolis",
+    "America/Boise",
+    "America/Puerto_Rico",
+]
+
+
+def time_zone_choices() -> list[str]:
+    """The time-zone list of the practice settings: US zones first, then all the others."""
+    others = sorted(zoneinfo.available_timezones() - set(US_TIME_ZONES))
+    return US_TIME_ZONES + [zone for zone in others if "/" in zone]

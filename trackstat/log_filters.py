@@ -30,3 +30,17 @@ class StripQueryStringsFilter(logging.Filter):
                 without_query_strings(arg) if isinstance(arg, str) else arg for arg in record.args
             )
         return True
+
+
+class NoTracebackForClientErrorsFilter(logging.Filter):
+    """A refused request (403, 404, 405: the client's mistake, not ours) is logged as one line
+    with its status and path, without the traceback of the exception Django raised for it;
+    server errors (5xx) keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if status is not None and status < 500:
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = None
+        return True

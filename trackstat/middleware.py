@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
@@ -96,4 +97,31 @@ class NoStoreMiddleware:
         response = self.get_response(request)
         if request.path.startswith("/api/") or request.user.is_authenticated:
             add_never_cache_headers(response)
+        return response
+
+
+class FriendlyErrorPagesMiddleware:
+    """Pages, not blanks: a GET on a POST-only URL gets a page saying what to do (Django's 405
+    has no body, so the browser shows its own blank error page), and with ``DEBUG`` on (what
+    ``make run`` sets) a 404 is our "Not found" page rather than Django's debug listing of
+    every URL. The API keeps its JSON answers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.path.startswith(("/api/", "/static/", "/webhooks/")):
+            return response
+        if response.status_code == 405 and not response.content:
+            page = render(request, "405.html", status=405)
+            page["Allow"] = response.get("Allow", "")
+            return page
+        if (
+            response.status_code == 404
+            and settings.DEBUG
+            and "text/html" in response.get("Content-Type", "")
+            and b"<title>Page not found at " in response.content  # Django's debug page
+        ):
+            return render(request, "404.html", status=404)
         return response

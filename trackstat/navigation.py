@@ -44,8 +44,15 @@ def navigation(request) -> dict:
     membership = getattr(request, "membership", None)
     path = request.path
     items = menu_for(membership)
+    # One item is current: the longest URL the path starts with (the Sandbox lives under the
+    # Inbox's URL, and only the Sandbox is current on its page).
+    current = max(
+        (item for item in items if path.startswith(item["url"])),
+        key=lambda item: len(item["url"]),
+        default=None,
+    )
     for item in items:
-        item["active"] = path.startswith(item["url"])
+        item["active"] = item is current
     return {
         "menu_communication": [i for i in items if i["group"] == "Communication"],
         "menu_main": [i for i in items if not i["group"]],

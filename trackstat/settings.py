@@ -118,6 +118,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "trackstat.tenancy.CurrentPracticeMiddleware",
     "trackstat.tenancy.PracticeTimeZoneMiddleware",
+    "trackstat.middleware.FriendlyErrorPagesMiddleware",
 ]
 
 ROOT_URLCONF = "trackstat.urls"
@@ -397,9 +398,18 @@ LOGGING = {
             "style": "{",
         },
     },
-    "filters": {"no_query_strings": {"()": "trackstat.log_filters.StripQueryStringsFilter"}},
+    "filters": {
+        "no_query_strings": {"()": "trackstat.log_filters.StripQueryStringsFilter"},
+        "no_client_error_tracebacks": {
+            "()": "trackstat.log_filters.NoTracebackForClientErrorsFilter"
+        },
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["no_client_error_tracebacks"],
+        },
         # runserver's request lines, by path only: a patient search's query string (names,
         # phones, emails) stays out of the log (gunicorn: trackstat.gunicorn_conf).
         "django.server": {

@@ -65,6 +65,8 @@ handler500 = "trackstat.api_errors.server_error"
 
 urlpatterns = [
     path("", include("reports.today_urls")),
+    # Browsers ask for /favicon.ico whatever the page says: the same icon.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/", include(account_urls)),
     path("practice/switch/", views.practice_switch_view, name="practice_switch"),
     path("settings/", include(settings_urls)),

@@ -6,14 +6,21 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from trackstat.client_address import client_address
-from trackstat.credentials import practice_credentials_status, provider_credentials_set
+from trackstat.confirm import confirmation_page, is_confirmed
+from trackstat.credentials import (
+    practice_credentials_status,
+    provider_credentials_set,
+    secret_decrypt,
+    secret_encrypt,
+)
 from trackstat.events import webhook_deliveries_resend
 from trackstat.forms import (
     ApiKeyForm,
@@ -24,6 +31,7 @@ from trackstat.forms import (
     ProviderCredentialsForm,
     RoleForm,
     ThrottledAuthenticationForm,
+    time_zone_choices,
 )
 from trackstat.htmx import wants_partial
 from trackstat.models import ApiKey, Membership, Role, WebhookDelivery, WebhookEndpoint
@@ -64,6 +72,12 @@ class PasswordResetView(auth_views.PasswordResetView):
         ):
             return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
+
+
+def favicon(request) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: the same icon (its static URL
+    looked up per request, so the manifest is read only once static files are collected)."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
 
 
 def api_docs(request) -> HttpResponse:
@@ -177,6 +191,14 @@ def member_role(request: PracticeRequest, membership_id: int) -> HttpResponse:
 @role_required(Role.ADMINISTRATOR)
 def member_remove(request: PracticeRequest, membership_id: int) -> HttpResponse:
     membership = get_object_or_404(Membership, pk=membership_id, practice=request.practice)
+    if not is_confirmed(request):
+        return confirmation_page(
+            request,
+            question=f"Remove {membership.user.email} from {request.practice.name}?",
+            detail="They lose access to its patients and campaigns at once.",
+            confirm_label="Remove",
+            cancel_url=reverse("settings_users"),
+        )
     try:
         membership_remove(
             practice=request.practice, membership_id=membership.pk, actor=request.user
@@ -205,8 +227,10 @@ def settings_practice(request: PracticeRequest) -> HttpResponse:
             else:
                 messages.success(request, "Practice settings saved.")
                 return redirect("settings_practice")
-        return render(request, "trackstat/settings_practice.html", {"form": form}, status=400)
-    return render(request, "trackstat/settings_practice.html", {"form": form})
+        context = {"form": form, "time_zones": time_zone_choices()}
+        return render(request, "trackstat/settings_practice.html", context, status=400)
+    context = {"form": form, "time_zones": time_zone_choices()}
+    return render(request, "trackstat/settings_practice.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -250,20 +274,34 @@ def settings_providers(request: PracticeRequest) -> HttpResponse:
     return render(request, "trackstat/settings_providers.html", context, status=status)
 
 
+ISSUED_KEY_SESSION = "api_key_issued"
+
+
 @role_required(Role.ADMINISTRATOR)
 def settings_api_keys(request: PracticeRequest) -> HttpResponse:
     """API keys: created and shown once, stored hashed, revocable."""
     form = ApiKeyForm(request.POST or None)
-    issued = None
     status = 200
     if request.method == "POST":
         if form.is_valid():
             issued = api_key_create(
                 practice=request.practice, name=form.cleaned_data["name"], actor=request.user
             )
-            form = ApiKeyForm()
-        else:
-            status = 400
+            # Post/Redirect/Get: a refresh must not create a second key. The secret is shown
+            # once, by the page the redirect lands on, which takes it out of the session;
+            # meanwhile the session holds it encrypted, never in the clear.
+            request.session[ISSUED_KEY_SESSION] = {
+                "practice": request.practice.pk,
+                "name": issued.api_key.name,
+                "secret": secret_encrypt(issued.secret),
+            }
+            return redirect("settings_api_keys")
+        status = 400
+    issued = request.session.pop(ISSUED_KEY_SESSION, None)
+    if issued and issued.get("practice") == request.practice.pk:
+        issued = {"name": issued["name"], "secret": secret_decrypt(issued["secret"])}
+    else:
+        issued = None
     keys = ApiKey.objects.filter(practice=request.practice).select_related("created_by")
     return render(
         request,
@@ -277,6 +315,14 @@ def settings_api_keys(request: PracticeRequest) -> HttpResponse:
 @role_required(Role.ADMINISTRATOR)
 def api_key_revoke_view(request: PracticeRequest, api_key_id: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey, pk=api_key_id, practice=request.practice)
+    if not is_confirmed(request):
+        return confirmation_page(
+            request,
+            question=f"Revoke the API key “{api_key.name}”?",
+            detail="Connectors using it stop working at once; this cannot be undone.",
+            confirm_label="Revoke",
+            cancel_url=reverse("settings_api_keys"),
+        )
     api_key_revoke(practice=request.practice, api_key_id=api_key.pk, actor=request.user)
     messages.success(request, f"Revoked {api_key.name}.")
     return redirect(reverse("settings_api_keys"))

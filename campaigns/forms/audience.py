@@ -11,7 +11,7 @@ from django import forms
 from rest_framework import serializers
 
 from campaigns.forms.fields import add_spec_errors, choices_with, number_json, split_list
-from campaigns.language.filters import LOOKUP_FILTERS, STATUS_CHOICES, validate_filters
+from campaigns.language.filters import LOOKUP_FILTERS, STATUS_FORM_CHOICES, validate_filters
 from campaigns.language.spec import DEFAULT_SCHEDULE, WEEKDAY_LABELS, validate_schedule
 from campaigns.language.triggers import MISSED_MINUTES, TRIGGERS, validate_trigger
 from messaging.models import Purpose
@@ -170,7 +170,7 @@ class FiltersForm(forms.Form):
     tags_exclude = forms.MultipleChoiceField(
         label="Has none of these tags", required=False, widget=forms.CheckboxSelectMultiple
     )
-    status = forms.ChoiceField(label="Status", required=False, choices=STATUS_CHOICES)
+    status = forms.ChoiceField(label="Status", required=False, choices=STATUS_FORM_CHOICES)
     has_future_appointment = forms.ChoiceField(
         label="Has a future appointment", required=False, choices=YES_NO_CHOICES
     )

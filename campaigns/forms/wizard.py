@@ -116,3 +116,14 @@ class GoalForm(forms.Form):
         except serializers.ValidationError as error:
             add_spec_errors(self, error, self.FIELD_MAP)
         return cleaned
+
+
+class SkipRecentForm(forms.Form):
+    """The overlap warning's one-click fix: skip patients another drip messaged lately."""
+
+    days = forms.IntegerField(
+        label="Skip patients messaged by another drip in the last (days)",
+        min_value=1,
+        max_value=3650,
+        error_messages={"required": "Enter a number of days from 1 to 3650."},
+    )

@@ -11,6 +11,10 @@ from trackstat.validators import InvalidValue, check_text, max_length_of
 LOOKUP_NAME_LENGTH = max_length_of(Lookup, "name")
 
 
+# How a range's bounds are named in messages staff read.
+WORDS = {"min": "lowest", "max": "highest"}
+
+
 def whole_number(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise serializers.ValidationError({name: ["A whole number is required."]})
@@ -60,12 +64,14 @@ def number_range(value, name: str, low: float, high: float, *, decimals: bool = 
             number = value[bound]
             ok_types = (int, float) if decimals else (int,)
             if isinstance(number, bool) or not isinstance(number, ok_types):
-                raise serializers.ValidationError({name: [f"{bound} must be a number."]})
+                raise serializers.ValidationError({name: [f"The {WORDS[bound]} must be a number."]})
             if not low <= number <= high:
                 raise serializers.ValidationError(
-                    {name: [f"{bound} must be between {low} and {high}."]}
+                    {name: [f"The {WORDS[bound]} must be from {low} to {high}."]}
                 )
             clean[bound] = number
     if "min" in clean and "max" in clean and clean["min"] > clean["max"]:
-        raise serializers.ValidationError({name: ["min must not be above max."]})
+        raise serializers.ValidationError(
+            {name: [f"The lowest ({clean['min']}) is above the highest ({clean['max']})."]}
+        )
     return clean

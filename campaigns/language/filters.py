@@ -61,11 +61,13 @@ APPOINTMENT_FILTERS = ("appointment_purposes", "providers", "appointment_confirm
 GOAL_APPOINTMENT_FILTERS = ("appointment_purposes", "providers")
 
 STATUS_CHOICES = [
-    ("", "Any (not filtered)"),
+    ("", "Any status"),
     ("active", "Active"),
     ("inactive", "Inactive (inactive, deceased, discharged)"),
     ("any", "Any status"),
 ]
+# The form offers one "Any status": "any" (an API value) and no status filter are the same.
+STATUS_FORM_CHOICES = [choice for choice in STATUS_CHOICES if choice[0] != "any"]
 SEX_LABELS = {"M": "Male", "F": "Female", "X": "Other", "U": "Unknown"}
 ADDRESS_PARTS = {"states": "States", "cities": "Cities", "postal_codes": "ZIP codes"}
 

@@ -9,6 +9,7 @@ by ``campaigns.language.filters``). Every error names its field: ``{"trigger": {
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from rest_framework import serializers
 
@@ -78,7 +79,12 @@ def validate_schedule(data) -> dict:
         days = data["weekdays"]
         if not isinstance(days, list) or not days or set(days) - set(WEEKDAYS):
             raise serializers.ValidationError(
-                {"weekdays": [f"A non-empty list of: {', '.join(WEEKDAYS)}."]}
+                {
+                    "weekdays": [
+                        "Choose at least one day of the week "
+                        f"(in the API: a list of {', '.join(WEEKDAYS)})."
+                    ]
+                }
             )
         clean["weekdays"] = [d for d in WEEKDAYS if d in days]
     if frequency == "monthly":
@@ -216,6 +222,17 @@ def validate_variants(value, channel: str) -> list[dict]:
     return clean
 
 
+# The longest delay between two messages: two years, in any unit.
+MAX_DELAY_DAYS = 730
+DAYS_PER_UNIT = {
+    DelayUnit.MINUTES: Fraction(1, 1440),
+    DelayUnit.HOURS: Fraction(1, 24),
+    DelayUnit.DAYS: Fraction(1),
+    DelayUnit.WEEKS: Fraction(7),
+    DelayUnit.MONTHS: Fraction(MAX_DELAY_DAYS, 24),
+}
+
+
 class MessageStepSerializer(serializers.Serializer):
     channel = serializers.ChoiceField(choices=Channel.choices)
     subject = serializers.CharField(
@@ -242,12 +259,18 @@ class MessageStepSerializer(serializers.Serializer):
         if set(value) - {"value", "unit"}:
             raise serializers.ValidationError("An object with value and unit.")
         amount = value.get("value", 0)
-        if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= 10000:
-            raise serializers.ValidationError("value must be a whole number from 0 to 10000.")
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise serializers.ValidationError("The delay must be a whole number, 0 or more.")
         unit = value.get("unit", "days")
         if unit not in DelayUnit.values:
             raise serializers.ValidationError(
-                f"unit must be one of: {', '.join(DelayUnit.values)}."
+                f"The delay's unit must be one of: {', '.join(DelayUnit.values)}."
+            )
+        # One limit, whatever the unit: "10,000 months" is a mistake, not a plan.
+        if amount * DAYS_PER_UNIT[unit] > MAX_DELAY_DAYS:
+            raise serializers.ValidationError(
+                f"A delay can be at most 2 years ({MAX_DELAY_DAYS} days or 24 months); "
+                f"{amount:,} {unit} is longer."
             )
         return {"value": amount, "unit": unit}
 

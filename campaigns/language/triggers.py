@@ -58,9 +58,7 @@ class Param:
             value = data.get(self.name, self.default)
         if self.many:
             if not isinstance(value, list) or not value:
-                raise serializers.ValidationError(
-                    {self.name: [f"A non-empty list of {self.many}."]}
-                )
+                raise serializers.ValidationError({self.name: [f"Give at least one: {self.many}."]})
             return sorted({whole_number(item, self.name, self.low, self.high) for item in value})
         if self.choices:
             # A whole-number choice is a JSON integer: not 15.0, not true.

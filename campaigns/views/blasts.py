@@ -3,13 +3,18 @@ with its audience preview, where staff take recipients off before it goes out an
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_POST, require_safe
 
 from campaigns import services
@@ -22,6 +27,7 @@ from campaigns.language.describe import describe_filters
 from campaigns.language.spec import CampaignSerializer
 from campaigns.models import Campaign, CampaignKind
 from campaigns.selectors import (
+    blast_goes_out_at,
     blast_includes,
     blast_recipients,
     blast_removed,
@@ -31,6 +37,7 @@ from campaigns.selectors import (
 )
 from campaigns.views.shared import campaign_or_404, error_text, sees_financials
 from patients.models import Patient
+from trackstat.confirm import confirmation_page, is_confirmed
 from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
@@ -42,6 +49,47 @@ def blast_status(campaign: Campaign) -> str:
     if campaign.sent_at:
         return "sent"
     return "scheduled" if campaign.enabled else "draft"
+
+
+def _scheduled_ahead(campaign: Campaign) -> bool:
+    return bool(campaign.send_at and campaign.send_at > timezone.now())
+
+
+def _send_at_passed(campaign: Campaign) -> bool:
+    return bool(campaign.send_at and campaign.send_at <= timezone.now())
+
+
+def _when(instant: dt.datetime) -> str:
+    return date_format(timezone.localtime(instant), "M j, g:i A T")
+
+
+def quiet_hours_note(campaign: Campaign) -> str:
+    """When the texts will actually go out, if quiet hours hold them past the chosen time."""
+    now = timezone.now()
+    due = max(campaign.send_at or now, now)
+    goes = blast_goes_out_at(campaign, now=now)
+    if goes - due < dt.timedelta(minutes=1):
+        return ""
+    practice = campaign.practice
+    window = (
+        f"{date_format(practice.sending_window_start, 'g:i A')} to "
+        f"{date_format(practice.sending_window_end, 'g:i A')}"
+    )
+    return (
+        f"{'That time' if campaign.send_at and campaign.send_at > now else 'Now'} is outside "
+        f"the practice's sending hours ({window}): the messages go out at {_when(goes)}."
+    )
+
+
+def blast_enable_question(campaign: Campaign, count: int) -> str:
+    """What enabling this blast does, with the number it reaches: the confirmation's words."""
+    patients = f"{count:,} patient{pluralize(count)}"
+    if _scheduled_ahead(campaign):
+        question = f"Schedule “{campaign.name}” for {_when(campaign.send_at)} to {patients}?"
+    else:
+        question = f"Send “{campaign.name}” to {patients} now?"
+    note = quiet_hours_note(campaign)
+    return f"{question} {note}" if note else question
 
 
 @require_safe
@@ -208,7 +256,11 @@ def _blast_detail(
                 message={"channel": step.channel, "subject": step.subject, "body": step.body},
                 at=now,
             )
+    recipient_count = page.paginator.count if page else 0
     context = {
+        "recipient_count": recipient_count,
+        "removed_count": len(removed) if removed is not None else 0,
+        "enable_question": blast_enable_question(campaign, recipient_count),
         "campaign": campaign,
         "status": blast_status(campaign),
         "step": step,
@@ -221,7 +273,8 @@ def _blast_detail(
         ),
         "send_at": campaign.send_at,
         "sent_at": campaign.sent_at,
-        "send_at_passed": bool(campaign.send_at and campaign.send_at <= now),
+        "send_at_passed": _send_at_passed(campaign),
+        "quiet_hours_note": "" if campaign.sent_at else quiet_hours_note(campaign),
         "forecast": forecast,
     }
     return render(request, "campaigns/blast_detail.html", context, status=status)
@@ -256,19 +309,34 @@ def blast_recipient(request: PracticeRequest, campaign_id: int, patient_id: int)
             error = error_text(problem)
     if wants_partial(request):
         included = blast_includes(campaign, patient)
+        recipient_count = blast_recipients(campaign, at=timezone.now()).count()
         context = {
             "campaign": campaign,
             "patient": patient,
             "included": included,
             "row_error": error,
             "page_number": request.POST.get("page", ""),
+            # The numbers elsewhere on the page, swapped out of band with the row.
+            "oob": True,
+            "status": blast_status(campaign),
+            "send_at": campaign.send_at,
+            "send_at_passed": _send_at_passed(campaign),
+            "recipient_count": recipient_count,
+            "removed_count": blast_removed(campaign).count(),
+            "enable_question": blast_enable_question(campaign, recipient_count),
         }
-        return render(
-            request,
-            "campaigns/blast_detail.html#recipient-row",
-            context,
-            status=400 if error else 200,
-        )
+        parts = ["recipients-heading", "removed-heading"]
+        if not campaign.sent_at:
+            parts.append("enable-form")
+
+        def part(name: str) -> str:
+            return render_to_string(f"campaigns/blast_detail.html#{name}", context, request=request)
+
+        # The out-of-band parts ride in a <template>: beside a table row, htmx parses the
+        # answer as table content, where a heading or a form would be torn apart.
+        oob = "".join(part(name) for name in parts)
+        html = f"{part('recipient-row')}<template>{oob}</template>"
+        return HttpResponse(html, status=400 if error else 200)
     if error:
         return _blast_detail(request, campaign, error=error, status=400)
     verb = "put back on" if form.cleaned_data["included"] else "removed from"
@@ -289,6 +357,15 @@ def blast_enable(request: PracticeRequest, campaign_id: int) -> HttpResponse:
     if campaign.sent_at:
         return _blast_detail(request, campaign, error="This blast has been sent.", status=400)
     enabled = form.cleaned_data["enabled"]
+    if enabled and not is_confirmed(request):
+        count = blast_recipients(campaign, at=timezone.now()).count()
+        return confirmation_page(
+            request,
+            question=blast_enable_question(campaign, count),
+            detail="Opt-outs and quiet hours apply when it goes out.",
+            confirm_label="Schedule" if _scheduled_ahead(campaign) else "Send now",
+            cancel_url=reverse("campaigns:blast_detail", args=[campaign.pk]),
+        )
     try:
         campaign = services.campaign_set_enabled(
             campaign=campaign, enabled=enabled, actor=request.user

@@ -3,20 +3,31 @@ toggle swaps its row with htmx), and removing a campaign (drip or blast)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from campaigns import services
 from campaigns.forms.fields import EnabledForm
 from campaigns.language.describe import describe_trigger
 from campaigns.models import Campaign, CampaignKind
-from campaigns.selectors import campaign_has_history, campaign_list
+from campaigns.selectors import (
+    audience,
+    campaign_has_history,
+    campaign_list,
+    same_trigger_overlaps,
+)
 from campaigns.views.shared import campaign_or_404, error_text
 from campaigns.views.wizard_state import draft_discard, draft_key
 from messaging.models import Channel
+from trackstat.confirm import confirmation_page, is_confirmed
 from trackstat.htmx import wants_partial
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
@@ -31,6 +42,31 @@ def _drip_row(campaign: Campaign) -> dict:
         "sms": sum(step.channel == Channel.SMS for step in steps),
         "email": sum(step.channel == Channel.EMAIL for step in steps),
     }
+
+
+def drip_enable_question(campaign: Campaign, *, at: dt.datetime) -> str:
+    """What turning ``campaign`` on does, with the number of patients it matches now."""
+    count = audience(campaign, at=at).count()
+    question = (
+        f"Turn on “{campaign.name}”? {count:,} patient{pluralize(count)} "
+        f"match{'es' if count == 1 else ''} it now and would get its messages from its next run."
+    )
+    if count and not campaign.exclude_recent_days:
+        overlap = same_trigger_overlaps(
+            practice=campaign.practice,
+            trigger=campaign.trigger,
+            filters=campaign.filters,
+            at=at,
+            campaign_id=campaign.pk,
+        )
+        for other in overlap["campaigns"]:
+            if other["shared"]:
+                question += (
+                    f" {other['shared']:,} of them also get “{other['campaign'].name}”, which "
+                    "has the same trigger (this campaign's Audience step can skip patients "
+                    "messaged lately)."
+                )
+    return question
 
 
 @require_safe
@@ -49,6 +85,21 @@ def drip_toggle(request: PracticeRequest, campaign_id: int) -> HttpResponse:
     campaign = campaign_or_404(request, campaign_id, CampaignKind.DRIP)
     form = EnabledForm(request.POST)
     error = ""
+    if form.is_valid() and form.cleaned_data["enabled"] and not is_confirmed(request):
+        # Turning a drip on texts whoever it matches: say how many first. The count is taken
+        # here, on demand, not for every row of the list (its queries must not grow).
+        question = drip_enable_question(campaign, at=timezone.now())
+        if wants_partial(request):
+            context = {"row": _drip_row(campaign), "confirm_question": question}
+            return render(request, "campaigns/drip_list.html#row", context)
+        return confirmation_page(
+            request,
+            question=question,
+            detail="Quiet hours and opt-outs apply; you can turn it off again at any time.",
+            confirm_label="Turn on",
+            cancel_url=reverse("campaigns:drip_list"),
+            danger=False,
+        )
     if form.is_valid():
         try:
             services.campaign_set_enabled(

@@ -11,6 +11,7 @@ from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
@@ -18,7 +19,7 @@ from campaigns import services
 from campaigns.content.sms import sms_counts
 from campaigns.forms.audience import FiltersForm, ScheduleForm, TriggerForm
 from campaigns.forms.fields import error_messages
-from campaigns.forms.wizard import ExperimentForm, GoalForm, NameForm
+from campaigns.forms.wizard import ExperimentForm, GoalForm, NameForm, SkipRecentForm
 from campaigns.language.describe import (
     describe_delay,
     describe_filters,
@@ -29,7 +30,7 @@ from campaigns.language.describe import (
 from campaigns.language.spec import CampaignSerializer
 from campaigns.language.triggers import is_continuous
 from campaigns.models import CampaignKind
-from campaigns.selectors import audience_live
+from campaigns.selectors import audience_live, same_trigger_overlaps
 from campaigns.views.drip_page import draft_forecast_context
 from campaigns.views.shared import campaign_or_404, error_text, sees_financials
 from campaigns.views.wizard_messages import messages_step
@@ -43,6 +44,7 @@ from campaigns.views.wizard_state import (
     wizard_for,
 )
 from messaging.models import Channel
+from trackstat.confirm import confirmation_page, is_confirmed
 from trackstat.models import Role
 from trackstat.tenancy import PracticeRequest, role_required
 
@@ -298,7 +300,34 @@ def _review_context(request: PracticeRequest, wiz: Wizard) -> dict:
         )
     except (KeyError, TypeError, ValueError):  # a draft whose audience cannot be computed yet
         live = {"count": None, "filters": [], "trigger": ""}
+    overlap = None
+    if live["count"] is not None:
+        overlap = same_trigger_overlaps(
+            practice=wiz.practice,
+            trigger=draft["trigger"],
+            filters=draft["filters"],
+            at=timezone.now(),
+            campaign_id=wiz.campaign.pk if wiz.campaign else None,
+        )
+    count = live["count"]
+    name = draft["name"] or "this campaign"
+    if count is None:
+        question = f"Turn on “{name}” now? It starts messaging the patients its trigger matches."
+    else:
+        question = (
+            f"Turn on “{name}” now? {count:,} patient{pluralize(count)} "
+            f"match{'es' if count == 1 else ''} it now and would get its messages from its "
+            "next run."
+        )
+        for other in (overlap or {}).get("campaigns", []):
+            if other["shared"] and not draft["exclude_recent_days"]:
+                question += (
+                    f" {other['shared']:,} of them also get “{other['campaign'].name}”, "
+                    "which has the same trigger."
+                )
     return {
+        "activate_question": question,
+        "overlap": overlap,
         "live": live,
         "trigger_text": describe_trigger(draft["trigger"]),
         "schedule_text": describe_schedule(draft["schedule"], draft["trigger"]),
@@ -319,10 +348,32 @@ def _step_review(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
         action = posted_action(request)[0]
-        if action == "back":
-            return wiz.move("review", "back")
+        if action == "back" or action.startswith("go_"):
+            return wiz.move("review", action)
+        if action == "skip_recent":  # the overlap warning's suggestion, in one click
+            form = SkipRecentForm(request.POST)
+            if form.is_valid():
+                wiz.save(exclude_recent_days=form.cleaned_data["days"])
+                days = form.cleaned_data["days"]
+                flash.success(
+                    request,
+                    f"Patients messaged by another drip in the last {days} day{pluralize(days)} "
+                    "are skipped.",
+                )
+                return redirect(wiz.url("step", "review"))
+            errors = {"review": [f"Days: {error}" for error in form.errors.get("days", [])]}
+            return wiz.render("review", {**_review_context(request, wiz), "errors": errors}, 400)
         current = wiz.campaign.enabled if wiz.campaign else False
         enabled = True if action == "activate" else current
+        if action == "activate" and not current and not is_confirmed(request):
+            return confirmation_page(
+                request,
+                question=_review_context(request, wiz)["activate_question"],
+                detail="Quiet hours and opt-outs apply; you can turn it off again at any time.",
+                confirm_label="Save and activate",
+                cancel_url=wiz.url("step", "review"),
+                danger=False,
+            )
         serializer = CampaignSerializer(data=draft_campaign_data(wiz.draft, enabled=enabled))
         if serializer.is_valid():
             try:

@@ -3,9 +3,13 @@ steps, insert merge fields, preview a step for a real patient and send a test of
 
 from __future__ import annotations
 
+from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from campaigns import services
 from campaigns.content.merge_fields import MERGE_FIELDS
@@ -55,6 +59,12 @@ def _test_send(request: PracticeRequest, wiz: Wizard, row: dict) -> tuple[str, i
             patient=patient,
         )
     except ValidationError as error:
+        if any(e.code == "no_phone" for e in error.error_dict.get("channel", [])):
+            link = format_html(
+                'Add your mobile phone on <a href="{}">your profile page</a> to get test texts.',
+                reverse("profile"),
+            )
+            return link, 400
         return " ".join(error.messages), 400
     return f"Test {message.get_status_display().lower()}: sent to {message.to}.", 200
 
@@ -71,7 +81,9 @@ def _preview(wiz: Wizard, request: PracticeRequest, row: dict) -> dict:
     """The step rendered for the preview patient; a variant step shows each variant."""
     query = request.POST.get("preview_patient", "").strip()
     if not row.get("variants"):
-        return message_preview(practice=wiz.practice, query=query, message=row, at=timezone.now())
+        return message_preview(
+            practice=wiz.practice, query=query, message=row, at=timezone.now(), draft=wiz.draft
+        )
     previews = []
     for variant in row["variants"]:
         one = message_preview(
@@ -83,6 +95,7 @@ def _preview(wiz: Wizard, request: PracticeRequest, row: dict) -> dict:
                 "body": variant["body"],
             },
             at=timezone.now(),
+            draft=wiz.draft,
         )
         if "error" in one:
             return one
@@ -128,14 +141,22 @@ def _appointment_field_errors(wiz: Wizard, messages: list[dict]) -> list[dict]:
 def messages_step(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
     status, note, focus, preview = 200, "", None, None
     if request.method != "POST":
-        rows = [step_row(message) for message in wiz.draft["messages"]]
-        return wiz.render("messages", _messages_context(request, wiz, rows))
+        typed = wiz.draft.get("message_rows")
+        rows = (
+            [{**row, "errors": {}} for row in typed]
+            if typed is not None
+            else [step_row(message) for message in wiz.draft["messages"]]
+        )
+        context = _messages_context(request, wiz, rows)
+        focus = request.GET.get("focus", "")
+        context["focus"] = int(focus) if focus.isdigit() else None
+        return wiz.render("messages", context)
 
     rows = step_rows_from_post(request.POST)
     action, index = posted_action(request)
     if index is not None and not 0 <= index < len(rows):
         raise Http404("No such message step.")
-    if action in ("next", "back"):
+    if action in ("next", "back") or action.startswith("go_"):
         messages = steps_validate(rows)
         if messages is not None and action == "next" and not messages:
             note, messages = "Add at least one message.", None
@@ -145,8 +166,9 @@ def messages_step(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
             if any(row["errors"] for row in rows):
                 messages = None
         if messages is not None:
-            wiz.save(messages=messages)
+            wiz.save(messages=messages, message_rows=None)
             return wiz.move("messages", action)
+        _keep_typed(wiz, rows)
         status = 400
     elif action in ("add_sms", "add_email", "add_template"):
         if len(rows) >= MAX_STEPS:
@@ -189,6 +211,7 @@ def messages_step(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
         focus = index
         context = _messages_context(request, wiz, rows)
         if wants_partial(request):
+            _keep_typed(wiz, rows)
             context["row"] = rows[index]
             return wiz.render("messages", context, partial="#step-card")
     elif action == "add_variant" and index is not None:
@@ -205,8 +228,23 @@ def messages_step(request: PracticeRequest, wiz: Wizard) -> HttpResponse:
         preview = _preview(wiz, request, rows[index])
         preview["index"] = index
         if wants_partial(request):
+            _keep_typed(wiz, rows)
             return wiz.render("messages", {"preview": preview}, partial="#preview")
         focus = index
+    _keep_typed(wiz, rows)
+    if status == 200 and action != "preview" and not wants_partial(request):
+        # Saved in the draft: answer with a redirect, so a reload shows the rows as they are
+        # (and never repeats the action: a second message added, a second test sent).
+        if note:
+            flash.success(request, note)
+        url = wiz.url("step", "messages")
+        return redirect(f"{url}?focus={focus}#step-{focus}" if focus is not None else url)
     context = _messages_context(request, wiz, rows)
     context.update(note=note, focus=focus, preview=preview)
     return wiz.render("messages", context, status)
+
+
+def _keep_typed(wiz: Wizard, rows: list[dict]) -> None:
+    """Keep the rows as typed (valid or not) in the draft until the step is left."""
+    typed = [{key: value for key, value in row.items() if key != "errors"} for row in rows]
+    wiz.save(message_rows=typed)

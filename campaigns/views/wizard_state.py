@@ -61,6 +61,9 @@ STEP_OF_FIELD = {
     "holdout_percent": "goals",
     "attribution_days": "goals",
 }
+# Work in progress kept with the draft but not part of the campaign: the message step's rows
+# as typed (valid or not) until the step is left, so a reload never loses them.
+WORK_FIELDS = ["message_rows"]
 SESSION_PREFIX = "campaign_draft"
 
 
@@ -108,11 +111,14 @@ def draft_get(session, *, practice_id: int, campaign: Campaign | None = None) ->
 
 def draft_save(session, *, practice_id: int, campaign: Campaign | None = None, **parts) -> dict:
     """Merge ``parts`` (fields of the campaign JSON) into the draft and store it."""
-    unknown = set(parts) - set(DRAFT_FIELDS)
+    unknown = set(parts) - set(DRAFT_FIELDS) - set(WORK_FIELDS)
     if unknown:
         raise ValueError(f"Not part of a draft: {sorted(unknown)}")
     draft = draft_get(session, practice_id=practice_id, campaign=campaign)
     draft.update(copy.deepcopy(parts))
+    for name in WORK_FIELDS:  # work in progress given as None is done with
+        if name in draft and draft[name] is None:
+            del draft[name]
     session[draft_key(practice_id, campaign.pk if campaign else None)] = draft
     return draft
 
@@ -181,7 +187,10 @@ class Wizard:
         )
 
     def move(self, step: str, action: str) -> HttpResponseRedirect:
-        """After a step saved: Back or Next."""
+        """After a step saved: Back, Next, or a step's pill (``go_<step>``)."""
+        target = action.removeprefix("go_")
+        if action.startswith("go_") and target in STEP_NAMES:
+            return redirect(self.url("step", target))
         index = STEP_NAMES.index(step) + (-1 if action == "back" else 1)
         index = min(max(index, 0), len(STEP_NAMES) - 1)
         return redirect(self.url("step", STEP_NAMES[index]))

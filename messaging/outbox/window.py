@@ -35,3 +35,15 @@ def next_sending_time(
     if at < closes:
         return at
     return window_bounds(day + dt.timedelta(days=1), start, end, tz)[0]
+
+
+def practice_next_sending_time(practice, at: dt.datetime) -> dt.datetime:
+    """When a message due at ``at`` can actually go out for ``practice`` (its time zone and
+    sending window): ``at`` inside the window, else the window's next opening. What the
+    blast page and the forecast tell staff, computed as the outbox holds messages."""
+    return next_sending_time(
+        at,
+        start=practice.sending_window_start,
+        end=practice.sending_window_end,
+        tz=practice.tz,
+    )

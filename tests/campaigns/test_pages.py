@@ -137,7 +137,18 @@ def test_toggle_turns_a_campaign_on_and_off_and_is_audited(plus):
     campaign = _campaign(_practice(plus), name="Birthday")
     url = reverse("campaigns:drip_toggle", args=[campaign.pk])
 
-    response = plus.post(url, {"enabled": "true"}, headers=HTMX)
+    asked = plus.post(url, {"enabled": "true"}, headers=HTMX)  # the switch asks first
+    assert asked.status_code == 200
+    assert "Turn on “Birthday”? 0 patients match it now" in asked.text
+    campaign.refresh_from_db()
+    assert campaign.enabled is False
+    asked = plus.post(url, {"enabled": "true"})  # without JavaScript: a confirmation page
+    assert "Turn on “Birthday”?" in asked.text
+    assert "<html" in asked.text
+    campaign.refresh_from_db()
+    assert campaign.enabled is False
+
+    response = plus.post(url, {"enabled": "true", "confirmed": "yes"}, headers=HTMX)
 
     assert response.status_code == 200
     assert response.text.strip().startswith(f'<tr id="campaign-{campaign.pk}">')
@@ -247,7 +258,12 @@ def test_blast_scheduled_at_a_local_time_then_enabled(plus):
     edit = plus.get(reverse("campaigns:blast_edit", args=[blast.pk]))
     assert 'value="2099-07-04T09:30"' in edit.text
 
-    response = plus.post(reverse("campaigns:blast_enable", args=[blast.pk]), {"enabled": "true"})
+    url = reverse("campaigns:blast_enable", args=[blast.pk])
+    asked = plus.post(url, {"enabled": "true"})  # not confirmed: asked, nothing scheduled
+    assert "Schedule “Later” for Jul 4, 9:30 AM EDT to 0 patients?" in asked.text
+    blast.refresh_from_db()
+    assert blast.enabled is False
+    response = plus.post(url, {"enabled": "true", "confirmed": "yes"})
     assert response.status_code == 302
     blast.refresh_from_db()
     assert blast.enabled is True
@@ -263,7 +279,9 @@ def test_blast_pages_show_the_send_time_in_the_practice_time_zone(plus):
     assert "2099-07-04 9:30 AM EDT" in detail
     assert "Schedule for Jul 4, 9:30 AM" in detail
     response = plus.post(
-        reverse("campaigns:blast_enable", args=[blast.pk]), {"enabled": "true"}, follow=True
+        reverse("campaigns:blast_enable", args=[blast.pk]),
+        {"enabled": "true", "confirmed": "yes"},
+        follow=True,
     )
     assert "is scheduled for 2099-07-04 09:30 EDT." in response.text
     Campaign.objects.filter(pk=blast.pk).update(
@@ -643,3 +661,23 @@ def test_admin_shows_campaigns_read_mostly_and_validates_master_templates(client
     assert "Unknown merge field {{Nope}}." in response.text
     assert client.post(add, {**data, "body": "Hi {{PatientFirstName}}"}).status_code == 302
     assert MessageTemplate.objects.get(name="Op").practice is None
+
+
+def test_removing_a_recipient_updates_the_numbers_on_the_page(plus):
+    """Issue 16, item 8: the row's htmx answer carries the page's counts out of band."""
+    practice = _practice(plus)
+    blast = _blast(practice)
+    for n in (1, 2, 3):
+        PatientFactory(practice=practice, external_id=str(n), phone=f"+1312555010{n}")
+    patient = practice.patients.get(external_id="1")
+    url = reverse("campaigns:blast_recipient", args=[blast.pk, patient.pk])
+
+    response = plus.post(url, {"included": "false"}, headers=HTMX)
+
+    assert response.status_code == 200
+    text = response.text
+    assert '<h2 id="recipients-heading" hx-swap-oob="true">Recipients (2)</h2>' in text
+    assert '<h2 id="removed-heading" hx-swap-oob="true">Removed by staff (1)</h2>' in text
+    assert 'id="blast-enable" hx-swap-oob="true"' in text
+    assert "to 2 recipients" in text
+    assert "to 2 patients" in text  # the Enable question too

@@ -41,3 +41,29 @@ def test_a_message_preview_renders_for_the_patient_found_or_says_none_is():
     assert preview["non_gsm"] == ["😀"]
     missing = message_preview(practice=practice, query="Nobody", message=message, at=AT)
     assert missing == {"error": "No patient matches “Nobody”."}
+
+
+def test_without_a_query_the_preview_is_for_someone_in_the_audience():
+    """Issue 16, item 13: not an inactive patient the campaign's filters exclude."""
+    from tests.campaigns.builders import Clinic, ny
+
+    clinic = Clinic()
+    born = dt.date(1990, 6, 15)
+    clinic.patient(
+        "A", first_name="Aaron", last_name="Aaronson", status="inactive", birth_date=born
+    )
+    clinic.patient("B", first_name="Bea", last_name="Birthday", birth_date=born)
+    at = ny(2026, 6, 15, 12)
+    message = {"channel": "sms", "subject": "", "body": "Hi {{PatientFirstName}}"}
+    draft = {"trigger": {"type": "birthday", "offset_days": 0}, "filters": {"status": "active"}}
+
+    preview = message_preview(
+        practice=clinic.practice, query="", message=message, at=at, draft=draft
+    )
+
+    assert preview["body"] == "Hi Bea"
+    # Without a draft (or with a query) the search decides, as before.
+    assert (
+        message_preview(practice=clinic.practice, query="", message=message, at=at)["body"]
+        == "Hi Aaron"
+    )

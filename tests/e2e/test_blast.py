@@ -51,6 +51,10 @@ def test_a_blast_with_one_recipient_removed_sends_to_the_rest(
     row.get_by_role("button", name="Remove").click()
     expect(row).to_have_class("removed")
     expect(row.get_by_role("button", name="Put back")).to_be_visible()
+    # The numbers elsewhere follow at once, without a reload.
+    expect(recipients.get_by_role("heading", name="Recipients (2)")).to_be_visible()
+    expect(page.get_by_role("heading", name="Removed by staff (1)")).to_be_visible()
+    expect(page.locator("#blast-enable")).to_contain_text("to 2 recipients")
     shot("bob removed")
     campaign = Campaign.objects.get(practice=practice, kind="blast")
     assert BlastExclusion.objects.filter(campaign=campaign, patient=bob).exists()
@@ -58,7 +62,19 @@ def test_a_blast_with_one_recipient_removed_sends_to_the_rest(
     page.reload()
     expect(recipients.get_by_role("heading", name="Recipients (2)")).to_be_visible()
     expect(page.get_by_role("heading", name="Removed by staff (1)")).to_be_visible()
-    page.get_by_role("button", name="Enable: send as soon as possible").click()
+    # Enabling asks first, with the number; Cancel changes nothing.
+    enable = page.get_by_role("button", name="Enable: send as soon as possible")
+    enable.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Send “Closed Friday” to 2 patients now?")
+    shot("enable asks")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    expect(page.locator("h1 .badge")).to_have_text("Draft")
+    campaign.refresh_from_db()
+    assert campaign.enabled is False
+    enable.click()
+    page.get_by_role("dialog").get_by_role("button", name="Send now").click()
     expect(page.locator("h1 .badge")).to_have_text("Scheduled")
     shot("enabled")
     assert not SandboxMessage.objects.exists()  # nothing leaves before the scheduler runs

@@ -130,6 +130,9 @@ def test_user_plus_builds_and_activates_a_birthday_drip(
     expect(review).to_contain_text("1 patient would enter if it ran now")
     shot("5 review")
     page.get_by_role("button", name="Save and activate").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Turn on “Happy birthday” now? 1 patient matches it now")
+    dialog.get_by_role("button", name="Save and activate").click()
 
     # The list: the new campaign with its green bell.
     expect(page.get_by_role("heading", name="Drip Campaigns")).to_be_visible()

@@ -290,7 +290,10 @@ def test_a_manager_adds_a_canned_reply_and_a_user_uses_it(
     assert page.status_code == 200
     assert "We open at 8am.</textarea>" in page.text
     # A manager may delete it again.
-    assert manager.post(reverse("messaging:canned_delete", args=[canned.pk])).status_code == 302
+    delete_url = reverse("messaging:canned_delete", args=[canned.pk])
+    assert "Delete the canned reply “Hours”?" in manager.post(delete_url).text
+    assert CannedReply.objects.exists()
+    assert manager.post(delete_url, {"confirmed": "yes"}).status_code == 302
     assert not CannedReply.objects.exists()
 
 

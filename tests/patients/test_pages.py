@@ -439,6 +439,7 @@ def test_removing_another_practice_tag_is_404(user_client):
 
 def test_add_tag_with_a_form_post_redirects_back(user_client):
     patient = PatientFactory(practice=user_client.membership.practice)
+    Tag.objects.create(practice=patient.practice, name="not qualified")  # a User uses tags
 
     response = user_client.post(
         reverse("patients:tag_add", args=[patient.pk]), {"name": "  not qualified "}
@@ -454,6 +455,7 @@ def test_add_tag_with_a_form_post_redirects_back(user_client):
 def test_add_tag_with_htmx_returns_only_the_tags_partial(user_client):
     patient = PatientFactory(practice=user_client.membership.practice)
     _tag(patient, "VIP")
+    Tag.objects.create(practice=patient.practice, name="moved")
 
     response = user_client.post(
         reverse("patients:tag_add", args=[patient.pk]), {"name": "moved"}, headers=HTMX
@@ -771,6 +773,7 @@ def test_every_role_uses_the_list_and_detail(member_client, role):
 
     assert client.get(reverse("patients:list")).status_code == 200
     assert client.get(reverse("patients:detail", args=[patient.pk])).status_code == 200
+    Tag.objects.create(practice=patient.practice, name="VIP")  # every role uses a tag
     url = reverse("patients:tag_add", args=[patient.pk])
     assert client.post(url, {"name": "VIP"}).status_code == 302
 

@@ -43,6 +43,7 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
 PUBLIC_ROUTES = {
     # Signing in and out and resetting a password happen before there is a practice.
     "login": "sign-in page",
+    "favicon": "the site icon, a redirect to its static file",
     "logout": "sign-out",
     "password_reset": "password reset: asks for an email address",
     "password_reset_done": "password reset: 'sent' page",

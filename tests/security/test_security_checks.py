@@ -359,8 +359,8 @@ def test_an_api_key_secret_is_nowhere_in_the_database():
     practice = Practice.objects.create(name="A", slug="a", time_zone="America/New_York")
     admin = Client()
     admin.force_login(MembershipFactory(practice=practice, role=Role.ADMINISTRATOR).user)
-    response = admin.post(reverse("settings_api_keys"), {"name": "ChiroTouch"})
-    secret = response.context["issued"].secret
+    response = admin.post(reverse("settings_api_keys"), {"name": "ChiroTouch"}, follow=True)
+    secret = response.context["issued"]["secret"]
     # The key works (so it is the real secret), and using it stores nothing of it either.
     api = Client(headers={"Authorization": f"Api-Key {secret}"})
     assert api.get("/api/v1/practice").json()["id"] == practice.pk
@@ -596,7 +596,8 @@ def test_toggling_a_drip_on_the_page_records_before_and_after(member_client):
     client = member_client(Role.USER_PLUS)
     campaign_id, _ = _campaign(client.membership.practice, "drip")
     response = client.post(
-        reverse("campaigns:drip_toggle", args=[campaign_id]), {"enabled": "true"}
+        reverse("campaigns:drip_toggle", args=[campaign_id]),
+        {"enabled": "true", "confirmed": "yes"},
     )
     assert response.status_code == 302
     event = AuditEvent.objects.get(action="campaign.update", target_id=str(campaign_id))

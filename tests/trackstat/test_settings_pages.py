@@ -119,7 +119,9 @@ def test_last_administrator_cannot_be_demoted_or_removed(admin_client):
         reverse("settings_member_role", args=[own.pk]), {"role": Role.MANAGER}, follow=True
     )
     assert "at least one Administrator" in response.text
-    response = admin_client.post(reverse("settings_member_remove", args=[own.pk]), follow=True)
+    response = admin_client.post(
+        reverse("settings_member_remove", args=[own.pk]), {"confirmed": "yes"}, follow=True
+    )
     assert "at least one Administrator" in response.text
     own.refresh_from_db()
     assert own.role == Role.ADMINISTRATOR
@@ -139,7 +141,14 @@ def test_an_administrator_can_step_down_when_another_exists(admin_client):
 
 def test_remove_member_is_audited(admin_client):
     member = MembershipFactory(practice=admin_client.membership.practice, role=Role.USER)
-    admin_client.post(reverse("settings_member_remove", args=[member.pk]))
+    url = reverse("settings_member_remove", args=[member.pk])
+    # Unconfirmed (no JavaScript): a confirmation page, and nothing happens.
+    asked = admin_client.post(url)
+    assert asked.status_code == 200
+    assert f"Remove {member.user.email} from" in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text
+    assert Membership.objects.filter(pk=member.pk).exists()
+    admin_client.post(url, {"confirmed": "yes"})
     assert not Membership.objects.filter(pk=member.pk).exists()
     assert AuditEvent.objects.get(action="membership.remove").before["user"] == member.user.email
 
@@ -222,8 +231,9 @@ def test_practice_settings_reject_bad_values_naming_the_field(
 
 def test_api_key_is_shown_once_and_stored_hashed(admin_client):
     response = admin_client.post(reverse("settings_api_keys"), {"name": "ChiroTouch"})
-    assert response.status_code == 200
-    secret = response.context["issued"].secret
+    assert response.status_code == 302  # Post/Redirect/Get: a refresh creates no second key
+    response = admin_client.get(response["Location"])
+    secret = response.context["issued"]["secret"]
     assert secret in response.text
     key = ApiKey.objects.get(name="ChiroTouch")
     assert secret not in key.digest
@@ -238,9 +248,27 @@ def test_api_key_needs_a_name(admin_client):
 
 
 def test_api_key_revoke(admin_client):
-    response = admin_client.post(reverse("settings_api_keys"), {"name": "EMR"})
-    key = response.context["issued"].api_key
-    admin_client.post(reverse("settings_api_key_revoke", args=[key.pk]))
+    admin_client.post(reverse("settings_api_keys"), {"name": "EMR"})
+    key = ApiKey.objects.get(name="EMR")
+    url = reverse("settings_api_key_revoke", args=[key.pk])
+    asked = admin_client.post(url)
+    assert asked.status_code == 200
+    assert "Revoke the API key “EMR”?" in asked.text
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    admin_client.post(url, {"confirmed": "yes"})
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert AuditEvent.objects.filter(action="api_key.revoke", target_id=str(key.pk)).exists()
+
+
+def test_refreshing_after_creating_a_key_creates_no_second_key(admin_client):
+    """Issue 16, item 9: the create answers with a redirect; the page it lands on, loaded
+    again (a refresh), neither creates a key nor shows the secret again."""
+    response = admin_client.post(reverse("settings_api_keys"), {"name": "EMR"})
+    assert response.status_code == 302
+    first = admin_client.get(response["Location"])
+    assert "New key: EMR" in first.text
+    again = admin_client.get(response["Location"])
+    assert "New key: EMR" not in again.text
+    assert ApiKey.objects.filter(name="EMR").count() == 1
