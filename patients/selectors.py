@@ -8,7 +8,15 @@ import re
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from patients.models import Appointment, Case, Lookup, Patient, PatientStatus, Tag
+from patients.models import (
+    Appointment,
+    AppointmentStatus,
+    Case,
+    Lookup,
+    Patient,
+    PatientStatus,
+    Tag,
+)
 from trackstat.models import Practice
 from trackstat.phones import phone_to_e164
 
@@ -124,12 +132,16 @@ def patient_ids_by_external_id(practice: Practice, external_ids) -> dict[str, in
 
 
 def appointments_by_confirmation(
-    *, practice: Practice, confirmation: str, since: dt.datetime
+    *, practice: Practice, confirmation: str, since: dt.datetime, day: dt.date | None = None
 ) -> QuerySet[Appointment]:
     """The practice's appointments starting at or after ``since`` with this confirmation,
-    soonest first, with their patients (the reschedule-requests worklist)."""
-    return (
-        Appointment.objects.filter(practice=practice, confirmation=confirmation, start__gte=since)
-        .select_related("patient", "provider", "purpose")
-        .order_by("start", "id")
-    )
+    soonest first, with their patients (the reschedule-requests worklist); with ``day``,
+    that local day's only, cancelled and moved ones left out (as the Today page counts)."""
+    appointments = Appointment.objects.filter(practice=practice, confirmation=confirmation)
+    if day is None:
+        appointments = appointments.filter(start__gte=since)
+    else:
+        appointments = appointments.filter(local_date=day).exclude(
+            status__in=[AppointmentStatus.CANCELLED, AppointmentStatus.RESCHEDULED]
+        )
+    return appointments.select_related("patient", "provider", "purpose").order_by("start", "id")

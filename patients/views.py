@@ -396,7 +396,10 @@ CONFIRMATION_WORKLIST_CHOICES = [
     (Confirmation.CANCEL_REQUESTED, "Asked to cancel"),
     (Confirmation.REQUESTED, "Asked, no answer yet"),
     (Confirmation.CONFIRMED, "Confirmed"),
+    (Confirmation.NONE, "Not asked"),
 ]
+# The Today page's links narrow the worklist to one local day.
+WORKLIST_DAYS = {"today": 0, "tomorrow": 1}
 
 
 @role_required(Role.USER)
@@ -407,12 +410,25 @@ def appointment_requests(request: PracticeRequest) -> HttpResponse:
     if confirmation not in dict(CONFIRMATION_WORKLIST_CHOICES):
         confirmation = Confirmation.RESCHEDULE_REQUESTED
     since = timezone.now() - dt.timedelta(hours=12)
+    day_name = request.GET.get("day", "")
+    day = None
+    if day_name in WORKLIST_DAYS:
+        today = timezone.localtime(timezone.now(), request.practice.tz).date()
+        day = today + dt.timedelta(days=WORKLIST_DAYS[day_name])
+    else:
+        day_name = ""
     appointments = selectors.appointments_by_confirmation(
-        practice=request.practice, confirmation=confirmation, since=since
+        practice=request.practice, confirmation=confirmation, since=since, day=day
     )
     page = Paginator(appointments, PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "patients/appointment_requests.html",
-        {"page": page, "confirmation": confirmation, "choices": CONFIRMATION_WORKLIST_CHOICES},
+        {
+            "page": page,
+            "confirmation": confirmation,
+            "choices": CONFIRMATION_WORKLIST_CHOICES,
+            "day": day_name,
+            "day_date": day,
+        },
     )

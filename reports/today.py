@@ -33,7 +33,17 @@ from messaging.selectors import (
     local_day_bounds,
     sending_day_bounds,
 )
+from patients.models import Appointment, AppointmentStatus, Confirmation
 from trackstat.models import Practice
+
+# The Today page's appointment columns: what the patient answered a reminder (DESIGN §7).
+CONFIRMATION_COLUMNS = [
+    (Confirmation.NONE, "Not asked"),
+    (Confirmation.REQUESTED, "Asked, no answer yet"),
+    (Confirmation.CONFIRMED, "Confirmed"),
+    (Confirmation.CANCEL_REQUESTED, "Asked to cancel"),
+    (Confirmation.RESCHEDULE_REQUESTED, "Asked to reschedule"),
+]
 
 PROBLEMS_SHOWN = 10
 
@@ -79,6 +89,9 @@ class Today:
     unread_threads: int
     switched_off: list[Campaign] = field(default_factory=list)
     without_messages: list[Campaign] = field(default_factory=list)
+    # Today's and tomorrow's appointments by what the patients answered (DESIGN §7):
+    # {day: {confirmation: count}}, cancelled and moved ones left out.
+    appointments: dict[dt.date, dict[str, int]] = field(default_factory=dict)
 
     @property
     def sent_today(self) -> int:
@@ -102,6 +115,27 @@ class Today:
     @property
     def steps_tomorrow(self) -> int:
         return sum(c.steps_tomorrow for c in self.campaigns)
+
+    @property
+    def appointment_rows(self) -> list[dict]:
+        """Today's and tomorrow's appointments as table rows: ``day`` (``today`` or
+        ``tomorrow``, the worklist's filter), ``date`` and ``cells``, one (confirmation,
+        label, count) per state in the order a patient moves through them."""
+        rows = []
+        for name, date in (("today", self.today), ("tomorrow", self.tomorrow)):
+            counts = self.appointments.get(date, {})
+            rows.append(
+                {
+                    "day": name,
+                    "date": date,
+                    "total": sum(counts.values()),
+                    "cells": [
+                        (value, label, counts.get(value, 0))
+                        for value, label in CONFIRMATION_COLUMNS
+                    ],
+                }
+            )
+        return rows
 
     @property
     def failing(self) -> list[CampaignToday]:
@@ -238,6 +272,16 @@ def today_summary(*, practice: Practice, now: dt.datetime) -> Today:
         .distinct()
     }
 
+    appointments: dict[dt.date, dict[str, int]] = {}
+    for row in (
+        Appointment.objects.filter(practice=practice, local_date__in=[today, tomorrow])
+        .exclude(status__in=[AppointmentStatus.CANCELLED, AppointmentStatus.RESCHEDULED])
+        .values("local_date", "confirmation")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
+        appointments.setdefault(row["local_date"], {})[row["confirmation"]] = row["n"]
+
     ordered = sorted(
         lines.values(), key=lambda c: (c.id is None, not c.busy, c.name.lower(), c.id or 0)
     )
@@ -256,6 +300,7 @@ def today_summary(*, practice: Practice, now: dt.datetime) -> Today:
             if c.kind == CampaignKind.DRIP and not c.enabled and c.enabled_at is not None
         ],
         without_messages=[c for c in campaigns if c.enabled and not c.has_steps],
+        appointments=appointments,
     )
 
 

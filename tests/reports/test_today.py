@@ -287,3 +287,46 @@ def test_wrong_method(member_client, practice):
     client = member_client(Role.USER, practice=practice)
     assert client.post("/today/").status_code == 405
     assert client.post(reverse("messaging:message_list")).status_code == 405
+
+
+def test_todays_and_tomorrows_appointments_by_their_confirmation(member_client, practice):
+    """Issue 18, item 6: Today shows today's and tomorrow's appointments by what the patients
+    answered, each number linking to the worklist of those appointments on that day; cancelled
+    and moved appointments and other days are not counted."""
+    from patients.models import Appointment
+
+    patients = [PatientFactory(practice=practice) for _ in range(4)]
+
+    def appointment(patient, start, confirmation="none", status="scheduled"):
+        return Appointment.objects.create(
+            practice=practice,
+            patient=patient,
+            external_id=f"A{next(_ids)}",
+            start=start,
+            local_date=start.astimezone(practice.tz).date(),
+            booked_at=ny(2026, 5, 1, 9),
+            status=status,
+            confirmation=confirmation,
+        )
+
+    appointment(patients[0], ny(2026, 5, 12, 15), "confirmed")
+    appointment(patients[1], ny(2026, 5, 12, 16), "requested")
+    appointment(patients[2], ny(2026, 5, 12, 17), "confirmed", status="cancelled")
+    appointment(patients[2], ny(2026, 5, 13, 9), "reschedule_requested")
+    appointment(patients[3], ny(2026, 5, 13, 10))
+    appointment(patients[3], ny(2026, 5, 14, 10), "confirmed")  # the day after tomorrow
+    t = today_summary(practice=practice, now=NOON)
+    assert t.appointments == {
+        NOON.date(): {"confirmed": 1, "requested": 1},
+        NOON.date() + dt.timedelta(days=1): {"reschedule_requested": 1, "none": 1},
+    }
+    client = member_client(Role.USER, practice=practice)
+    page = client.get(reverse("home")).text
+    worklist = reverse("patients:appointment_requests")
+    assert f'href="{worklist}?confirmation=confirmed&amp;day=today"' in page
+    assert f'href="{worklist}?confirmation=reschedule_requested&amp;day=tomorrow"' in page
+    listed = client.get(worklist, {"confirmation": "confirmed", "day": "today"})
+    assert listed.status_code == 200
+    assert [a.patient_id for a in listed.context["page"]] == [patients[0].pk]
+    tomorrow = client.get(worklist, {"confirmation": "none", "day": "tomorrow"})
+    assert [a.patient_id for a in tomorrow.context["page"]] == [patients[3].pk]
