@@ -20,7 +20,8 @@ import secrets
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, Func, Q
 from django.utils import timezone
 
 from trackstat.audit import audit_record
@@ -48,7 +49,13 @@ def event_emit(
         raise ValueError(f"unknown event type {type!r}")
     practice_id = practice if isinstance(practice, int) else practice.pk
     at = at or timezone.now()
-    event = Event.objects.create(practice_id=practice_id, type=type, data=data, created_at=at)
+    event = Event.objects.create(
+        practice_id=practice_id,
+        type=type,
+        data=data,
+        created_at=at,
+        xid=_postgres_xid(CURRENT_XID) if connection.vendor == "postgresql" else None,
+    )
     endpoints = [
         endpoint
         for endpoint in WebhookEndpoint.objects.filter(practice_id=practice_id)
@@ -80,31 +87,66 @@ def event_json(event: Event) -> dict:
 # --- the feed ------------------------------------------------------------------------------
 
 
-def cursor_encode(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e{event_id}".encode()).decode().rstrip("=")
+def _postgres_xid(function: str) -> Func:
+    """A PostgreSQL transaction id (``xid8``) as a bigint, from a function of no argument."""
+    return Func(template=f"{function}::text::bigint", output_field=BigIntegerField())
 
 
-def cursor_decode(cursor: str) -> int:
-    """The event id an opaque cursor stands for; ValidationError naming ``after`` if it is
-    not one of ours."""
+# The id of the current transaction; of the oldest one still running when the statement's
+# snapshot was taken (every transaction with a lower id has ended); this one's, if assigned.
+CURRENT_XID = "pg_current_xact_id()"
+OLDEST_RUNNING_XID = "pg_snapshot_xmin(pg_current_snapshot())"
+OWN_XID = "pg_current_xact_id_if_assigned()"
+
+
+def cursor_encode(xid: int, event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"e{xid}.{event_id}".encode()).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[int, int]:
+    """The (transaction id, event id) an opaque cursor stands for; ValidationError naming
+    ``after`` if it is not one of ours."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
-    if not (raw.startswith("e") and raw[1:].isdigit() and len(raw) < 21):
+    xid, _, event_id = raw[1:].partition(".")
+    if not (raw.startswith("e") and xid.isdigit() and event_id.isdigit() and len(raw) < 42):
         raise ValidationError({"after": ["Not a cursor this API gave out."]})
-    return int(raw[1:])
+    return int(xid), int(event_id)
 
 
 def events_page(*, practice: Practice, after: str | None) -> dict:
     """Up to 100 of the practice's events after the cursor, oldest first, with the cursor to
-    continue from (the same cursor when nothing new is there yet)."""
-    after_id = cursor_decode(after) if after else 0
-    events = list(
-        Event.objects.filter(practice=practice, pk__gt=after_id).order_by("pk")[:EVENTS_PAGE_SIZE]
+    continue from (the same cursor when nothing new is there yet).
+
+    Event ids are taken when an event is written, not when its transaction commits, so a
+    feed in id order could hand out an event written after one whose transaction is still
+    running, and the poller's next cursor would step over that one when it commits. On
+    PostgreSQL the feed therefore goes in (transaction id, id) order and holds back every
+    event of a transaction not older than the oldest one still running: what it has handed
+    out stays before anything that commits later. (On SQLite one transaction writes at a
+    time and the transaction id is 0 throughout.)"""
+    after_xid, after_id = cursor_decode(after) if after else (0, 0)
+    events = Event.objects.filter(practice=practice).filter(
+        Q(xid__gt=after_xid) | Q(xid=after_xid, pk__gt=after_id)
+        if connection.vendor == "postgresql"
+        else Q(pk__gt=after_id)
     )
-    last_id = events[-1].pk if events else after_id
-    return {"results": [event_json(e) for e in events], "next_cursor": cursor_encode(last_id)}
+    if connection.vendor == "postgresql":
+        # Ended transactions' events, and this transaction's own.
+        events = events.filter(
+            Q(xid__lt=_postgres_xid(OLDEST_RUNNING_XID)) | Q(xid=_postgres_xid(OWN_XID))
+        ).order_by("xid", "pk")
+    else:
+        events = events.order_by("pk")
+    page = list(events[:EVENTS_PAGE_SIZE])
+    if page:
+        after_xid, after_id = page[-1].xid or 0, page[-1].pk
+    return {
+        "results": [event_json(e) for e in page],
+        "next_cursor": cursor_encode(after_xid, after_id),
+    }
 
 
 # --- endpoints -----------------------------------------------------------------------------

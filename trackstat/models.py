@@ -315,10 +315,18 @@ class Event(models.Model):
     type = models.CharField(max_length=64, choices=EventType.choices)
     data = models.JSONField()
     created_at = models.DateTimeField(db_index=True)
+    # PostgreSQL: the id of the transaction that wrote the event. The feed hands out events
+    # in (xid, id) order and only those of transactions that have ended, so one that
+    # commits late is never stepped over by a poller's cursor (``trackstat.events``).
+    # Null elsewhere (SQLite writes one transaction at a time: id order is commit order).
+    xid = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["practice", "id"], name="event_practice_id")]
+        indexes = [
+            models.Index(fields=["practice", "id"], name="event_practice_id"),
+            models.Index(fields=["practice", "xid", "id"], name="event_practice_xid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk}"
