@@ -44,7 +44,8 @@ def test_add_a_variant_preview_each_hold_out_and_save(plus):  # noqa: F811
     # "+ Variant" splits the message into A and B, both starting from its text.
     row = {"channel": "sms", "body": "We miss you, {{PatientFirstName}}"}
     response = _post(plus, "messages", _steps(row), action="add_variant-0")
-    assert response.status_code == 200
+    assert response.status_code == 302  # the step's rows kept in the draft (issue 16, item 4)
+    response = plus.get(response["Location"])
     assert 'name="step-0-variant-0-name" id="step-0-variant-0-name" value="A"' in response.text
     assert 'name="step-0-variant-1-name" id="step-0-variant-1-name" value="B"' in response.text
     assert 'name="step-0-variant-1-weight" id="step-0-variant-1-weight" value="50"' in response.text
@@ -60,7 +61,7 @@ def test_add_a_variant_preview_each_hold_out_and_save(plus):  # noqa: F811
     assert "Book today, Ada!" in response.text
 
     # A third variant evens the weights out; weights that do not add up are a 400.
-    response = _post(plus, "messages", data, action="add_variant-0")
+    response = plus.get(_post(plus, "messages", data, action="add_variant-0")["Location"])
     assert 'id="step-0-variant-2-weight" value="33"' in response.text
     bad = _variants("a", "b", weights=[50, 40])
     response = _post(plus, "messages", bad)
@@ -94,6 +95,7 @@ def test_add_a_variant_preview_each_hold_out_and_save(plus):  # noqa: F811
 def test_removing_the_last_variant_but_one_makes_a_plain_message_again(plus):  # noqa: F811
     data = _variants("first", "second")
     response = _post(plus, "messages", data, action="remove_variant-0")
-    assert response.status_code == 200
+    assert response.status_code == 302
+    response = plus.get(response["Location"])
     assert "step-0-variant-0-name" not in response.text
     assert ">first</textarea>" in response.text
