@@ -343,6 +343,9 @@ class FiltersForm(forms.Form):
                 filters["paid_total"] = paid
         elif self.current.get("paid_total"):
             filters["paid_total"] = self.current["paid_total"]
+        # Set through the campaign JSON only (the wizard has no input for it): kept as it is.
+        if self.current.get("appointment_confirmations"):
+            filters["appointment_confirmations"] = self.current["appointment_confirmations"]
         for name in ("age", "visit_count"):
             bounds = {
                 bound: cleaned[f"{name}_{bound}"]

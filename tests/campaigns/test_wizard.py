@@ -599,6 +599,27 @@ def test_paid_total_filter_is_for_managers_and_kept_when_user_plus_edits(plus, m
     assert _draft(manager, campaign)["filters"] == {"paid_total": {"min": 250.5}}
 
 
+def test_a_confirmation_filter_set_through_the_api_is_kept_when_the_wizard_edits(plus):
+    """The wizard has no input for ``appointment_confirmations`` (DESIGN §7): saving the
+    audience step keeps it instead of dropping it."""
+    practice = _practice(plus)
+    campaign = _make_campaign(
+        practice,
+        name="Remind again",
+        trigger={"type": "scheduled_appointment", "when": "days_before", "days": 1},
+        filters={"appointment_confirmations": ["none", "requested"]},
+        schedule={"frequency": "daily", "time": "10:00"},
+        messages=[{"channel": "sms", "body": "See you tomorrow"}],
+    )
+    trigger = {"type": "scheduled_appointment", "when": "days_before", "days": "1"}
+    response = _post(plus, "audience", _audience(trigger, {"status": "active"}), campaign=campaign)
+    assert response.status_code == 302
+    assert _draft(plus, campaign)["filters"] == {
+        "status": "active",
+        "appointment_confirmations": ["none", "requested"],
+    }
+
+
 # --- the htmx partials ------------------------------------------------------------------------
 
 
