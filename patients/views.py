@@ -228,6 +228,31 @@ def patient_tag_remove(request: PracticeRequest, pk: int, tag_id: int) -> HttpRe
     return _tags_response(request, pk, None)
 
 
+def _opt_outs_saved(request: PracticeRequest, patient: Patient, note: str) -> HttpResponse:
+    """The opt-outs panel after a change: the panel itself (htmx), else the page with a note."""
+    if wants_partial(request):
+        return render(request, "patients/detail.html#opt-outs", _opt_outs_context(request, patient))
+    messages.success(request, note)
+    return redirect(_detail_url(patient, "opt-outs"))
+
+
+def _opt_outs_refused(request: PracticeRequest, patient: Patient, form) -> HttpResponse:
+    """The opt-outs panel (htmx) or the whole page with the form's errors, as a 400."""
+    if wants_partial(request):
+        return render(
+            request,
+            "patients/detail.html#opt-outs",
+            _opt_outs_context(request, patient, form),
+            status=400,
+        )
+    return render(
+        request,
+        "patients/detail.html",
+        _detail_context(request, patient, opt_out_form=form),
+        status=400,
+    )
+
+
 @require_POST
 @role_required(Role.USER)
 def patient_marketing_consent(request: PracticeRequest, pk: int) -> HttpResponse:
@@ -244,25 +269,8 @@ def patient_marketing_consent(request: PracticeRequest, pk: int) -> HttpResponse
             source=ConsentSource.STAFF,
             actor=request.user,
         )
-        if wants_partial(request):
-            return render(
-                request, "patients/detail.html#opt-outs", _opt_outs_context(request, patient)
-            )
-        messages.success(request, f"Marketing consent of {patient} recorded.")
-        return redirect(_detail_url(patient, "opt-outs"))
-    if wants_partial(request):
-        return render(
-            request,
-            "patients/detail.html#opt-outs",
-            _opt_outs_context(request, patient, form),
-            status=400,
-        )
-    return render(
-        request,
-        "patients/detail.html",
-        _detail_context(request, patient, opt_out_form=form),
-        status=400,
-    )
+        return _opt_outs_saved(request, patient, f"Marketing consent of {patient} recorded.")
+    return _opt_outs_refused(request, patient, form)
 
 
 @require_POST
@@ -281,27 +289,10 @@ def patient_opt_out(request: PracticeRequest, pk: int) -> HttpResponse:
             source=OptOutSource.STAFF,
             actor=request.user,
         )
-        if wants_partial(request):
-            return render(
-                request, "patients/detail.html#opt-outs", _opt_outs_context(request, patient)
-            )
         noun = "Text messages" if channel == "sms" else "Emails"
         state = "disabled" if opted_out else "enabled again"
-        messages.success(request, f"{noun} to {patient} are {state}.")
-        return redirect(_detail_url(patient, "opt-outs"))
-    if wants_partial(request):
-        return render(
-            request,
-            "patients/detail.html#opt-outs",
-            _opt_outs_context(request, patient, form),
-            status=400,
-        )
-    return render(
-        request,
-        "patients/detail.html",
-        _detail_context(request, patient, opt_out_form=form),
-        status=400,
-    )
+        return _opt_outs_saved(request, patient, f"{noun} to {patient} are {state}.")
+    return _opt_outs_refused(request, patient, form)
 
 
 @role_required(Role.MANAGER)
