@@ -13,6 +13,39 @@ from trackstat.fields import BooleanChoiceField
 
 LIST_SEPARATORS = re.compile(r"\s*[,;\n]\s*")
 
+# The parts of the campaign JSON as the pages name them, for errors shown away from their input
+# (the review step's list, a variant's line): never a field code with underscores.
+PART_LABELS = {
+    "name": "name",
+    "kind": "kind",
+    "channel": "channel",
+    "subject": "subject",
+    "body": "message",
+    "delay": "delay",
+    "ask_confirmation": "ask the patient to confirm",
+    "variants": "variants",
+    "weight": "share of patients (%)",
+    "trigger": "trigger",
+    "filters": "filters",
+    "schedule": "schedule",
+    "exclude_recent_days": "skip patients messaged recently",
+    "purpose": "purpose",
+    "priority": "priority",
+    "messages": "messages",
+    "goal": "goal",
+    "holdout_percent": "hold out (%)",
+    "attribution_days": "days counted after entering",
+    "send_at": "send time",
+    "enabled": "on/off",
+    "campaign": "campaign",
+}
+
+
+def part_label(name: str) -> str:
+    """``name`` as staff read it (``exclude_recent_days`` → "skip patients messaged
+    recently"); an unknown name loses its underscores."""
+    return PART_LABELS.get(name, name.replace("_", " "))
+
 
 def error_messages(detail) -> list[str]:
     """The messages of a (possibly nested) DRF error structure, flattened."""

@@ -101,3 +101,23 @@ def test_the_blast_form_shows_every_error_of_a_submission_at_once(member_client)
     assert "An email needs a subject." in text
     assert "The lowest (40) is above the highest (20)." in text
     assert not Campaign.objects.exists()
+
+
+def test_review_and_variant_errors_name_the_inputs_as_staff_see_them():
+    from campaigns.forms.messages import _variant_error_lines
+    from campaigns.views.wizard import _review_errors
+
+    lines = _review_errors(
+        {
+            "messages": {"messages": [{"body": ["Unknown merge field {{Foo}}."]}]},
+            "audience": {"exclude_recent_days": ["Must be between 1 and 3650."]},
+            "review": {"holdout_percent": ["Must be between 0 and 50."]},
+        }
+    )
+    text = " ".join(line for step in lines.values() for line in step)
+    assert "Message 1, message: Unknown merge field {{Foo}}." in text
+    assert "Skip patients messaged recently: Must be between 1 and 3650." in text
+    assert "Hold out (%): Must be between 0 and 50." in text
+    assert "_" not in text.replace("{{Foo}}", "")
+    variant = _variant_error_lines([{"weight": ["A whole number from 1 to 100."]}], [{"name": "B"}])
+    assert variant == ["Variant B, share of patients (%): A whole number from 1 to 100."]
