@@ -3,7 +3,7 @@ each of the four roles, every page the menu offers plus the wizard's five steps,
 (made through its form, then its page), the Inbox and a thread, a patient's page, the reports
 and the settings. On every page: a status below 400 (or the "Not allowed" page where the role
 may not go), no console error, no Content Security Policy violation, nothing wider than a
-1366 px screen, and no developer wording."""
+1366 px screen, no column heading split mid-word, and no developer wording."""
 
 from __future__ import annotations
 
@@ -30,6 +30,22 @@ document.addEventListener('securitypolicyviolation', (e) => {
     `${e.violatedDirective} ${e.blockedURI || ''} ${e.sourceFile || ''}:${e.lineNumber || ''}`
   );
 });
+"""
+# Column headings of one word that the browser split across lines ("AL / L").
+BROKEN_HEADINGS = """
+[...document.querySelectorAll('main thead th')].filter((th) => {
+  if (!th.textContent.trim() || /\\s/.test(th.textContent.trim())) return false;
+  const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+  const lines = new Set();
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const rect of range.getClientRects()) {
+      if (rect.width > 0) lines.add(Math.round(rect.top));
+    }
+  }
+  return lines.size > 1;
+}).map((th) => th.textContent.trim())
 """
 # Words written for developers, not staff (issue 16, item 12).
 DEVELOPER_WORDING = re.compile(
@@ -59,8 +75,9 @@ def _needed(path: str) -> Role:
 
 
 class Walk:
-    def __init__(self, page, role: Role):
+    def __init__(self, page, role: Role, artifacts):
         self.page = page
+        self.artifacts = artifacts
         self.role = role
         self.console: list[str] = []
         self.problems: list[str] = []
@@ -71,6 +88,13 @@ class Walk:
         page.on("pageerror", lambda error: self.console.append(str(error)))
 
     def check(self, path: str, response=None) -> None:
+        found = len(self.problems)
+        self._check(path, response)
+        if len(self.problems) > found:  # a picture of each page with a problem
+            name = re.sub(r"[^\w]+", "-", path).strip("-") or "home"
+            self.page.screenshot(path=self.artifacts / f"problem-{name}.png", full_page=True)
+
+    def _check(self, path: str, response=None) -> None:
         page = self.page
         if response is None:
             response = page.goto(path)
@@ -93,6 +117,9 @@ class Walk:
         width = page.evaluate("document.scrollingElement.scrollWidth")
         if width > WIDTH:
             self.problems.append(f"{where}: {width} px wide")
+        broken = page.evaluate(BROKEN_HEADINGS)
+        if broken:
+            self.problems.append(f"{where}: headings split mid-word {broken}")
         text = page.locator("main").inner_text() if page.locator("main").count() else ""
         found = DEVELOPER_WORDING.findall(text)
         if found:
@@ -110,10 +137,10 @@ def _sign_in(page, email: str, password: str) -> None:
 @pytest.mark.parametrize(
     ("email", "password", "role"), [(e, p, r) for e, p, r, _f, _l in DEMO_LOGINS]
 )
-def test_every_page_of_each_role_is_clean(page, demo, email, password, role):
+def test_every_page_of_each_role_is_clean(page, demo, email, password, role, test_artifacts):
     page.set_viewport_size({"width": WIDTH, "height": 900})
     page.context.add_init_script(CSP_LISTENER)
-    walk = Walk(page, role)
+    walk = Walk(page, role, test_artifacts)
     _sign_in(page, email, password)
     walk.check("/")
 
