@@ -165,7 +165,7 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
                 flash.success(request, f"Saved “{campaign.name}”. Check its recipients.")
                 return redirect("campaigns:blast_detail", campaign.pk)
         elif not serializer_valid:
-            _blast_errors(form, serializer.errors)
+            _blast_errors(form, serializer.errors, filters_shown=bool(filters_form.errors))
         status = 400
     else:
         form = BlastForm(
@@ -195,17 +195,17 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
     return render(request, "campaigns/blast_form.html", context, status=status)
 
 
-def _blast_errors(form: BlastForm, errors: dict) -> None:
+def _blast_errors(form: BlastForm, errors: dict, *, filters_shown: bool = False) -> None:
     """The campaign validators' errors beside the form's, except on a field the form refused
-    (its own message says it) and on parts the other forms show (the filters)."""
+    (its own message says it) and on the filters when their form shows its own errors."""
 
     def add(target: str | None, text: str) -> None:
         if target is None or target not in form.errors:
             form.add_error(target, text)
 
     for name, detail in errors.items():
-        if name == "filters":
-            continue  # the filters form shows its own errors
+        if name == "filters" and filters_shown:
+            continue
         if name == "messages":
             for item in detail if isinstance(detail, list) else [detail]:
                 if isinstance(item, dict):
