@@ -139,8 +139,11 @@ class BulkTagForm(forms.Form):
             return []
         try:
             return external_ids_from_csv(_read_text(upload))
-        except csv.Error as error:
-            raise forms.ValidationError(f"The file is not readable as CSV: {error}.") from None
+        except csv.Error:
+            raise forms.ValidationError(
+                "The file is not readable as CSV: save it from the spreadsheet as “CSV UTF-8” "
+                "and upload it again."
+            ) from None
 
     def clean(self):
         cleaned = super().clean()

@@ -37,11 +37,13 @@ from patients.sync.csv import COLUMNS as CSV_COLUMNS
 from patients.sync.csv import CsvFormatError, patients_csv_import
 from trackstat.htmx import wants_partial
 from trackstat.models import Role
+from trackstat.post_result import post_result_get, post_result_keep
 from trackstat.tenancy import PracticeRequest, has_role, role_required
 
 PATIENTS_PER_PAGE = 50
 APPOINTMENTS_SHOWN = 100
 UNKNOWN_IDS_SHOWN = 1000
+IMPORT_ERRORS_SHOWN = 1000
 
 
 def _practice_tag_names(request: PracticeRequest) -> list[str]:
@@ -297,14 +299,14 @@ def patient_opt_out(request: PracticeRequest, pk: int) -> HttpResponse:
 
 @role_required(Role.MANAGER)
 def patients_bulk_tag(request: PracticeRequest) -> HttpResponse:
-    """Tag many patients at once by external id, pasted or from a CSV's column."""
-    result = None
+    """Tag many patients at once by external id, pasted or from a CSV's column. A done POST
+    redirects to the page with its result, so a refresh tags nothing again (issue 16, item 9)."""
     status = 200
     if request.method == "POST":
         form = BulkTagForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                result = services.patients_tag_bulk(
+                done = services.patients_tag_bulk(
                     practice=request.practice,
                     name=form.cleaned_data["name"],
                     external_ids=form.cleaned_data["ids"],
@@ -312,15 +314,24 @@ def patients_bulk_tag(request: PracticeRequest) -> HttpResponse:
                 )
             except ValidationError as error:
                 form.add_error(None, error)
-        if form.errors:
-            status = 400
+            else:
+                result = {
+                    "tag": done.tag.name,
+                    "tagged": done.tagged,
+                    "already": done.already,
+                    "unknown_count": len(done.unknown),
+                    "unknown": done.unknown[:UNKNOWN_IDS_SHOWN],
+                }
+                query = post_result_keep(request, page="bulk_tag", result=result)
+                return redirect(reverse("patients:bulk_tag") + query)
+        status = 400
     else:
         form = BulkTagForm()
+    result = post_result_get(request, page="bulk_tag") if request.method == "GET" else None
     context = {
         "form": form,
         "result": result,
-        "unknown_shown": result.unknown[:UNKNOWN_IDS_SHOWN] if result else [],
-        "unknown_hidden": max(len(result.unknown) - UNKNOWN_IDS_SHOWN, 0) if result else 0,
+        "unknown_hidden": result["unknown_count"] - len(result["unknown"]) if result else 0,
     }
     return render(request, "patients/bulk_tag.html", context, status=status)
 
@@ -354,29 +365,40 @@ def _import_error_rows(result: dict) -> list[dict]:
 
 @role_required(Role.MANAGER)
 def patients_import(request: PracticeRequest) -> HttpResponse:
-    """Upload a patients CSV (header row of the patient field names); report errors by row."""
-    result = None
+    """Upload a patients CSV (header row of the patient field names); report errors by row.
+    A done import redirects to the page with its result, so a refresh imports nothing again
+    (issue 16, item 9); the result lists the first ``IMPORT_ERRORS_SHOWN`` error lines."""
     status = 200
     if request.method == "POST":
         form = PatientImportForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                result = patients_csv_import(
+                done = patients_csv_import(
                     practice=request.practice,
                     content=form.cleaned_data["file"],
                     actor=request.user,
                 )
             except CsvFormatError as error:
                 form.add_error("file", error.message)
-        if form.errors:
-            status = 400
+            else:
+                error_rows = _import_error_rows(done)
+                result = {
+                    **{key: done[key] for key in ("rows", "created", "updated", "unchanged")},
+                    "not_saved": len(done["errors"]),
+                    "error_lines": len(error_rows),
+                    "error_rows": error_rows[:IMPORT_ERRORS_SHOWN],
+                }
+                query = post_result_keep(request, page="import", result=result)
+                return redirect(reverse("patients:import") + query)
+        status = 400
     else:
         form = PatientImportForm()
+    result = post_result_get(request, page="import") if request.method == "GET" else None
     context = {
         "form": form,
         "result": result,
-        "error_rows": _import_error_rows(result) if result else [],
-        "rows_saved": result["rows"] - len(result["errors"]) if result else 0,
+        "rows_saved": result["rows"] - result["not_saved"] if result else 0,
+        "error_lines_hidden": result["error_lines"] - len(result["error_rows"]) if result else 0,
         "columns": sorted(CSV_COLUMNS),
     }
     return render(request, "patients/import.html", context, status=status)

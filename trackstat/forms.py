@@ -214,8 +214,8 @@ class MessagingPolicyForm(forms.Form):
     sms_marketing_requires_opt_in = forms.BooleanField(
         label="Send marketing texts only to patients who said yes to them",
         required=False,
-        help_text="Patients without recorded marketing consent are skipped "
-        "(no_marketing_consent). Reminders and other care texts still go.",
+        help_text="Patients without recorded marketing consent are skipped. Reminders and "
+        "other care texts still go.",
     )
     state_rules = forms.BooleanField(
         label="Follow state rules for marketing texts",

@@ -4,7 +4,7 @@ message checked as ``MessageStepSerializer`` checks it (the template library's t
 from __future__ import annotations
 
 from campaigns.content.merge_fields import MERGE_FIELDS
-from campaigns.forms.fields import error_messages
+from campaigns.forms.fields import error_messages, part_label
 from campaigns.language.spec import MessageStepSerializer
 from campaigns.models import DelayUnit
 from messaging.models import Channel
@@ -175,13 +175,13 @@ def message_validate(row: dict, *, with_delay: bool = True) -> tuple[dict | None
 
 
 def _variant_error_lines(errors: list, variants: list[dict]) -> list[str]:
-    """Per-variant errors as lines naming the variant ("Variant B, weight: …")."""
+    """Per-variant errors as lines naming the variant ("Variant B, share of patients: …")."""
     lines = []
     for variant, problems in zip(variants, errors, strict=False):
         if isinstance(problems, dict):
             for part, texts in problems.items():
                 for text in error_messages(texts):
-                    lines.append(f"Variant {variant['name'] or '?'}, {part}: {text}")
+                    lines.append(f"Variant {variant['name'] or '?'}, {part_label(part)}: {text}")
         else:
             lines.extend(error_messages(problems))
     return lines

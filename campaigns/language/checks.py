@@ -4,6 +4,7 @@ whose detail names the field: ``{"days": ["Must be between 1 and 3650."]}``."""
 from __future__ import annotations
 
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from patients.models import Lookup
 from trackstat.validators import InvalidValue, check_text, max_length_of
@@ -55,7 +56,9 @@ def name_list(value, name: str, *, max_length: int = LOOKUP_NAME_LENGTH) -> list
 
 
 def number_range(value, name: str, low: float, high: float, *, decimals: bool = False) -> dict:
-    """``{"min": …, "max": …}`` (either may be left out) within ``low`` and ``high``."""
+    """``{"min": …, "max": …}`` (either may be left out) within ``low`` and ``high``. A message
+    about one bound carries it as its code (``min`` or ``max``), so a form shows it under that
+    bound's input; the API shows only the text."""
     if not isinstance(value, dict) or not value or set(value) - {"min", "max"}:
         raise serializers.ValidationError({name: ["An object with min and/or max."]})
     clean = {}
@@ -64,14 +67,14 @@ def number_range(value, name: str, low: float, high: float, *, decimals: bool = 
             number = value[bound]
             ok_types = (int, float) if decimals else (int,)
             if isinstance(number, bool) or not isinstance(number, ok_types):
-                raise serializers.ValidationError({name: [f"The {WORDS[bound]} must be a number."]})
-            if not low <= number <= high:
                 raise serializers.ValidationError(
-                    {name: [f"The {WORDS[bound]} must be from {low} to {high}."]}
+                    {name: [ErrorDetail(f"The {WORDS[bound]} must be a number.", code=bound)]}
                 )
+            if not low <= number <= high:
+                text = f"The {WORDS[bound]} must be from {low:,} to {high:,}."
+                raise serializers.ValidationError({name: [ErrorDetail(text, code=bound)]})
             clean[bound] = number
     if "min" in clean and "max" in clean and clean["min"] > clean["max"]:
-        raise serializers.ValidationError(
-            {name: [f"The lowest ({clean['min']}) is above the highest ({clean['max']})."]}
-        )
+        text = f"The lowest ({clean['min']}) is above the highest ({clean['max']})."
+        raise serializers.ValidationError({name: [ErrorDetail(text, code="min")]})
     return clean

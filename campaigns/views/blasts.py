@@ -125,44 +125,47 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
             can_see_financials=can_see_financials,
             prefix="filter",
         )
-        if form.is_valid() and filters_form.is_valid():
-            data = form.cleaned_data
-            serializer = CampaignSerializer(
-                data={
-                    "name": data["name"],
-                    "kind": CampaignKind.BLAST,
-                    "filters": filters_form.filters,
-                    "messages": [
-                        {
-                            "channel": data["channel"],
-                            "subject": data["subject"],
-                            "body": data["body"],
-                        }
-                    ],
-                    "send_at": data["send_at"],
-                    "purpose": data["purpose"],
-                    "priority": data["priority"],
-                }
-            )
-            if serializer.is_valid():
-                validated = dict(serializer.validated_data)
-                try:
-                    if campaign:
-                        validated.pop("enabled")  # editing keeps it scheduled or not
-                        campaign = services.campaign_update(
-                            campaign=campaign, data=validated, actor=request.user
-                        )
-                    else:
-                        campaign = services.campaign_create(
-                            practice=practice, data=validated, actor=request.user
-                        )
-                except ValidationError as error:
-                    form.add_error(None, error_text(error))
+        forms_valid = [form.is_valid(), filters_form.is_valid()]
+        # One round: the campaign validators judge what the forms could read, so one
+        # submission shows every error (a field the forms refused keeps only its own).
+        data = form.cleaned_data
+        serializer = CampaignSerializer(
+            data={
+                "name": data.get("name", ""),
+                "kind": CampaignKind.BLAST,
+                "filters": filters_form.filters or {},
+                "messages": [
+                    {
+                        "channel": data.get("channel", ""),
+                        "subject": data.get("subject", ""),
+                        "body": data.get("body", ""),
+                    }
+                ],
+                "send_at": data.get("send_at"),
+                "purpose": data.get("purpose"),
+                "priority": data.get("priority", 0),
+            }
+        )
+        serializer_valid = serializer.is_valid()
+        if all(forms_valid) and serializer_valid:
+            validated = dict(serializer.validated_data)
+            try:
+                if campaign:
+                    validated.pop("enabled")  # editing keeps it scheduled or not
+                    campaign = services.campaign_update(
+                        campaign=campaign, data=validated, actor=request.user
+                    )
                 else:
-                    flash.success(request, f"Saved “{campaign.name}”. Check its recipients.")
-                    return redirect("campaigns:blast_detail", campaign.pk)
+                    campaign = services.campaign_create(
+                        practice=practice, data=validated, actor=request.user
+                    )
+            except ValidationError as error:
+                form.add_error(None, error_text(error))
             else:
-                _blast_errors(form, serializer.errors)
+                flash.success(request, f"Saved “{campaign.name}”. Check its recipients.")
+                return redirect("campaigns:blast_detail", campaign.pk)
+        elif not serializer_valid:
+            _blast_errors(form, serializer.errors, filters_shown=bool(filters_form.errors))
         status = 400
     else:
         form = BlastForm(
@@ -192,21 +195,32 @@ def _blast_form(request: PracticeRequest, campaign: Campaign | None) -> HttpResp
     return render(request, "campaigns/blast_form.html", context, status=status)
 
 
-def _blast_errors(form: BlastForm, errors: dict) -> None:
+def _blast_errors(form: BlastForm, errors: dict, *, filters_shown: bool = False) -> None:
+    """The campaign validators' errors beside the form's, except on a field the form refused
+    (its own message says it) and on the filters when their form shows its own errors."""
+
+    def add(target: str | None, text: str) -> None:
+        if target is None or target not in form.errors:
+            form.add_error(target, text)
+
     for name, detail in errors.items():
+        if name == "filters" and filters_shown:
+            continue
         if name == "messages":
             for item in detail if isinstance(detail, list) else [detail]:
                 if isinstance(item, dict):
                     for part, texts in item.items():
                         target = part if part in ("channel", "subject", "body") else None
                         for text in error_messages(texts):
-                            form.add_error(target, text)
+                            add(target, text)
                 else:
-                    form.add_error("body", str(item))
+                    add("body", str(item))
             continue
         target = name if name in ("name", "send_at") else None
+        if target is None and name in ("purpose", "priority"):
+            target = name
         for text in error_messages(detail):
-            form.add_error(target, text if target else f"{name}: {text}")
+            add(target, text)
 
 
 def _read_only_blast(request: PracticeRequest, campaign: Campaign) -> HttpResponse:

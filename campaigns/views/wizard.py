@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 from campaigns import services
 from campaigns.content.sms import sms_counts
 from campaigns.forms.audience import FiltersForm, ScheduleForm, TriggerForm
-from campaigns.forms.fields import error_messages
+from campaigns.forms.fields import error_messages, part_label
 from campaigns.forms.wizard import ExperimentForm, GoalForm, NameForm, SkipRecentForm
 from campaigns.language.describe import (
     describe_delay,
@@ -269,9 +269,11 @@ def _review_errors(grouped: dict[str, dict]) -> dict[str, list[str]]:
                 for position, message_errors in enumerate(detail, start=1):
                     for part, texts in (message_errors or {}).items():
                         for text in error_messages(texts):
-                            lines.setdefault(step, []).append(f"Message {position}, {part}: {text}")
+                            lines.setdefault(step, []).append(
+                                f"Message {position}, {part_label(part)}: {text}"
+                            )
                 continue
-            label = name.replace("_", " ")
+            label = part_label(name)
             for text in error_messages(detail):
                 lines.setdefault(step, []).append(f"{label.capitalize()}: {text}")
     return lines

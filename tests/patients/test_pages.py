@@ -604,6 +604,7 @@ def test_bulk_tag_a_pasted_list_reports_unknown_ids(manager_client):
     response = manager_client.post(
         reverse("patients:bulk_tag"),
         {"name": "no marketing", "external_ids": "P1\nP2, P3  NOPE;P4\n\nP1"},
+        follow=True,
     )
 
     assert response.status_code == 200
@@ -625,7 +626,9 @@ def test_bulk_tag_from_a_csv_first_column(manager_client):
     upload = SimpleUploadedFile("ids.csv", b"P1,Ada\r\nP2,Grace\r\nZZ9,Nobody\r\n", "text/csv")
 
     response = manager_client.post(
-        reverse("patients:bulk_tag"), {"name": "moved", "external_ids": "", "file": upload}
+        reverse("patients:bulk_tag"),
+        {"name": "moved", "external_ids": "", "file": upload},
+        follow=True,
     )
 
     assert response.status_code == 200
@@ -640,7 +643,9 @@ def test_bulk_tag_from_a_csv_external_id_column(manager_client):
     content = "\ufeffName,External_ID\nAda,P1\nNobody,ZZ9\n".encode()
     upload = SimpleUploadedFile("ids.csv", content, "text/csv")
 
-    response = manager_client.post(reverse("patients:bulk_tag"), {"name": "VIP", "file": upload})
+    response = manager_client.post(
+        reverse("patients:bulk_tag"), {"name": "VIP", "file": upload}, follow=True
+    )
 
     assert response.status_code == 200
     assert '<dd id="result-tagged">1</dd>' in response.text
@@ -697,7 +702,7 @@ def test_import_page_imports_and_reports_row_errors(manager_client):
     ).encode()
     upload = SimpleUploadedFile("patients.csv", content, "text/csv")
 
-    response = manager_client.post(reverse("patients:import"), {"file": upload})
+    response = manager_client.post(reverse("patients:import"), {"file": upload}, follow=True)
 
     assert response.status_code == 200
     text = response.text

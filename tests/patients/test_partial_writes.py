@@ -178,7 +178,7 @@ def test_the_upload_page_shows_the_same_rows(member_client, unstorable_name):
     manager_client = member_client(Role.MANAGER)
     text = _ten_thousand_rows(7002, unstorable_name)
     upload = SimpleUploadedFile("patients.csv", text.encode(), "text/csv")
-    response = manager_client.post(reverse("patients:import"), {"file": upload})
+    response = manager_client.post(reverse("patients:import"), {"file": upload}, follow=True)
 
     assert response.status_code == 200
     page = response.text

@@ -85,3 +85,26 @@ def test_a_user_tags_with_existing_tags_only(member_client):
     manager = member_client(Role.MANAGER, practice=patient.practice)
     manager.post(url, {"name": "brand new"})
     assert Tag.objects.filter(practice=patient.practice, name="brand new").exists()
+
+
+def test_a_real_403_reaches_the_console_log_as_one_line_without_a_traceback(member_client):
+    import io
+
+    console = next(
+        handler
+        for handler in logging.getLogger().handlers
+        if "no_client_error_tracebacks" in getattr(handler, "name", "")
+        or any(isinstance(f, NoTracebackForClientErrorsFilter) for f in handler.filters)
+    )
+    stream = io.StringIO()
+    previous = console.setStream(stream)
+    try:
+        client = member_client(Role.USER)
+        assert client.get(reverse("campaigns:drip_list")).status_code == 403
+        assert client.get(reverse("settings_api_key_revoke", args=[1])).status_code == 405
+    finally:
+        console.setStream(previous)
+    output = stream.getvalue()
+    assert "Forbidden" in output
+    assert "Traceback" not in output
+    assert output.count("Forbidden (Permission denied)") + output.count("Forbidden:") == 1
