@@ -12,6 +12,7 @@ from django.test import Client
 from patients.models import ConsentChange, OptOutSource, Patient
 from patients.services import patient_opt_out_set
 from tests.factories import PatientFactory, PracticeFactory
+from trackstat.models import Event
 from trackstat.services import api_key_create
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +109,9 @@ def test_deny_of_every_message_opts_the_channel_out_at_the_consents_time(api, pr
     row = ConsentChange.objects.get(patient=stored)
     assert (row.channel, row.scope, row.granted) == ("email", "all", False)
     assert row.emr_reference == "Consent/c1@2026-03-09T14:35:00+00:00"
+    # Announced like every opt-out (ids only).
+    event = Event.objects.get(practice=practice, type="patient.opted_out")
+    assert event.data == {"patient_external_id": "MRN-1", "channel": "email", "source": "emr"}
 
     # A later permit opts back in; marketing consent is left as it was.
     post(api, consent("c2", channel="email", at="2026-03-10T09:00:00-05:00"))
