@@ -50,6 +50,7 @@ def consent_change(
     actor: Any,
     wording: str = "",
     at: dt.datetime | None = None,
+    emr_reference: str = "",
 ) -> ConsentChange:
     """A ledger row (not saved): for ``consent_changes_record``."""
     user, label = _actor(actor)
@@ -64,6 +65,7 @@ def consent_change(
         wording=(wording or "")[:WORDING_LENGTH],
         actor=user,
         actor_label=label,
+        emr_reference=emr_reference,
     )
 
 
@@ -82,10 +84,12 @@ def patient_marketing_consent_set(
     source: str,
     actor: Any,
     wording: str = "",
+    at: dt.datetime | None = None,
+    emr_reference: str = "",
 ) -> Patient:
     """Record a patient's marketing consent for one channel (True given, False refused,
     None unknown), with its ledger row and audit entry. The same state again changes
-    nothing."""
+    nothing. ``at`` and ``emr_reference``: the EMR's time and record of the change."""
     if channel not in CHANNELS:
         raise ValidationError({"channel": "Use 'sms' or 'email'."})
     if source not in ConsentSource.values:
@@ -108,6 +112,8 @@ def patient_marketing_consent_set(
                 source=source,
                 actor=actor,
                 wording=wording,
+                at=at,
+                emr_reference=emr_reference,
             )
         ]
     )

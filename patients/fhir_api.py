@@ -32,6 +32,15 @@ class FhirEncounterCountsSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Encounters of other statuses, ignored.")
 
 
+class FhirConsentCountsSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField(help_text="Consents now in force (in the ledger).")
+    superseded = serializers.IntegerField(
+        help_text="Consents older than the patient's latest change: ledger history only."
+    )
+    unchanged = serializers.IntegerField(help_text="Consents recorded before (sent again).")
+    skipped = serializers.IntegerField(help_text="Draft, proposed or entered-in-error.")
+
+
 class FhirEntryErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The entry's position in Bundle.entry.")
     resource_type = serializers.CharField(allow_null=True)
@@ -46,6 +55,7 @@ class FhirImportResultSerializer(serializers.Serializer):
     patients = FhirImportCountsSerializer()
     appointments = FhirImportCountsSerializer()
     encounters = FhirEncounterCountsSerializer()
+    consents = FhirConsentCountsSerializer()
     errors = FhirEntryErrorSerializer(many=True, help_text="The entries not imported, and why.")
 
 
@@ -91,23 +101,51 @@ EXAMPLE_BUNDLE = {
                 "period": {"start": "2026-03-09T09:32:00-05:00"},
             },
         },
+        {
+            "resource": {
+                "resourceType": "Consent",
+                "id": "c1",
+                "meta": {"versionId": "1"},
+                "status": "active",
+                "scope": {"coding": [{"code": "patient-privacy"}]},
+                "category": [
+                    {"coding": [{"system": "urn:trackstat:consent-channel", "code": "sms"}]}
+                ],
+                "patient": {"reference": "urn:uuid:6f1c2a52-1b7e-4f39-9a51-0c0e5b3c1a01"},
+                "dateTime": "2026-03-09T09:35:00-05:00",
+                "text": {"status": "generated", "div": "<div>Yes to texts about offers</div>"},
+                "provision": {
+                    "type": "permit",
+                    "purpose": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                            "code": "HMARKT",
+                        }
+                    ],
+                },
+            },
+        },
     ],
 }
 
 
 class FhirBundleApi(SyncApiView):
-    """Import a FHIR R4 Bundle of Patient, Appointment and Encounter resources."""
+    """Import a FHIR R4 Bundle of Patient, Appointment, Encounter and Consent resources."""
 
     parser_classes = [JSONParser, FhirJsonParser]
 
     @extend_schema(
         summary="Import a FHIR R4 Bundle",
         description=(
-            "A `batch`, `transaction` or `collection` Bundle of Patient, Appointment and "
-            "Encounter resources, imported entry by entry: the valid entries are stored and "
-            "each entry at fault is listed in `errors` with its index and the FHIR elements "
-            "at fault. Identifier (MR preferred) or id gives the external_id; an Encounter "
-            "that is `finished` or `in-progress` is a checked-in visit. A body that is not a "
+            "A `batch`, `transaction` or `collection` Bundle of Patient, Appointment, "
+            "Encounter and Consent resources, imported entry by entry: the valid entries are "
+            "stored and each entry at fault is listed in `errors` with its index and the FHIR "
+            "elements at fault. Identifier (MR preferred) or id gives the external_id; an "
+            "Encounter that is `finished` or `in-progress` is a checked-in visit; a Consent "
+            "is a change of the patient's consent ledger (channel: a `category` coding of "
+            "system `urn:trackstat:consent-channel`, `sms` or `email`; marketing: "
+            "`provision.purpose` HMARKT; `permit` opts in, `deny` opts out, at `dateTime`). "
+            "A body that is not a "
             "Bundle answers 400 and stores nothing; sending the same bundle twice changes "
             "nothing."
         ),

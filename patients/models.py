@@ -389,11 +389,22 @@ class ConsentChange(models.Model):
         "trackstat.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     actor_label = models.CharField(max_length=200, blank=True)
+    # The EMR record behind the change, when it has one: ``Consent/<id>/_history/<version>``
+    # (or ``Consent/<id>@<dateTime>``) for a FHIR Consent, so that a Consent sent again is
+    # recorded once.
+    emr_reference = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
             models.Index(fields=["patient", "channel", "scope", "at"], name="consent_patient_at")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "emr_reference"],
+                condition=~models.Q(emr_reference=""),
+                name="consent_emr_reference_once",
+            )
         ]
 
     def __str__(self) -> str:

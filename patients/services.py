@@ -121,8 +121,11 @@ def patient_opt_out_set(
     actor,
     consent_source: str | None = None,
     wording: str = "",
+    at: datetime.datetime | None = None,
+    emr_reference: str = "",
 ) -> Patient:
-    """Turn a patient's SMS or email opt-out on or off, recording when, how and by whom.
+    """Turn a patient's SMS or email opt-out on or off, recording when, how and by whom
+    (``at``: when the EMR says it changed, else now; ``emr_reference``: the EMR's record).
 
     Called by staff ("Disable Text" / "Disable Email"), inbound STOP/START, unsubscribe links
     and provider reports. Every change is audited and written to the consent ledger (its
@@ -136,7 +139,7 @@ def patient_opt_out_set(
         return patient
     before = {key: getattr(patient, key)}
     setattr(patient, key, opted_out)
-    setattr(patient, f"{key}_at", timezone.now() if opted_out else None)
+    setattr(patient, f"{key}_at", (at or timezone.now()) if opted_out else None)
     setattr(patient, f"{key}_source", source if opted_out else "")
     patient.save(update_fields=[key, f"{key}_at", f"{key}_source", "updated_at"])
     consent_changes_record(
@@ -150,6 +153,8 @@ def patient_opt_out_set(
                 source=consent_source or SOURCE_OF_OPT_OUT.get(source, source),
                 actor=actor,
                 wording=wording,
+                at=at,
+                emr_reference=emr_reference,
             )
         ]
     )

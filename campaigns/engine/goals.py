@@ -54,24 +54,29 @@ def goals_apply(
     itself.
     """
     patient_ids = list(patient_ids) if patient_ids is not None else None
-    campaigns = Campaign.objects.filter(goal__type="future_appointment")
+    campaigns = Campaign.objects.filter(goal__type__in=["future_appointment", "confirmed"])
     if practice is not None:
         campaigns = campaigns.filter(practice=practice)
-    confirmed = Enrollment.objects.filter(
-        campaign__in=Campaign.objects.filter(
-            goal__type="confirmed", **({"practice": practice} if practice is not None else {})
-        ),
-        state=EnrollmentState.ACTIVE,
-    ).filter(confirmed_q())
-    if patient_ids is not None:
-        confirmed = confirmed.filter(patient_id__in=patient_ids)
-    # One query per distinct goal (its purpose and provider filters), not per campaign: the
-    # goal's condition does not depend on the campaign otherwise.
+    # One read of the campaigns with either goal; then one query per distinct
+    # future_appointment goal (its purpose and provider filters), not per campaign: the goal's
+    # condition does not depend on the campaign otherwise; and one for the confirmed goals,
+    # only where a campaign has one (every tick pays this phase).
     by_goal: dict[str, tuple[dict, list[int]]] = {}
+    confirmed_campaigns: list[int] = []
     for pk, goal in campaigns.values_list("pk", "goal").order_by("pk"):
+        if goal.get("type") == "confirmed":
+            confirmed_campaigns.append(pk)
+            continue
         key = json.dumps(goal.get("filters") or {}, sort_keys=True)
         by_goal.setdefault(key, (goal, []))[1].append(pk)
-    ids: list[int] = list(confirmed.values_list("pk", flat=True))
+    ids: list[int] = []
+    if confirmed_campaigns:
+        confirmed = Enrollment.objects.filter(
+            campaign_id__in=confirmed_campaigns, state=EnrollmentState.ACTIVE
+        ).filter(confirmed_q())
+        if patient_ids is not None:
+            confirmed = confirmed.filter(patient_id__in=patient_ids)
+        ids += confirmed.values_list("pk", flat=True)
     for goal, campaign_ids in by_goal.values():
         enrollments = Enrollment.objects.filter(
             campaign_id__in=campaign_ids, state=EnrollmentState.ACTIVE

@@ -23,8 +23,11 @@ The rules, as a practice reads them:
 never displaced; among the ones not sent yet, the higher ``priority`` first, then the
 campaign created first (the lower id), then the earlier due time. At materialization the
 messages of a batch are judged in that order; before sending, the batch's patients are locked
-(advisory locks, one per patient, in one sorted order) so that two ticks or two campaigns
-re-checking the same patient at once take turns and never both slip under a cap.
+(advisory locks, one per patient, in one sorted order) so that two batches re-checking the
+same patient at once take turns, the second seeing what the first decided: the order alone
+keeps two messages from both slipping under a cap, and the lock keeps a message the first
+batch stopped (a text over its state's cap, waiting for its state's hours) from still
+counting against the second's, which would then skip both (tests/trust/test_cap_concurrency).
 
 Everything here is set-wise: one query reads the recent messages of a batch's patients.
 """

@@ -123,6 +123,7 @@ def test_patient_fields_are_mapped(api):
         "patients": {"created": 1, "updated": 0, "unchanged": 0},
         "appointments": {"created": 0, "updated": 0, "unchanged": 0},
         "encounters": {"applied": 0, "skipped": 0},
+        "consents": {"recorded": 0, "superseded": 0, "unchanged": 0, "skipped": 0},
         "errors": [],
     }
     body = api.get("/api/v1/patients/MRN-1001").json()
@@ -388,6 +389,7 @@ def test_same_bundle_twice_changes_nothing(api):
         "patients": {"created": 0, "updated": 0, "unchanged": 1},
         "appointments": {"created": 0, "updated": 0, "unchanged": 2},
         "encounters": {"applied": 2, "skipped": 1},
+        "consents": {"recorded": 0, "superseded": 0, "unchanged": 0, "skipped": 0},
         "errors": [],
     }
     assert list(Appointment.objects.values_list("external_id", "status", "updated_at")) == stored
@@ -450,7 +452,7 @@ def test_malformed_bundle_is_400_naming_the_field(api, body, field):
             [patient(), {"resourceType": "Observation", "id": "o1", "status": "final"}],
             1,
             "resourceType",
-            "Not supported; send Patient, Appointment, Encounter.",
+            "Not supported; send Patient, Appointment, Encounter, Consent.",
             1,
         ),
         ([patient(), appointment(status="waitlist")], 1, "status", "Must be one", 1),
@@ -542,7 +544,9 @@ def test_valid_entries_are_saved_and_invalid_ones_reported(api):
             "index": 6,
             "resource_type": None,
             "external_id": None,
-            "errors": {"resourceType": ["Not supported; send Patient, Appointment, Encounter."]},
+            "errors": {
+                "resourceType": ["Not supported; send Patient, Appointment, Encounter, Consent."]
+            },
         },
     ]
     assert list(Patient.objects.values_list("external_id", flat=True)) == ["MRN-1"]

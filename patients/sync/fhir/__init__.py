@@ -1,26 +1,29 @@
 """FHIR R4 import (DESIGN §4.1, ``POST /api/v1/fhir``).
 
-A Bundle of Patient, Appointment and Encounter resources becomes the same patient and
-appointment records as the REST API's, checked by the same serializers
+A Bundle of Patient, Appointment, Encounter and Consent resources becomes the same patient
+and appointment records as the REST API's, checked by the same serializers
 (``patients.sync.records``) and written by the same upserts (``patients.sync.patients`` and
-``patients.sync.appointments``). The package reads in the order of an import:
+``patients.sync.appointments``); its Consents become changes of the consent ledger. The
+package reads in the order of an import:
 
 - ``reading``: the bundle itself (``bundle_entries``), references between its entries
   (``BundleIndex``), and reading elements without trusting their shape;
 - ``resources``: one mapping per resource type (``patient_record``, ``appointment_record``,
-  ``encounter_visit``), and which FHIR element each record field comes from;
+  ``encounter_visit``, ``consent_statement``), and which FHIR element each record field
+  comes from;
 - ``mapping``: the whole bundle as records (``bundle_map``, pure) and the visits applied to
   appointments (``visits_apply``);
-- ``importer``: ``fhir_bundle_import``, the one service: validation, upserts, errors by entry.
+- ``importer``: ``fhir_bundle_import``, the one service: validation, upserts, errors by entry
+  (Consents are written by ``patients.sync.consents.emr_consents_record``).
 
 Mapping rules
 -------------
 Bundle
     ``resourceType`` is ``Bundle``; ``type`` is ``batch``, ``transaction`` or ``collection``;
     ``entry`` (absent means empty) is a list of at most 5,000 entries, each with a
-    ``resource`` of type Patient, Appointment or Encounter; any other resource type is an error
-    naming the entry. Entries' ``request`` is not read: every resource is an upsert by its
-    external id.
+    ``resource`` of type Patient, Appointment, Encounter or Consent; any other resource type
+    is an error naming the entry. Entries' ``request`` is not read: every resource is an
+    upsert by its external id.
 
 External id (every resource type)
     The ``value`` of the identifier whose ``type.coding`` has the code ``MR`` (medical record
@@ -62,6 +65,22 @@ Encounter
     appointment ``encounter-<external id>``: patient from ``subject``, start and checked_in_at
     = ``period.start``, duration from ``period.end``, provider from a Practitioner
     participant's ``individual.display``.
+
+Consent (DESIGN §5.8; docs/api.md has an example)
+    One change of the consent ledger, source ``emr``, at ``dateTime`` (with an offset, not
+    in the future). Channel: the ``category`` coding of system
+    ``urn:trackstat:consent-channel`` with code ``sms`` or ``email`` (exactly one).
+    Scope: marketing when ``provision.purpose`` holds ``HMARKT`` of
+    ``http://terminology.hl7.org/CodeSystem/v3-ActReason``, else every message of the
+    channel. ``status`` active: ``provision.type`` permit opts in (gives marketing consent),
+    deny opts out (refuses it); rejected: opts out (refuses); inactive: marketing consent
+    unknown again (an error about every message: an opt-out ends only by an active permit);
+    draft, proposed, entered-in-error: skipped. ``patient`` references a Patient of the
+    bundle or a stored patient of the practice. Wording: ``text.div`` as plain text, else
+    ``sourceAttachment.title``. Known by ``Consent/<id>/_history/<meta.versionId>``, else
+    ``Consent/<id>@<dateTime>``: a Consent already in the ledger is not recorded again. A
+    Consent older than the latest ledger change of its patient, channel and scope is kept as
+    history and changes nothing. Nested provisions and ``provision.period.end`` are errors.
 
 Entry by entry
     As with ``POST /patients:bulk``, the valid entries are imported and each invalid one is

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from patients.models import Appointment
 from patients.sync.appointments import appointments_upsert
+from patients.sync.consents import emr_consents_record
 from patients.sync.fhir.mapping import MappedBundle, bundle_map, visits_apply
 from patients.sync.fhir.resources import Source
 from patients.sync.patients import patients_upsert
@@ -47,12 +49,31 @@ def _without_faulty(records: list[dict], sources: list[Source], mapped: MappedBu
     return [r for r in records if sources[r["_index"]].index not in mapped.errors]
 
 
+def _consents_to_record(mapped: MappedBundle) -> list:
+    """The bundle's Consents not at fault whose patient is stored or was just imported."""
+    statements = []
+    for statement in mapped.consents:
+        if statement.entry in mapped.errors:
+            continue
+        if statement.patient_entry is not None and statement.patient_entry in mapped.errors:
+            mapped.fault(
+                statement.entry,
+                "patient",
+                f"Not applied: the patient it names (entry[{statement.patient_entry}]) was "
+                "not imported.",
+            )
+            continue
+        statements.append(statement)
+    return statements
+
+
 def fhir_bundle_import(*, practice: Practice, bundle: dict, actor=None) -> dict:
     """Import a FHIR R4 Bundle into ``practice`` entry by entry (see the module docstring).
 
     Returns ``{"patients": counts, "appointments": counts, "encounters": {"applied",
-    "skipped"}, "errors": [per entry at fault]}``; raises FhirBundleError (nothing stored)
-    when the bundle itself is malformed.
+    "skipped"}, "consents": {"recorded", "superseded", "unchanged", "skipped"}, "errors":
+    [per entry at fault]}``; raises FhirBundleError (nothing stored) when the bundle itself
+    is malformed.
     """
     mapped = bundle_map(bundle)
     stored_appointment_ids = set(
@@ -78,7 +99,15 @@ def fhir_bundle_import(*, practice: Practice, bundle: dict, actor=None) -> dict:
             practice=practice,
             records=_without_faulty(appointments, mapped.appointment_sources, mapped),
         )
+        consent_result = emr_consents_record(
+            practice=practice,
+            statements=_consents_to_record(mapped),
+            actor=actor,
+            now=timezone.now(),
+        )
     _record_faults(mapped, appointment_result.errors, mapped.appointment_sources)
+    for entry, element, message in consent_result.faults:
+        mapped.fault(entry, element, message)
     applied = 0
     for visit in mapped.visits:
         if visit.source.index in mapped.errors or visit.record_position is None:
@@ -96,6 +125,12 @@ def fhir_bundle_import(*, practice: Practice, bundle: dict, actor=None) -> dict:
         "patients": _counts(patient_result),
         "appointments": _counts(appointment_result),
         "encounters": {"applied": applied, "skipped": mapped.skipped_encounters},
+        "consents": {
+            "recorded": consent_result.recorded,
+            "superseded": consent_result.superseded,
+            "unchanged": consent_result.unchanged,
+            "skipped": mapped.skipped_consents,
+        },
         "errors": [
             {
                 "index": entry,

@@ -1,5 +1,5 @@
-"""A whole bundle as patient and appointment records (``bundle_map``, no database), and its
-visits applied to the appointments they name (``visits_apply``)."""
+"""A whole bundle as patient and appointment records and consent statements (``bundle_map``,
+no database), and its visits applied to the appointments they name (``visits_apply``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from patients.sync.fhir.reading import RESOURCE_TYPES, BundleIndex, Problems, bundle_entries
 from patients.sync.fhir.resources import (
     APPOINTMENT_FIELDS,
+    CONSENT_FIELDS,
     ENCOUNTER_FIELDS,
     ENCOUNTER_UPDATE_FIELDS,
     PATIENT_FIELDS,
+    ConsentStatement,
     Source,
     Visit,
     appointment_record,
+    consent_statement,
     encounter_visit,
     patient_record,
 )
@@ -32,6 +35,8 @@ class MappedBundle:
     appointment_sources: list[Source] = field(default_factory=list)
     visits: list[Visit] = field(default_factory=list)
     skipped_encounters: int = 0
+    consents: list[ConsentStatement] = field(default_factory=list)
+    skipped_consents: int = 0
     # Entry index of each Appointment → its record's position in ``appointments``.
     appointment_positions: dict[int, int] = field(default_factory=dict)
     # Entry index → {FHIR element: [messages]}: the entries at fault so far.
@@ -81,6 +86,13 @@ def bundle_map(bundle) -> MappedBundle:
             mapped.appointment_positions[i] = len(mapped.appointments)
             mapped.appointments.append(appointment_record(resource, index, problems[i]))
             mapped.appointment_sources.append(Source(i, resource_type, APPOINTMENT_FIELDS))
+        elif resource_type == "Consent":
+            source = Source(i, resource_type, CONSENT_FIELDS)
+            statement = consent_statement(resource, source, index, problems[i])
+            if statement is not None:
+                mapped.consents.append(statement)
+            elif not problems[i]:
+                mapped.skipped_consents += 1
         else:
             source = Source(i, resource_type, ENCOUNTER_FIELDS)
             visit = encounter_visit(resource, source, index, problems[i])

@@ -12,7 +12,7 @@ import datetime as dt
 from patients.sync.records import MAX_BULK_RECORDS
 
 BUNDLE_TYPES = ("batch", "transaction", "collection")
-RESOURCE_TYPES = ("Patient", "Appointment", "Encounter")
+RESOURCE_TYPES = ("Patient", "Appointment", "Encounter", "Consent")
 
 
 class FhirBundleError(ValueError):

@@ -1,11 +1,16 @@
-"""One mapping per FHIR resource type: a Patient, an Appointment or an Encounter as the
-record (or visit) it stands for, and where each record field comes from (for errors that
-name the FHIR element the sender wrote). The rules are in the package docstring."""
+"""One mapping per FHIR resource type: a Patient, an Appointment, an Encounter or a Consent
+as the record (visit, consent statement) it stands for, and where each record field comes
+from (for errors that name the FHIR element the sender wrote). The rules are in the package
+docstring."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import re
 from dataclasses import dataclass
 
+from patients.sync.consents import ConsentStatement
 from patients.sync.fhir.reading import (
     BundleIndex,
     Problems,
@@ -31,6 +36,16 @@ APPOINTMENT_STATUSES = {
     "noshow": "no_show",
 }
 VISIT_STATUSES = {"finished": "completed", "in-progress": "checked_in"}
+# Consent (DESIGN §5.8): the channel is a coding of ``category`` in TrackStat's code system;
+# marketing is the purpose of use HMARKT in ``provision.purpose`` (else every message).
+CONSENT_CHANNEL_SYSTEM = "urn:trackstat:consent-channel"
+CONSENT_CHANNELS = ("sms", "email")
+ACT_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+MARKETING_PURPOSE = "HMARKT"
+# Statuses that record a change, and the ones skipped (not in force, or a mistake).
+CONSENT_STATUSES = ("active", "inactive", "rejected")
+CONSENT_SKIPPED_STATUSES = ("draft", "proposed", "entered-in-error")
+CONSENT_PROVISION_TYPES = ("permit", "deny")
 
 # Where each record field comes from, so that errors name the FHIR element the sender wrote.
 PATIENT_FIELDS = {
@@ -71,6 +86,7 @@ ENCOUNTER_FIELDS = {
 }
 # An Encounter that updates a stored appointment: its record's external id is the reference.
 ENCOUNTER_UPDATE_FIELDS = {**ENCOUNTER_FIELDS, "external_id": "appointment"}
+CONSENT_FIELDS = {"patient_external_id": "patient", "at": "dateTime"}
 
 
 @dataclass(frozen=True)
@@ -235,3 +251,123 @@ def encounter_visit(
         if resource_type == "Practitioner" and visit.provider is None:
             visit.provider = text_of(individual.get("display"))
     return visit
+
+
+def _codings(concepts: list[dict], path: str, problems: Problems) -> list[dict]:
+    return [
+        coding
+        for concept in concepts
+        for coding in read_objects(concept.get("coding"), f"{path}.coding", problems)
+    ]
+
+
+def _plain_text(narrative) -> str:
+    """The text of a narrative's XHTML ``div``, tags dropped and spaces collapsed."""
+    text = html.unescape(re.sub(r"<[^>]*>", " ", narrative if isinstance(narrative, str) else ""))
+    return " ".join(text.split())
+
+
+def consent_statement(
+    resource: dict, source: Source, index: BundleIndex, problems: Problems
+) -> ConsentStatement | None:
+    """A Consent as a change of the consent ledger; None for the statuses that are skipped
+    (draft, proposed, entered-in-error). Rules: the package docstring."""
+    status = resource.get("status")
+    if isinstance(status, str) and status in CONSENT_SKIPPED_STATUSES:
+        return None
+    if not isinstance(status, str) or status not in CONSENT_STATUSES:
+        statuses = CONSENT_STATUSES + CONSENT_SKIPPED_STATUSES
+        problems.append(("status", f"Must be one of: {', '.join(statuses)}."))
+
+    channels = {
+        coding.get("code")
+        for coding in _codings(
+            read_objects(resource.get("category"), "category", problems), "category", problems
+        )
+        if coding.get("system") == CONSENT_CHANNEL_SYSTEM
+    }
+    if len(channels) != 1 or not channels <= set(CONSENT_CHANNELS):
+        problems.append(
+            (
+                "category",
+                f"Give exactly one coding of system {CONSENT_CHANNEL_SYSTEM} with code "
+                f"{' or '.join(CONSENT_CHANNELS)} (the channel the Consent is about).",
+            )
+        )
+    provision = read_object(resource.get("provision"), "provision", problems)
+    purposes = read_objects(provision.get("purpose"), "provision.purpose", problems)
+    marketing = any(
+        p.get("system") == ACT_REASON_SYSTEM and p.get("code") == MARKETING_PURPOSE
+        for p in purposes
+    )
+    scope = "marketing" if marketing else "all"
+    provision_type = provision.get("type")
+    if provision_type not in CONSENT_PROVISION_TYPES and (
+        status == "active" or provision_type is not None
+    ):
+        problems.append(("provision.type", "Must be permit or deny."))
+    if status == "inactive" and scope == "all":
+        problems.append(
+            (
+                "status",
+                "An inactive Consent about every message of a channel is not read (an opt-out "
+                "ends only by an active permit); send status active.",
+            )
+        )
+    if provision.get("provision") is not None:
+        problems.append(("provision.provision", "Nested provisions are not supported."))
+    period = read_object(provision.get("period"), "provision.period", problems)
+    if period.get("end") is not None:
+        problems.append(
+            (
+                "provision.period.end",
+                "A consent that lapses is not supported; send a new Consent when it changes.",
+            )
+        )
+
+    at = instant_of(resource.get("dateTime"))
+    if at is None:
+        problems.append(("dateTime", "Must be a date and time with an offset."))
+
+    resource_id = text_of(resource.get("id")) or external_id_of(resource)
+    if resource_id is None:
+        problems.append(("id", "Give an id or an identifier."))
+    meta = read_object(resource.get("meta"), "meta", problems)
+    version = text_of(meta.get("versionId"))
+
+    patient = read_object(resource.get("patient"), "patient", problems)
+    resolved_type, patient_external_id, patient_entry = index.resolve(patient.get("reference"))
+    if resolved_type != "Patient" or patient_external_id is None:
+        problems.append(("patient", "Must reference a Patient of the bundle or a stored one."))
+
+    if resource_id is not None and len(resource_id) > 64:
+        problems.append(("id", "At most 64 characters."))
+    if problems or at is None or resource_id is None:
+        return None
+    if status == "active":
+        granted: bool | None = provision_type == "permit"
+    elif status == "rejected":
+        granted = False  # the patient refused it
+    else:  # inactive, about marketing: no consent on record any more
+        granted = None
+    text = read_object(resource.get("text"), "text", problems)
+    wording = _plain_text(text.get("div"))
+    if not wording:
+        attachment = read_object(resource.get("sourceAttachment"), "sourceAttachment", problems)
+        wording = text_of(attachment.get("title")) or ""
+    reference = (
+        f"Consent/{resource_id}/_history/{version}"
+        if version
+        else f"Consent/{resource_id}@{at.astimezone(dt.UTC).isoformat()}"
+    )
+    return ConsentStatement(
+        entry=source.index,
+        reference=reference,
+        channel=channels.pop(),
+        scope=scope,
+        granted=granted,
+        at=at,
+        wording=wording,
+        patient_external_id=patient_external_id,
+        patient_entry=patient_entry,
+    )
