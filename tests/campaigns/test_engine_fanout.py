@@ -208,7 +208,8 @@ def test_a_tick_run_as_groups_by_two_workers_does_what_one_process_does(
     )
     assert enrollments.count() == practices * 2 * PATIENTS
     assert CampaignRun.objects.count() == practices  # each birthday drip ran once today
-    assert first["campaigns_run"] == 2 * practices  # the drips and the continuous triggers
+    # (campaigns_run is not compared: a continuous trigger that another worker's copy of
+    # the group has just run counts as run again, enrolling nobody.)
     assert first["enrollments_created"] == practices * 2 * PATIENTS
     assert first["messages_created"] == first["messages_sent"] == practices * 2 * PATIENTS
     step_1 = {(pk, 1) for pk in enrollments.values_list("pk", flat=True)}
