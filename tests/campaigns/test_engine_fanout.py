@@ -16,6 +16,8 @@ from functools import partial
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from campaigns.engine import tick, tick_group
 from campaigns.engine.enroll import campaigns_run_due
@@ -50,6 +52,7 @@ from trackstat.models import Practice
 
 GROUPS = 3
 PATIENTS = 5
+SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
 
 
 @pytest.fixture
@@ -336,3 +339,28 @@ def test_the_tick_heartbeat_is_the_newest_instant_every_group_has_finished(group
     call_command("tick", "--now", (later + MINUTE).isoformat(), stdout=None)
     tick_group(group=0, now=later + 2 * MINUTE, send="inline")
     assert SchedulerHeartbeat.objects.get(name="tick").ticked_at == later + MINUTE
+
+
+@pytest.mark.django_db
+def test_an_idle_group_tick_costs_the_same_few_queries_however_many_practices_it_has(groups):
+    def idle_group_queries(now: dt.datetime) -> int:
+        for g in range(GROUPS):
+            tick_group(group=g, now=RUN_AT, send="inline")  # the day's work, done
+        with CaptureQueriesContext(connection) as queries:
+            summary = tick_group(group=0, now=now, send="inline")
+        assert summary["enrollments_created"] == summary["messages_created"] == 0
+        return len([q for q in queries if not q["sql"].startswith(SAVEPOINTS)])
+
+    def birthday_clinics(count: int) -> None:
+        # (No continuous trigger: on SQLite, with no pre-check, each runs its audience query
+        # at every tick, one per campaign, fanned out or not.)
+        for _ in range(count):
+            clinic = Clinic()
+            birthday_patients(clinic, PATIENTS)
+            campaign(clinic.practice, BIRTHDAY)
+
+    birthday_clinics(GROUPS)
+    few = idle_group_queries(RUN_AT + MINUTE)
+    birthday_clinics(3 * GROUPS)  # four times the practices in every group
+    assert idle_group_queries(RUN_AT + 2 * MINUTE) == few
+    assert few <= 20
