@@ -493,13 +493,15 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
 # --- fan-out: the full tick's groups in one process vs two ----------------------------------
 
 
-def _group_worker(url: str, groups, ready, go, results) -> None:
+def _group_worker(url: str, groups: int, taken, ready, go, results) -> None:
     """A worker process: set Django up on ``url`` (its own connection), say it is ready, wait
     for the start, then run groups' ticks (the four phases for the group's practices, claims
     not enqueued, as ``measured_tick``) until none is left; report (start, end, groups,
-    claimed) in the monotonic clock, which every process on the machine shares."""
-    import queue
+    claimed) in the monotonic clock, which every process on the machine shares.
 
+    The groups are taken in turn from a shared counter, ``taken``, as Celery workers take
+    the next task (a ``multiprocessing.Queue``'s ``get_nowait`` may say "empty" while another
+    process reads it, which would leave that worker idle)."""
     setup_django(url)
     from django.db import connection
 
@@ -513,11 +515,12 @@ def _group_worker(url: str, groups, ready, go, results) -> None:
         cursor.execute("SET jit = off")
     ready.put(os.getpid())
     go.wait()
-    started, done, claimed = time.monotonic(), [], 0
+    started, cpu, done, claimed = time.monotonic(), time.process_time(), [], 0
     while True:
-        try:
-            group = groups.get_nowait()
-        except queue.Empty:
+        with taken.get_lock():
+            group = taken.value
+            taken.value += 1
+        if group >= groups:
             break
         practice_ids = group_practice_ids(group)
         campaigns_run_due(now=FULL_AT, practice_ids=practice_ids)
@@ -525,7 +528,7 @@ def _group_worker(url: str, groups, ready, go, results) -> None:
         steps_materialize(now=FULL_AT, practice_ids=practice_ids)
         claimed += len(messages_dispatch(now=FULL_AT, practice_ids=practice_ids))
         done.append(group)
-    results.put((started, time.monotonic(), done, claimed))
+    results.put((started, time.monotonic(), done, claimed, time.process_time() - cpu))
     connection.close()
 
 
@@ -536,12 +539,15 @@ def fanned_out_tick(url: str, *, processes: int, groups: int) -> dict:
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    work, ready, results, go = context.Queue(), context.Queue(), context.Queue(), context.Event()
-    for group in range(groups):
-        work.put(group)
+    taken, ready, results, go = (
+        context.Value("i", 0),
+        context.Queue(),
+        context.Queue(),
+        context.Event(),
+    )
     os.environ["TICK_GROUPS"] = str(groups)  # the children's settings
     pool = [
-        context.Process(target=_group_worker, args=(url, work, ready, go, results))
+        context.Process(target=_group_worker, args=(url, groups, taken, ready, go, results))
         for _ in range(processes)
     ]
     for process in pool:
@@ -554,9 +560,11 @@ def fanned_out_tick(url: str, *, processes: int, groups: int) -> dict:
     for process in pool:
         process.join(timeout=60)
     return {
-        "seconds": max(end for _, end, _, _ in reports) - min(start for start, _, _, _ in reports),
-        "claimed": sum(claimed for *_, claimed in reports),
-        "groups": sorted(len(done) for _, _, done, _ in reports),
+        "seconds": max(report[1] for report in reports) - min(report[0] for report in reports),
+        "claimed": sum(report[3] for report in reports),
+        "groups": sorted(len(report[2]) for report in reports),
+        # Python's own CPU time per process (PostgreSQL's backends work besides).
+        "python_cpu": sorted(round(report[4], 2) for report in reports),
         "load": load,
     }
 
@@ -598,21 +606,22 @@ def _drop_database(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{settings["NAME"]}" WITH (FORCE)')
 
 
-def fanout_compare(url: str, *, groups: int) -> tuple[dict, dict]:
-    """The full tick as groups in one process, then in two, each on its own copy of the
-    database at ``url`` (left untouched: it is the copies' template)."""
+def fanout_compare(url: str, *, groups: int) -> tuple[dict, dict, dict]:
+    """The full tick as one group (every practice: what ``tick`` does), then as ``groups``
+    groups in one process, then in two, each on its own copy of the database at ``url`` (left
+    untouched: it is the copies' template)."""
     from dj_database_url import parse
 
     template = parse(url)["NAME"]
     measured = []
-    for processes in (1, 2):
+    for processes, count in ((1, 1), (1, groups), (2, groups)):
         copy = _copy_database(url, template)
         try:
-            measured.append(fanned_out_tick(copy, processes=processes, groups=groups))
+            measured.append(fanned_out_tick(copy, processes=processes, groups=count))
         finally:
             _drop_database(copy)
-        print(f"fan-out, {processes} process(es):", measured[-1], flush=True)
-    return measured[0], measured[1]
+        print(f"fan-out, {count} group(s), {processes} process(es):", measured[-1], flush=True)
+    return measured[0], measured[1], measured[2]
 
 
 # --- the benchmark ---------------------------------------------------------------------------
@@ -659,7 +668,7 @@ def bench(size: str) -> Section:
 
     groups = settings.TICK_GROUPS
     connection.close()
-    one, two = fanout_compare(url, groups=groups)
+    whole, one, two = fanout_compare(url, groups=groups)
     with connection.cursor() as cursor:
         cursor.execute("SET jit = off")
     fanout_ratio = two["seconds"] / one["seconds"]
@@ -778,10 +787,13 @@ def bench(size: str) -> Section:
         f"Fan-out (issue 20): the full tick as beat runs it, {groups} group tasks "
         "(`TICK_GROUPS`), each on a fresh copy of the generated data (`CREATE DATABASE … "
         "TEMPLATE`): one process taking the groups in turn "
-        f"{_fmt(one['seconds'])} ({one['claimed']:,} claimed), two processes sharing them "
+        f"{_fmt(one['seconds'])} ({one['claimed']:,} claimed; as one group of every practice, "
+        f"what `manage.py tick` does: {_fmt(whole['seconds'])}), two processes sharing them "
         f"{_fmt(two['seconds'])} ({two['claimed']:,} claimed; groups per process "
-        f"{two['groups']}) = {fanout_ratio:.2f}x. Load average (1 min) at the start: "
-        f"{one['load']:.2f} and {two['load']:.2f}, on {os.cpu_count()} CPUs shared with "
+        f"{two['groups']}, Python CPU seconds per process {one['python_cpu']} vs "
+        f"{two['python_cpu']}) = {fanout_ratio:.2f}x. Load average (1 min) at each start: "
+        f"{whole['load']:.2f}, {one['load']:.2f} and {two['load']:.2f}, on "
+        f"{os.cpu_count()} CPUs shared with "
         "PostgreSQL: two workers can only be as fast as the cores left to them.",
     ]
     section.results += [

@@ -110,8 +110,8 @@ def two_workers_splitting_the_groups(now: dt.datetime) -> Counter:
 
 
 def two_workers_each_running_every_group(now: dt.datetime) -> Counter:
-    """Every group's task delivered twice, the copies run at the same time by two workers
-    (in opposite orders: each group overlaps with itself and with the others)."""
+    """Every group's task delivered twice, the copies run at the same time by two workers,
+    in opposite orders: the middle group meets its own copy, the others each other."""
 
     def worker(order: list[int]) -> list:
         return [tick_group(group=g, now=now, send="inline") for g in order]
