@@ -11,6 +11,7 @@ only where they run at once (SQLite serializes writers).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import Counter
 from functools import partial
 
@@ -364,3 +365,50 @@ def test_an_idle_group_tick_costs_the_same_few_queries_however_many_practices_it
     birthday_clinics(3 * GROUPS)  # four times the practices in every group
     assert idle_group_queries(RUN_AT + 2 * MINUTE) == few
     assert few <= 20
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_groups_finishing_at_once_move_the_tick_heartbeat(settings):
+    """Each group reads the groups' rows to move the ``tick`` heartbeat. Two groups finishing
+    at once must not each read the other's previous tick (neither would then move it): the
+    second waits for the first to commit. Here the first, having read, waits (up to 3 s) for
+    the second to read too."""
+    settings.TICK_GROUPS = 2
+    for _ in range(2):
+        Clinic()
+    for g in range(2):
+        tick_group(group=g, now=RUN_AT, send="inline")
+    later = RUN_AT + MINUTE
+    first_read, second_read = threading.Event(), threading.Event()
+
+    def reads_the_groups(sql: str) -> bool:
+        return sql.startswith('SELECT "campaigns_schedulerheartbeat"."ticked_at"') and (
+            "IN (" in sql
+        )
+
+    def first_waits(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if reads_the_groups(sql):
+            first_read.set()
+            second_read.wait(timeout=3)  # a fixed engine keeps the second from reading yet
+        return result
+
+    def second_reads(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if reads_the_groups(sql):
+            second_read.set()
+        return result
+
+    def group_0() -> None:
+        with connection.execute_wrapper(first_waits):
+            tick_group(group=0, now=later, send="inline")
+
+    def group_1() -> None:
+        assert first_read.wait(timeout=30)
+        with connection.execute_wrapper(second_reads):
+            tick_group(group=1, now=later, send="inline")
+
+    run_in_parallel(group_0, group_1)
+
+    assert SchedulerHeartbeat.objects.get(name="tick").ticked_at == later
