@@ -224,7 +224,9 @@ def section_read(path: Path) -> Section:
 
 
 def database_url_for(name: str) -> str:
-    """A dedicated benchmark database per module (``trackstat_bench_<name>``) on the server
-    of BENCH_DATABASE_URL, so the modules never disturb each other's data."""
+    """A dedicated benchmark database per module (``trackstat_bench_<name>``; another prefix
+    with BENCH_DATABASE_PREFIX) on the server of BENCH_DATABASE_URL, so the modules never
+    disturb each other's data."""
     base = bench_database_url()
-    return base.rsplit("/", 1)[0] + f"/trackstat_bench_{name}"
+    prefix = os.environ.get("BENCH_DATABASE_PREFIX", "trackstat_bench")
+    return base.rsplit("/", 1)[0] + f"/{prefix}_{name}"

@@ -18,6 +18,11 @@ zones, ten drip campaigns and a blast each):
   evaluate every campaign's trigger and filters in Python, and insert each enrollment and
   message row by row; timed in a rolled-back transaction and scaled to all patients.
 
+- **Fan-out** (issue 20): the same full tick, run as beat runs it, one task per group of
+  practices (``TICK_GROUPS``), on a copy of the freshly generated data taken before any tick:
+  once by one process taking the groups in turn, once by two processes (each its own
+  connection) sharing them; the ratio of their wall times, with the load average.
+
 A tick is measured as its four phases called directly (``campaigns_run_due``,
 ``goals_apply``, ``steps_materialize``, ``messages_dispatch``): dispatch claims the due
 messages; handing the claimed ids to Celery (``send_message_task.delay``, a broker round
@@ -56,7 +61,14 @@ CONTINUOUS_AT = FULL_AT + dt.timedelta(minutes=30)
 EARLY_AT = dt.datetime.combine(BENCH_DAY, dt.time(7, 0), NY)
 NEXT_MORNING_AT = EARLY_AT + dt.timedelta(days=1)
 NAIVE_SAMPLE = {"small": 400, "full": 400}
-TARGETS = {"full": 30.0, "continuous": 1.0, "idle": 0.2, "naive": 50.0, "lower_bound": 2.0}
+TARGETS = {
+    "full": 30.0,
+    "continuous": 1.0,
+    "idle": 0.2,
+    "naive": 50.0,
+    "lower_bound": 2.0,
+    "fanout": 0.65,
+}
 
 
 def measured_tick(now: dt.datetime) -> dict:
@@ -478,6 +490,140 @@ def naive_loop(patient_ids: list[int], *, now: dt.datetime) -> tuple[float, set]
     return seconds, enrolled
 
 
+# --- fan-out: the full tick's groups in one process vs two ----------------------------------
+
+
+def _group_worker(url: str, groups: int, taken, ready, go, results) -> None:
+    """A worker process: set Django up on ``url`` (its own connection), say it is ready, wait
+    for the start, then run groups' ticks (the four phases for the group's practices, claims
+    not enqueued, as ``measured_tick``) until none is left; report (start, end, groups,
+    claimed) in the monotonic clock, which every process on the machine shares.
+
+    The groups are taken in turn from a shared counter, ``taken``, as Celery workers take
+    the next task (a ``multiprocessing.Queue``'s ``get_nowait`` may say "empty" while another
+    process reads it, which would leave that worker idle)."""
+    setup_django(url)
+    from django.db import connection
+
+    from campaigns.engine.enroll import campaigns_run_due
+    from campaigns.engine.goals import goals_apply
+    from campaigns.engine.groups import group_practice_ids
+    from campaigns.engine.steps import steps_materialize
+    from messaging.outbox.dispatch import messages_dispatch
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    ready.put(os.getpid())
+    go.wait()
+    started, cpu, done, claimed = time.monotonic(), time.process_time(), [], 0
+    while True:
+        with taken.get_lock():
+            group = taken.value
+            taken.value += 1
+        if group >= groups:
+            break
+        practice_ids = group_practice_ids(group)
+        campaigns_run_due(now=FULL_AT, practice_ids=practice_ids)
+        goals_apply(now=FULL_AT, practice_ids=practice_ids)
+        steps_materialize(now=FULL_AT, practice_ids=practice_ids)
+        claimed += len(messages_dispatch(now=FULL_AT, practice_ids=practice_ids))
+        done.append(group)
+    results.put((started, time.monotonic(), done, claimed, time.process_time() - cpu))
+    connection.close()
+
+
+def fanned_out_tick(url: str, *, processes: int, groups: int) -> dict:
+    """The full tick at FULL_AT as ``groups`` group ticks shared by ``processes`` worker
+    processes (spawned, each its own connection), on the database at ``url``; the wall time
+    from the start signal to the last group's end."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    taken, ready, results, go = (
+        context.Value("i", 0),
+        context.Queue(),
+        context.Queue(),
+        context.Event(),
+    )
+    os.environ["TICK_GROUPS"] = str(groups)  # the children's settings
+    pool = [
+        context.Process(target=_group_worker, args=(url, groups, taken, ready, go, results))
+        for _ in range(processes)
+    ]
+    for process in pool:
+        process.start()
+    for _ in pool:
+        ready.get(timeout=300)
+    load = os.getloadavg()[0]
+    go.set()
+    reports = [results.get(timeout=3600) for _ in pool]
+    for process in pool:
+        process.join(timeout=60)
+    return {
+        "seconds": max(report[1] for report in reports) - min(report[0] for report in reports),
+        "claimed": sum(report[3] for report in reports),
+        "groups": sorted(len(report[2]) for report in reports),
+        # Python's own CPU time per process (PostgreSQL's backends work besides).
+        "python_cpu": sorted(round(report[4], 2) for report in reports),
+        "load": load,
+    }
+
+
+def _copy_database(url: str, template: str) -> str:
+    """A new database at ``url``'s server made from ``template`` (PostgreSQL's file copy:
+    the same rows, statistics and indexes); returns its URL."""
+    import psycopg
+    from dj_database_url import parse
+
+    settings = parse(url)
+    name = f"{template}_copy"
+    with psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"] or "postgres",
+        password=settings["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_database(url: str) -> None:
+    import psycopg
+    from dj_database_url import parse
+
+    settings = parse(url)
+    with psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"] or "postgres",
+        password=settings["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{settings["NAME"]}" WITH (FORCE)')
+
+
+def fanout_compare(url: str, *, groups: int) -> tuple[dict, dict, dict]:
+    """The full tick as one group (every practice: what ``tick`` does), then as ``groups``
+    groups in one process, then in two, each on its own copy of the database at ``url`` (left
+    untouched: it is the copies' template)."""
+    from dj_database_url import parse
+
+    template = parse(url)["NAME"]
+    measured = []
+    for processes, count in ((1, 1), (1, groups), (2, groups)):
+        copy = _copy_database(url, template)
+        try:
+            measured.append(fanned_out_tick(copy, processes=processes, groups=count))
+        finally:
+            _drop_database(copy)
+        print(f"fan-out, {count} group(s), {processes} process(es):", measured[-1], flush=True)
+    return measured[0], measured[1], measured[2]
+
+
 # --- the benchmark ---------------------------------------------------------------------------
 
 
@@ -515,6 +661,17 @@ def bench(size: str) -> Section:
         # for this session, for the engine and the hand-written SQL alike.
         cursor.execute("SET jit = off")
     print(f"generated in {generated.seconds:.1f} s: {generated.counts}", flush=True)
+
+    # Before any tick: the fan-out runs on copies of this database (it must have no other
+    # connection while it is copied).
+    from django.conf import settings
+
+    groups = settings.TICK_GROUPS
+    connection.close()
+    whole, one, two = fanout_compare(url, groups=groups)
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    fanout_ratio = two["seconds"] / one["seconds"]
 
     early = measured_tick(EARLY_AT)
     print("early idle tick", _fmt(early["total"]), flush=True)
@@ -626,8 +783,26 @@ def bench(size: str) -> Section:
         f"full tick. Its enrollments for the sample "
         f"{'match the engine exactly' if agree else 'differ from the engine'} "
         f"({len(naive_enrolled):,} vs {len(engine_enrolled):,}).",
+        "",
+        f"Fan-out (issue 20): the full tick as beat runs it, {groups} group tasks "
+        "(`TICK_GROUPS`), each on a fresh copy of the generated data (`CREATE DATABASE … "
+        "TEMPLATE`): one process taking the groups in turn "
+        f"{_fmt(one['seconds'])} ({one['claimed']:,} claimed; as one group of every practice, "
+        f"what `manage.py tick` does: {_fmt(whole['seconds'])}), two processes sharing them "
+        f"{_fmt(two['seconds'])} ({two['claimed']:,} claimed; groups per process "
+        f"{two['groups']}, Python CPU seconds per process {one['python_cpu']} vs "
+        f"{two['python_cpu']}) = {fanout_ratio:.2f}x. Load average (1 min) at each start: "
+        f"{whole['load']:.2f}, {one['load']:.2f} and {two['load']:.2f}, on "
+        f"{os.cpu_count()} CPUs shared with "
+        "PostgreSQL: two workers can only be as fast as the cores left to them.",
     ]
     section.results += [
+        Result(
+            "Full tick, 2 worker processes vs 1 (fan-out)",
+            f"{fanout_ratio:.2f}x",
+            f"≤ {TARGETS['fanout']:.2f}x",
+            fanout_ratio <= TARGETS["fanout"],
+        ),
         Result(
             "Engine full tick (enroll + goals + materialize + claim)",
             _fmt(full["total"]),

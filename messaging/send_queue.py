@@ -4,6 +4,7 @@ in this process (``manage.py tick``, tests)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Literal
 
 from django.conf import settings
@@ -22,16 +23,21 @@ def messages_enqueue(message_ids: list[int]) -> None:
 
 
 def messages_send_due(
-    *, now: dt.datetime, send: Literal["queue", "inline"] = "queue"
+    *,
+    now: dt.datetime,
+    send: Literal["queue", "inline"] = "queue",
+    practice_ids: Collection[int] | None = None,
 ) -> tuple[int, int]:
     """Claim the messages due at ``now`` and send them; return (claimed, sent here).
 
     ``send="queue"`` hands each practice's claimed messages to the send tasks as soon as its
     claim has committed; ``send="inline"`` sends them here, one by one, after the claim.
+    ``practice_ids``: only these practices' messages (one tick group).
     """
     if send != "inline":
-        return len(messages_dispatch(now=now, on_claimed=messages_enqueue)), 0
-    claimed = messages_dispatch(now=now)
+        claimed = messages_dispatch(now=now, on_claimed=messages_enqueue, practice_ids=practice_ids)
+        return len(claimed), 0
+    claimed = messages_dispatch(now=now, practice_ids=practice_ids)
     sent = 0
     for message_id in claimed:
         # .get: a message whose row vanished meanwhile (its patient deleted) is not sent.

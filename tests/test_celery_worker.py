@@ -1,15 +1,18 @@
-"""A real Celery worker process runs the scheduler tick end to end.
+"""Real Celery worker processes run the scheduler tick end to end.
 
-The worker talks to the configured broker (Redis in CI, the filesystem transport with nothing
-set) and to this test's database; the test sends the tick task, waits for its result through
-the result backend, and reads the row the worker wrote.
+The workers talk to the configured broker (Redis in CI, the filesystem transport with nothing
+set) and to this test's database; the test sends beat's tick task, waits for its result
+through the result backend (the groups it fanned out into), then for the groups' tasks, which
+the two workers share, and reads the heartbeat rows they wrote.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -39,9 +42,12 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # a helper, not a test
 
 
+TICK_GROUPS = 4
+
+
 @pytest.fixture
 def worker_queue():
-    """Start a worker on a queue of its own (so no other worker takes our task)."""
+    """Start two workers on a queue of their own (so no other worker takes our tasks)."""
     queue = f"test-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
@@ -50,8 +56,25 @@ def worker_queue():
         "DATABASE_URL": test_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "TICK_GROUPS": str(TICK_GROUPS),
     }
-    process = subprocess.Popen(
+    processes = [_worker(queue, env, n) for n in range(2)]
+    try:
+        yield queue
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                output, _ = process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+            print(output)  # shown by pytest when the test fails
+
+
+def _worker(queue: str, env: dict[str, str], number: int) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -63,7 +86,7 @@ def worker_queue():
             "--queues",
             queue,
             "--hostname",
-            f"{queue}@%h",
+            f"{queue}-{number}@%h",
             "--without-gossip",
             "--without-mingle",
             "--loglevel",
@@ -75,23 +98,23 @@ def worker_queue():
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        yield queue
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        print(output)  # shown by pytest when the test fails
 
 
-def test_real_worker_runs_the_tick(worker_queue):
+def test_real_workers_run_the_tick_fanned_out_into_groups(worker_queue):
     assert not SchedulerHeartbeat.objects.exists()
     result = run_tick_task.apply_async(queue=worker_queue)
-    summary = result.get(timeout=90)
-    assert set(summary) >= {"now", "campaigns_run", "enrollments_created", "messages_created"}
-    heartbeat = SchedulerHeartbeat.objects.get(name="tick")
-    assert heartbeat.summary == summary
+    fanned = result.get(timeout=90)
     assert result.successful()
+    assert fanned["groups"] == TICK_GROUPS
+    now = dt.datetime.fromisoformat(fanned["now"])
+    deadline = time.monotonic() + 90
+    while not SchedulerHeartbeat.objects.filter(name="tick", ticked_at=now).exists():
+        assert time.monotonic() < deadline, "the groups' tasks never all ran"
+        time.sleep(0.2)
+    groups = SchedulerHeartbeat.objects.exclude(name="tick")
+    assert sorted(groups.values_list("name", "ticked_at")) == [
+        (f"tick:{group}", now) for group in range(TICK_GROUPS)
+    ]
+    heartbeat = SchedulerHeartbeat.objects.get(name="tick")
+    assert heartbeat.summary["groups"] == TICK_GROUPS
+    assert {"campaigns_run", "enrollments_created", "messages_created"} <= set(heartbeat.summary)

@@ -316,6 +316,11 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 200)
 SEND_RATE_PER_PRACTICE_PER_MINUTE = env_int(
     "SEND_RATE_PER_PRACTICE_PER_MINUTE", env_int("SEND_RATE_PER_PRACTICE_PER_TICK", 600)
 )
+# Beat's tick fans out into one task per group of practices (practice id modulo this), which
+# the workers run side by side (docs/engine-fanout.md). More groups than worker processes
+# keeps every process busy when one group is heavier; each group costs a few queries a
+# minute even when idle. 1: one task runs every practice's tick.
+TICK_GROUPS = max(1, env_int("TICK_GROUPS", 8))
 # How many claimed messages one send task takes (a few queries per batch, not per message).
 SEND_TASK_BATCH_SIZE = max(1, env_int("SEND_TASK_BATCH_SIZE", 20))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

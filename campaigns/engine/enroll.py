@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
@@ -42,15 +43,19 @@ class _Head:
     tz: zoneinfo.ZoneInfo
 
 
-def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:
+def campaigns_run_due(
+    *, now: dt.datetime, practice_ids: Collection[int] | None = None
+) -> tuple[int, int]:
     """Run every enabled campaign that is due at ``now``; return (runs, enrollments).
 
     Scheduled campaigns run once per due local day, at or after their time (a run missed
     while the scheduler was down is caught up the same local day, never later; a campaign
     enabled after today's time first runs on its next due day). Continuous triggers run at
     every tick. A blast runs once, at the first tick at or after ``send_at``.
+
+    ``practice_ids``: only these practices' campaigns (one tick group); None: every practice.
     """
-    heads = _heads(now)
+    heads = _heads(now, practice_ids)
     due_days = {h.pk: day for h in heads if (day := _due_day(h, now)) is not None}
     # Today's runs of every due campaign in one query, not one per campaign and tick.
     ran = set(
@@ -91,10 +96,13 @@ def campaigns_run_due(*, now: dt.datetime) -> tuple[int, int]:
     return runs, enrolled
 
 
-def _heads(now: dt.datetime) -> list[_Head]:
+def _heads(now: dt.datetime, practice_ids: Collection[int] | None = None) -> list[_Head]:
     """Every enabled campaign with at least one step (blasts not yet sent), as ``_Head``s."""
     has_steps = Exists(MessageStep.objects.filter(campaign_id=OuterRef("pk")))
     zones: dict[str, zoneinfo.ZoneInfo] = {}
+    campaigns = Campaign.objects.filter(has_steps, enabled=True, sent_at__isnull=True)
+    if practice_ids is not None:
+        campaigns = campaigns.filter(practice_id__in=practice_ids)
     return [
         _Head(
             pk=pk,
@@ -105,11 +113,9 @@ def _heads(now: dt.datetime) -> list[_Head]:
             practice_id=practice_id,
             tz=zones.setdefault(zone, zoneinfo.ZoneInfo(zone)),
         )
-        for pk, kind, trigger, schedule, enabled_at, practice_id, zone in Campaign.objects.filter(
-            has_steps, enabled=True, sent_at__isnull=True
-        )
-        .order_by("id")
-        .values_list(
+        for pk, kind, trigger, schedule, enabled_at, practice_id, zone in campaigns.order_by(
+            "id"
+        ).values_list(
             "pk",
             "kind",
             "trigger",

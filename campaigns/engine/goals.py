@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
@@ -45,18 +45,21 @@ def goals_apply(
     now: dt.datetime,
     practice: Practice | None = None,
     patient_ids: Iterable[int] | None = None,
+    practice_ids: Collection[int] | None = None,
 ) -> int:
     """End every active enrollment whose ``future_appointment`` or ``confirmed`` goal is met;
     return how many.
 
     Runs in every tick, right after appointments are synced and right after a patient's
     answer (for those patients only). ``clicked_link`` goals are met by the tracked-link click
-    itself.
+    itself. ``practice_ids``: only these practices' campaigns (one tick group).
     """
     patient_ids = list(patient_ids) if patient_ids is not None else None
     campaigns = Campaign.objects.filter(goal__type__in=["future_appointment", "confirmed"])
     if practice is not None:
         campaigns = campaigns.filter(practice=practice)
+    if practice_ids is not None:
+        campaigns = campaigns.filter(practice_id__in=practice_ids)
     # One read of the campaigns with either goal; then one query per distinct
     # future_appointment goal (its purpose and provider filters), not per campaign: the goal's
     # condition does not depend on the campaign otherwise; and one for the confirmed goals,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
+from collections.abc import Collection
 
 from django.db import connection, transaction
 from django.db.models import Prefetch
@@ -151,11 +152,14 @@ def _advance(enrollment: Enrollment, position: int, due: dt.datetime) -> None:
         enrollment.state, enrollment.next_step_at = EnrollmentState.COMPLETED, None
 
 
-def steps_materialize(*, now: dt.datetime) -> tuple[int, int]:
-    """Materialize every due step; return (messages queued, messages skipped)."""
+def steps_materialize(
+    *, now: dt.datetime, practice_ids: Collection[int] | None = None
+) -> tuple[int, int]:
+    """Materialize every due step (of ``practice_ids``' enrollments only, one tick group, when
+    given); return (messages queued, messages skipped)."""
     queued = skipped = 0
     while True:
-        batch_queued, batch_skipped, size = _batch(now)
+        batch_queued, batch_skipped, size = _batch(now, practice_ids)
         queued += batch_queued
         skipped += batch_skipped
         if size < BATCH:
@@ -163,13 +167,17 @@ def steps_materialize(*, now: dt.datetime) -> tuple[int, int]:
 
 
 @transaction.atomic
-def _batch(now: dt.datetime) -> tuple[int, int, int]:
+def _batch(now: dt.datetime, practice_ids: Collection[int] | None) -> tuple[int, int, int]:
     # Claim the batch by id first, then read its rows: sorting only the narrow due rows
     # keeps the claim cheap even when PostgreSQL's statistics have not yet seen the
     # thousands of enrollments a run just made due at the same instant.
+    due = Enrollment.objects.filter(
+        state=EnrollmentState.ACTIVE, next_step_at__lte=now, campaign__enabled=True
+    )
+    if practice_ids is not None:
+        due = due.filter(practice_id__in=practice_ids)
     claimed = list(
-        Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(state=EnrollmentState.ACTIVE, next_step_at__lte=now, campaign__enabled=True)
+        due.select_for_update(skip_locked=True, of=("self",))
         .order_by("next_step_at", "id")
         .values_list("id", flat=True)[:BATCH]
     )

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SendAllowance
 from messaging.outbox.status import messages_transition
@@ -32,7 +32,10 @@ CLAIM_SECONDS = 300
 
 
 def messages_dispatch(
-    *, now: dt.datetime, on_claimed: Callable[[list[int]], None] | None = None
+    *,
+    now: dt.datetime,
+    on_claimed: Callable[[list[int]], None] | None = None,
+    practice_ids: Collection[int] | None = None,
 ) -> list[int]:
     """Claim the messages due at ``now``; return their ids (status ``sending``).
 
@@ -41,12 +44,16 @@ def messages_dispatch(
     rest stay queued for the next minute. Practices are served in turn, each with its own
     allowance, so a big blast in one practice never starves another. ``on_claimed`` (the
     send queue) gets each practice's ids as soon as its claim has committed, so sending
-    starts while the next practices are claimed.
+    starts while the next practices are claimed. ``practice_ids``: only these practices'
+    messages (one tick group); None: every practice's.
     """
-    _expire(now)
-    _recover(now)
+    outbox = OutboundMessage.objects.all()
+    if practice_ids is not None:
+        outbox = outbox.filter(practice_id__in=practice_ids)
+    _expire(outbox, now)
+    _recover(outbox, now)
     practices = list(
-        OutboundMessage.objects.filter(status=MessageStatus.QUEUED, scheduled_for__lte=now)
+        outbox.filter(status=MessageStatus.QUEUED, scheduled_for__lte=now)
         .order_by()
         .values_list("practice_id", flat=True)
         .distinct()
@@ -60,9 +67,9 @@ def messages_dispatch(
     return claimed
 
 
-def _expire(now: dt.datetime) -> None:
+def _expire(outbox: QuerySet[OutboundMessage], now: dt.datetime) -> None:
     messages_transition(
-        messages=OutboundMessage.objects.filter(status=MessageStatus.QUEUED, expires_at__lte=now),
+        messages=outbox.filter(status=MessageStatus.QUEUED, expires_at__lte=now),
         status=MessageStatus.EXPIRED,
         reason="not sent on its day",
         at=now,
@@ -70,10 +77,10 @@ def _expire(now: dt.datetime) -> None:
     )
 
 
-def _recover(now: dt.datetime) -> None:
+def _recover(outbox: QuerySet[OutboundMessage], now: dt.datetime) -> None:
     """Claims that ran out: back to the queue if the provider was never called, else
     ``unknown`` (the provider may have accepted it; reconciliation finds out)."""
-    stuck = OutboundMessage.objects.filter(status=MessageStatus.SENDING, claimed_until__lt=now)
+    stuck = outbox.filter(status=MessageStatus.SENDING, claimed_until__lt=now)
     messages_transition(
         messages=stuck.filter(provider_called_at__isnull=True),
         status=MessageStatus.QUEUED,

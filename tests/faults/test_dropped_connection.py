@@ -1,4 +1,5 @@
-"""Fault: the tick's database connection is killed in the middle of a tick (issue 9).
+"""Fault: the tick's database connection is killed in the middle of a tick (issue 9), also
+in one of two workers running the groups of a fanned-out tick at once (issue 20).
 
 Another connection terminates the tick's backend (``pg_terminate_backend``) just before the
 tick writes, at each phase in turn: enrolling, materializing steps, claiming messages, and
@@ -9,16 +10,20 @@ accepted by the provider once.
 
 from __future__ import annotations
 
+from functools import partial
+
 import psycopg
 import pytest
 from django.db import DatabaseError, connection
 
-from campaigns.engine import tick
+from campaigns.engine import TickSummary, tick, tick_group
+from campaigns.engine.groups import practice_group
 from campaigns.models import CampaignRun, Enrollment
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.outbox.dispatch import CLAIM_SECONDS
 from messaging.outbox.reconcile import messages_reconcile
 from tests.campaigns.builders import Clinic
+from tests.campaigns.test_engine_exactly_once import run_in_parallel
 from tests.faults.conftest import (
     DAY,
     MINUTE,
@@ -133,3 +138,57 @@ def test_a_connection_killed_mid_tick_fails_the_tick_and_the_next_ticks_catch_up
     assert set(step_1.values_list("status", flat=True)) == {MessageStatus.SENT}
     tick(now=RUN_AT + DAY, send="inline")  # the second step, on a healthy connection
     assert_each_step_accepted_once(fake, due_steps(campaign, [1, 2]))
+
+
+@pytest.mark.parametrize(
+    "phase", [_enrolling, _materializing, _claiming, _recording_the_send], ids=lambda f: f.__name__
+)
+def test_a_connection_killed_in_one_of_two_workers_running_the_groups(start_fake, settings, phase):
+    """Beat's tick fanned out (issue 20): two workers run the groups of a tick at once and
+    one of them loses its connection mid-group. The other group is done in full; the killed
+    group's work is caught up by the next ticks, run by two workers again; every due step of
+    both practices is accepted by the provider once."""
+    settings.TICK_GROUPS = 2
+    fake = start_fake()
+    clinics = [Clinic(), Clinic()]  # consecutive ids: one practice in each group
+    campaigns = []
+    for clinic in clinics:
+        birthday_patients(clinic, 4)
+        campaigns.append(campaign_for(clinic.practice, birthday_spec(steps=2)))
+    killed, healthy = (practice_group(clinic.practice.pk) for clinic in clinics)
+    assert killed != healthy
+    wrapper = kill_the_connection_before(phase)
+
+    def killed_worker() -> None:
+        with pytest.raises(DatabaseError), connection.execute_wrapper(wrapper):
+            tick_group(group=killed, now=RUN_AT, send="inline")
+
+    def healthy_worker() -> TickSummary:
+        return tick_group(group=healthy, now=RUN_AT, send="inline")
+
+    _, summary = run_in_parallel(killed_worker, healthy_worker)
+
+    assert wrapper.killed, "the fault was never injected"
+    assert summary["messages_sent"] == 4  # the other group never noticed
+    healthy_outbox = OutboundMessage.objects.filter(campaign=campaigns[1])
+    assert set(healthy_outbox.values_list("status", flat=True)) == {MessageStatus.SENT}
+    if phase is not _recording_the_send:
+        assert not OutboundMessage.objects.filter(
+            campaign=campaigns[0], status=MessageStatus.SENT
+        ).exists(), "the provider was called by the failed group"
+
+    def both_groups(now) -> None:
+        run_in_parallel(
+            *(partial(tick_group, group=g, now=now, send="inline") for g in (killed, healthy))
+        )
+
+    for now in (RUN_AT, RUN_AT + MINUTE, RUN_AT + CLAIM + MINUTE, RUN_AT + CLAIM + 2 * MINUTE):
+        both_groups(now)
+    messages_reconcile(now=RUN_AT + CLAIM + 5 * MINUTE)
+    assert set(
+        OutboundMessage.objects.filter(step_position=1).values_list("status", flat=True)
+    ) == {MessageStatus.SENT}
+    both_groups(RUN_AT + DAY)  # the second steps
+    assert_each_step_accepted_once(
+        fake, due_steps(campaigns[0], [1, 2]) | due_steps(campaigns[1], [1, 2])
+    )
