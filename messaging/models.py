@@ -129,6 +129,10 @@ class OutboundMessage(models.Model):
     # Set just before the provider is called: a message found "sending" with it set may have
     # been accepted, so it is reconciled, never blindly sent again.
     provider_called_at = models.DateTimeField(null=True, blank=True)
+    # Set when a claimed message passes its pre-send re-check (the claim clears it): from then
+    # on it is going out, and the practice's frequency caps count it for the patient's other
+    # messages even before its provider call (messaging.outbox.trust).
+    passed_check_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     provider = models.CharField(max_length=20, blank=True)
     provider_id = models.CharField(max_length=100, blank=True)

@@ -159,6 +159,7 @@ def _claim(practice_id: int, now: dt.datetime) -> list[int]:
             status=MessageStatus.SENDING,
             claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
             attempts=F("attempts") + 1,
+            passed_check_at=None,
         )
         SendAllowance.objects.filter(pk=practice_id).update(
             minute=allowance.minute, claimed=allowance.claimed + len(claimed)

@@ -89,6 +89,12 @@ def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> 
             outgoing.append(message)
         # After each message's re-check has saved what it rewrote: the footer is added on top.
         stop_footers_add(messages=outgoing)
+        # Still under the re-check's locks: what passed is going out, and a concurrent
+        # re-check of the same patients counts it toward their caps from now on, not only
+        # once its provider call is marked (trust.recent_messages).
+        judged = [m.pk for m in outgoing if m.purpose and m.patient_id and not m.is_test]
+        if judged:
+            OutboundMessage.objects.filter(pk__in=judged).update(passed_check_at=now)
     if outgoing:
         for message_id, status in messages_deliver(outgoing, now).items():
             if status is None:

@@ -19,7 +19,8 @@ The rules, as a practice reads them:
   and Inbox replies carry no purpose and never count. A capped message is ``skipped`` with
   ``frequency_cap``. Purposes never cap each other.
 
-"Ahead" is an order: a message already sent (or handed to the provider) is always ahead and
+"Ahead" is an order: a message already sent, handed to the provider, or past its own re-check
+and on its way there (``passed_check_at``, set under the locks below) is always ahead and
 never displaced; among the ones not sent yet, the higher ``priority`` first, then the
 campaign created first (the lower id), then the earlier due time. At materialization the
 messages of a batch are judged in that order; before sending, the batch's patients are locked
@@ -254,17 +255,33 @@ def recent_messages(
             "priority",
             "campaign_id",
             "provider_called_at",
+            "passed_check_at",
         )
     )
     found: dict[int, list[Counted]] = defaultdict(list)
-    for pk, patient_id, purpose, channel, sent_at, due, status, priority, campaign, called in rows:
+    for row in rows:
+        (
+            pk,
+            patient_id,
+            purpose,
+            channel,
+            sent_at,
+            due,
+            status,
+            priority,
+            campaign,
+            called,
+            passed,
+        ) = row
         found[patient_id].append(
             Counted(
                 id=pk,
                 purpose=purpose,
                 channel=channel,
                 instant=sent_at or due,
-                out=status in OUT_STATUSES or called is not None,
+                out=status in OUT_STATUSES
+                or called is not None
+                or (status == MessageStatus.SENDING and passed is not None),
                 order=order_key(priority=priority, campaign_id=campaign, due=due, message_id=pk),
             )
         )

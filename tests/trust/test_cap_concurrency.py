@@ -23,7 +23,7 @@ from django.db import connection
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.engine.steps import steps_materialize
 from messaging.models import OutboundMessage
-from messaging.outbox import trust
+from messaging.outbox import send, trust
 from messaging.outbox.dispatch import messages_dispatch
 from messaging.outbox.send import messages_send
 from tests.campaigns.builders import Clinic, ny
@@ -153,3 +153,44 @@ def test_a_re_check_waits_for_the_one_of_the_same_patient_and_sees_its_decision(
             lambda mail=mail: send_email_once_the_text_is_locked(mail),
         )
         assert outcome(text, mail) == [("skipped", "frequency_cap"), ("delivered", "")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_that_passed_its_re_check_counts_before_its_provider_call(monkeypatch):
+    """A lower-priority text passes its re-check at 10:00, when the higher-priority one is
+    not due yet (at 10:01); before its batch reaches the provider, the other batch re-checks the
+    higher-priority text, due at 10:20. The first is going out: it counts, and the second is
+    skipped with ``frequency_cap`` (room for one), rather than both going out because the
+    first was judged "behind" it by priority while it had not been handed to the provider
+    yet. The same holds whatever the gap between a batch's re-check and each provider call
+    (a batch of many messages, a slow provider)."""
+    at = ny(2026, 6, 15, 10, 0)
+    later = at + dt.timedelta(minutes=1)
+    clinic = Clinic()
+    drip(clinic, BIRTHDAY, name="Low", enabled_at=ny(2026, 6, 1))
+    drip(clinic, BIRTHDAY, name="High", priority=3, enabled_at=ny(2026, 6, 1))
+    ann = clinic.patient(birth_date=dt.date(1990, 6, 15), phone="3125550123")
+    campaigns_run_due(now=at)
+    steps_materialize(now=at)
+    messages = OutboundMessage.objects.filter(patient=ann)
+    low = messages.get(campaign__name="Low").pk
+    high = messages.get(campaign__name="High").pk
+    OutboundMessage.objects.filter(pk=high).update(scheduled_for=later)
+    clinic.practice.messaging_policy = {"marketing_per_24h": 1}
+    clinic.practice.save()
+    assert messages_dispatch(now=at) == [low]
+
+    real_deliver = send.messages_deliver
+    interleaved = []
+
+    def the_other_batch_first(outgoing, now):
+        if not interleaved:
+            interleaved.append(True)
+            assert messages_dispatch(now=later) == [high]
+            messages_send(message_ids=[high], now=later)
+        return real_deliver(outgoing, now)
+
+    monkeypatch.setattr(send, "messages_deliver", the_other_batch_first)
+    messages_send(message_ids=[low], now=at)
+    assert interleaved
+    assert outcome(low, high) == [("delivered", ""), ("skipped", "frequency_cap")]
