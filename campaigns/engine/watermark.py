@@ -1,0 +1,216 @@
+"""Continuous triggers evaluated by what changed (issue 20; docs/engine-watermark.md).
+
+Evaluating every continuous campaign's audience at every tick is correct but costs one
+audience query per campaign and tick, though almost nothing changes in a minute. A patient's
+answer to a continuous campaign can only change when
+
+1. a *moment* crosses: an appointment of theirs today starts, its ``start + delay`` (missed)
+   or ``checked_in_at + delay`` (visit) passes. The moments are taken in ``(watermark, now]``,
+   the watermark being how far the trigger type was evaluated (``ContinuousWatermark``);
+2. their EMR data changes (patient, appointment, tag, case, diagnosis, service): the change
+   log ``PatientChange`` (PostgreSQL triggers, written in the changing transaction);
+3. the campaign itself changes, or a new local day begins: evaluated from scratch.
+
+So a tick evaluates each continuous campaign either *in full* (``Plan.full``) or only for the
+patients of (1) and (2) (``Plan.patients``); a campaign with neither is not run at all. The
+rules that are not incremental fall back to a full evaluation (``full_reason``). The outcome
+is the same as evaluating everything at every tick: same patients, same occurrences, same
+tick (``tests/campaigns/test_watermark.py`` checks it on random days of EMR changes).
+
+``settings.CONTINUOUS_FULL_EVALUATION = True`` (or SQLite, which has no change log) evaluates
+every continuous campaign in full at every tick.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from campaigns.language.triggers import continuous_of
+from campaigns.models import ContinuousEvaluation, ContinuousWatermark, PatientChange
+from patients.models import Appointment
+
+# A campaign's head (``campaigns.engine.enroll._Head``: pk, practice_id, tz, trigger,
+# updated_at, enabled_at, exclude_recent_days), not imported: enroll imports this module.
+_Head = Any
+
+
+def incremental() -> bool:
+    """Whether continuous campaigns may be evaluated by what changed (PostgreSQL only)."""
+    return connection.vendor == "postgresql" and not getattr(
+        settings, "CONTINUOUS_FULL_EVALUATION", False
+    )
+
+
+def version_of(head: _Head) -> str:
+    """What must be unchanged for a campaign's earlier evaluation to still hold."""
+    enabled = head.enabled_at.isoformat() if head.enabled_at else ""
+    updated = head.updated_at.isoformat() if head.updated_at else ""
+    return f"{updated}|{enabled}"
+
+
+def full_reason(head: _Head, *, watermark, evaluated, today, now, practice_changed) -> str:
+    """Why this continuous campaign is evaluated in full at this tick ('' when it need not
+    be). The list of what is not incremental: a campaign not evaluated today in this version
+    (new, enabled or edited since, or a new local day: age, "today"), ``exclude_recent_days``
+    (messages and enrollments of other drips leave its window as time passes), the watermark
+    missing, before the local day's start (a paused scheduler) or after ``now`` (a tick back in
+    time), and a renamed tag or lookup of the practice."""
+    if evaluated is None:
+        return "not evaluated yet"
+    version, local_date = evaluated
+    if version != version_of(head):
+        return "campaign enabled or edited"
+    if local_date != today:
+        return "new local day"
+    if head.exclude_recent_days:
+        return "exclude_recent_days"
+    if watermark is None:
+        return "no watermark"
+    if watermark > now:
+        return "tick before the watermark"
+    if watermark < dt.datetime.combine(today, dt.time(0, 0), tzinfo=head.tz):
+        return "watermark before the local day"
+    if practice_changed:
+        return "practice renamed a tag or lookup"
+    return ""
+
+
+@dataclass
+class Plan:
+    """What a tick evaluates of its continuous campaigns and how, and what it then records."""
+
+    now: dt.datetime
+    full: set[int] = field(default_factory=set)
+    patients: dict[int, list[int]] = field(default_factory=dict)
+    versions: dict[int, tuple[str, dt.date]] = field(default_factory=dict)
+    events: set[str] = field(default_factory=set)
+    watermarks: dict[str, dt.datetime] = field(default_factory=dict)
+    change_ids: list[int] = field(default_factory=list)
+    bookkeeping: bool = False
+
+    def runs(self, pk: int) -> bool:
+        return pk in self.full or bool(self.patients.get(pk))
+
+    def narrowed_to(self, pk: int) -> list[int] | None:
+        """The patients to evaluate ``pk`` for; None: all of them."""
+        return None if pk in self.full else self.patients.get(pk, [])
+
+    def finish(self) -> None:
+        """Record the tick: the campaigns evaluated in full (their version and day), the
+        watermarks moved up to ``now`` (never back), the change log rows read deleted.
+        Only once every campaign ran: a tick that fails is redone from the old watermark, and
+        the unique occurrence key keeps that harmless."""
+        if not self.bookkeeping:
+            return
+        with transaction.atomic():
+            if self.versions:
+                ContinuousEvaluation.objects.bulk_create(
+                    [
+                        ContinuousEvaluation(campaign_id=pk, version=version, local_date=day)
+                        for pk, (version, day) in self.versions.items()
+                    ],
+                    update_conflicts=True,
+                    unique_fields=["campaign"],
+                    update_fields=["version", "local_date"],
+                )
+            if new := self.events - set(self.watermarks):
+                ContinuousWatermark.objects.bulk_create(
+                    [ContinuousWatermark(event=e, evaluated_until=self.now) for e in new],
+                    ignore_conflicts=True,
+                )
+            if behind := {e for e in self.events if e not in new and self.watermarks[e] < self.now}:
+                ContinuousWatermark.objects.filter(
+                    event__in=behind, evaluated_until__lt=self.now
+                ).update(evaluated_until=self.now)
+            if self.change_ids:
+                PatientChange.objects.filter(pk__in=self.change_ids).delete()
+
+
+def plan(continuous: list[_Head], now: dt.datetime) -> Plan:
+    """How each of these continuous campaigns is evaluated at ``now``."""
+    result = Plan(now=now)
+    if not incremental():
+        result.full = {h.pk for h in continuous}
+        return result
+    result.bookkeeping = True
+    result.events = {continuous_of(h.trigger).event for h in continuous}
+    practices = {h.practice_id for h in continuous}
+    # The log is read before anything is evaluated: a change that commits later stays in it
+    # for the next tick. Rows of practices without a continuous campaign are dropped unread
+    # (a campaign enabled later is evaluated in full anyway).
+    changes = list(PatientChange.objects.order_by().values_list("pk", "practice_id", "patient_id"))
+    result.change_ids = [pk for pk, _practice, _patient in changes]
+    changed_practices = {p for _pk, p, patient in changes if patient is None and p in practices}
+    changed = [patient for _pk, p, patient in changes if patient is not None and p in practices]
+    if not continuous:
+        return result
+    result.watermarks = watermarks = dict(
+        ContinuousWatermark.objects.filter(event__in=result.events).values_list(
+            "event", "evaluated_until"
+        )
+    )
+    evaluated = {
+        pk: (version, day)
+        for pk, version, day in ContinuousEvaluation.objects.filter(
+            campaign_id__in=[h.pk for h in continuous]
+        ).values_list("campaign_id", "version", "local_date")
+    }
+    narrowed = []
+    for head in continuous:
+        today = now.astimezone(head.tz).date()
+        event = continuous_of(head.trigger).event
+        reason = full_reason(
+            head,
+            watermark=watermarks.get(event),
+            evaluated=evaluated.get(head.pk),
+            today=today,
+            now=now,
+            practice_changed=head.practice_id in changed_practices,
+        )
+        if reason:
+            result.full.add(head.pk)
+            result.versions[head.pk] = (version_of(head), today)
+        else:
+            narrowed.append((head, today, watermarks[event]))
+    result.patients = _crossed_or_changed(narrowed, now, changed)
+    return result
+
+
+def _crossed_or_changed(
+    narrowed: list[tuple[_Head, dt.date, dt.datetime]], now: dt.datetime, changed: list[int]
+) -> dict[int, list[int]]:
+    """Per campaign, the patients with an appointment today of which a moment crossed in
+    (watermark, now] (its start; its start or check-in plus the campaign's delay) or whose
+    data changed: one statement for all campaigns (they travel as arrays), through the
+    appointments' (practice, local date) index."""
+    if not narrowed:
+        return {}
+    rows = []
+    for head, today, watermark in narrowed:
+        delay = continuous_of(head.trigger).delay_of(head.trigger)
+        rows.append((head.pk, head.practice_id, today, watermark, watermark - delay, now - delay))
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    appointments = Appointment._meta.db_table
+    sql = f"""
+        SELECT DISTINCT v.campaign_id, a.patient_id
+        FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::timestamptz[],
+                    %s::timestamptz[], %s::timestamptz[])
+            AS v(campaign_id, practice_id, today, watermark, low, high)
+        JOIN {appointments} a ON a.practice_id = v.practice_id AND a.local_date = v.today
+        WHERE (a.start > v.watermark AND a.start <= %s)
+            OR (a.start > v.low AND a.start <= v.high)
+            OR (a.checked_in_at > v.low AND a.checked_in_at <= v.high)
+            OR a.patient_id = ANY(%s::bigint[])
+    """  # noqa: S608
+    patients: dict[int, list[int]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*columns, now, sorted(set(changed))])
+        for campaign_id, patient_id in cursor.fetchall():
+            patients[campaign_id].append(patient_id)
+    return dict(patients)
