@@ -157,9 +157,9 @@ def _continuous_idle(campaigns: list[_Head], now: dt.datetime, plan: watermark.P
     """The continuous campaigns that cannot enroll anyone at ``now``: their practice has no
     appointment today that has started (missed appointments: at least the shortest delay
     ago; visits: checked in or completed). Without one the trigger matches nobody, whatever
-    the filters; one query for all practices (early in the day, most of them). Campaigns the
-    plan does not run (nothing crossed, nothing changed) are left out."""
-    continuous = [c for c in campaigns if _is_continuous(c) and plan.runs(c.pk)]
+    the filters; one query for all practices (early in the day, most of them). Only for the
+    campaigns evaluated in full: the plan's query already asked this of the others."""
+    continuous = [c for c in campaigns if _is_continuous(c) and c.pk in plan.full]
     if not continuous:
         return set()
     todays: dict[dt.date, set[int]] = defaultdict(set)

@@ -31,9 +31,10 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from campaigns.audience.triggers import NOT_MISSED_STATUSES
 from campaigns.language.triggers import continuous_of
-from campaigns.models import ContinuousEvaluation, ContinuousWatermark, PatientChange
-from patients.models import Appointment
+from campaigns.models import ContinuousEvaluation, ContinuousWatermark, Enrollment, PatientChange
+from patients.models import VISIT_STATUSES, Appointment
 
 # A campaign's head (``campaigns.engine.enroll._Head``: pk, practice_id, tz, trigger,
 # updated_at, enabled_at, exclude_recent_days), not imported: enroll imports this module.
@@ -187,30 +188,62 @@ def _crossed_or_changed(
 ) -> dict[int, list[int]]:
     """Per campaign, the patients with an appointment today of which a moment crossed in
     (watermark, now] (its start; its start or check-in plus the campaign's delay) or whose
-    data changed: one statement for all campaigns (they travel as arrays), through the
-    appointments' (practice, local date) index."""
+    data changed, and who have an occurrence of the trigger that has not entered the campaign
+    (filters left out: a superset of whom a full evaluation would enroll). One statement for
+    all campaigns (they travel as arrays), through the appointments' (practice, local date)
+    index."""
     if not narrowed:
         return {}
     rows = []
     for head, today, watermark in narrowed:
-        delay = continuous_of(head.trigger).delay_of(head.trigger)
-        rows.append((head.pk, head.practice_id, today, watermark, watermark - delay, now - delay))
+        how = continuous_of(head.trigger)
+        delay = how.delay_of(head.trigger)
+        rows.append(
+            (head.pk, head.practice_id, how.event, today, watermark, watermark - delay, now - delay)
+        )
     columns = [list(column) for column in zip(*rows, strict=True)]
     appointments = Appointment._meta.db_table
+    enrollments = Enrollment._meta.db_table
     sql = f"""
         SELECT DISTINCT v.campaign_id, a.patient_id
-        FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::timestamptz[],
-                    %s::timestamptz[], %s::timestamptz[])
-            AS v(campaign_id, practice_id, today, watermark, low, high)
+        FROM unnest(%(ids)s::bigint[], %(practices)s::bigint[], %(kinds)s::text[],
+                    %(days)s::date[], %(watermarks)s::timestamptz[], %(lows)s::timestamptz[],
+                    %(highs)s::timestamptz[])
+            AS v(campaign_id, practice_id, kind, today, watermark, low, high)
         JOIN {appointments} a ON a.practice_id = v.practice_id AND a.local_date = v.today
-        WHERE (a.start > v.watermark AND a.start <= %s)
+        WHERE (
+            (a.start > v.watermark AND a.start <= %(now)s)
             OR (a.start > v.low AND a.start <= v.high)
             OR (a.checked_in_at > v.low AND a.checked_in_at <= v.high)
-            OR a.patient_id = ANY(%s::bigint[])
+            OR a.patient_id = ANY(%(changed)s::bigint[])
+        ) AND EXISTS (
+            SELECT 1 FROM {appointments} t
+            WHERE t.patient_id = a.patient_id AND t.practice_id = v.practice_id
+                AND t.local_date = v.today
+                AND (
+                    (v.kind = 'missed' AND t.start <= v.high
+                        AND NOT (t.status = ANY(%(not_missed)s)))
+                    OR (v.kind = 'visit' AND t.status = ANY(%(visits)s) AND t.start <= %(now)s
+                        AND (t.checked_in_at <= v.high
+                             OR (t.checked_in_at IS NULL AND t.start <= v.high)))
+                )
+                AND NOT EXISTS (
+                    SELECT 1 FROM {enrollments} e
+                    WHERE e.campaign_id = v.campaign_id AND e.patient_id = t.patient_id
+                        AND e.occurrence_key = 'appointment:' || t.id
+                )
+        )
     """  # noqa: S608
+    names = ["ids", "practices", "kinds", "days", "watermarks", "lows", "highs"]
+    params = dict(zip(names, columns, strict=True)) | {
+        "now": now,
+        "changed": sorted(set(changed)),
+        "not_missed": list(NOT_MISSED_STATUSES),
+        "visits": list(VISIT_STATUSES),
+    }
     patients: dict[int, list[int]] = defaultdict(list)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*columns, now, sorted(set(changed))])
+        cursor.execute(sql, params)
         for campaign_id, patient_id in cursor.fetchall():
             patients[campaign_id].append(patient_id)
     return dict(patients)

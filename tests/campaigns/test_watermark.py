@@ -203,6 +203,10 @@ def play(seed: int, *, full: bool, settings) -> set[tuple]:
             if what < 0.35 or not appointments:
                 patient = rng.randrange(len(patients))
                 start = at_minute(15, rng.randrange(7 * 60, 21 * 60, 5))
+                if appointments and rng.random() < 0.4:  # a later one for the same patient
+                    earlier = rng.choice(appointments)
+                    patient = next(i for i, p in enumerate(patients) if p.pk == earlier.patient_id)
+                    start = earlier.start + dt.timedelta(minutes=rng.choice([10, 40, 90, 200]))
                 status = rng.choice(STATUSES[:2] * 3 + STATUSES[2:])
                 fields = {}
                 if status in ("checked_in", "completed"):
@@ -241,7 +245,7 @@ def play(seed: int, *, full: bool, settings) -> set[tuple]:
                     campaign.filters = rng.choice([{}, {"status": "active"}, campaign.filters])
                     campaign.save()
         campaigns_run_due(now=now)
-        step = rng.choice([0, 1, 5, 10, 20, 30, 45, 60, 90, 240])
+        step = rng.choice([0, 1, 5, 10, 15, 20, 30, 45, 60, 240])
         now = now + dt.timedelta(minutes=step)
     rows = Enrollment.objects.filter(campaign__practice=clinic.practice).values_list(
         "campaign__name", "patient__external_id", "appointment__external_id", "entered_at"
