@@ -43,9 +43,7 @@ _Head = Any
 
 def incremental() -> bool:
     """Whether continuous campaigns may be evaluated by what changed (PostgreSQL only)."""
-    return connection.vendor == "postgresql" and not getattr(
-        settings, "CONTINUOUS_FULL_EVALUATION", False
-    )
+    return connection.vendor == "postgresql" and not settings.CONTINUOUS_FULL_EVALUATION
 
 
 def version_of(head: _Head) -> str:
