@@ -91,6 +91,8 @@ class Plan:
     events: set[str] = field(default_factory=set)
     watermarks: dict[str, dt.datetime] = field(default_factory=dict)
     change_ids: list[int] = field(default_factory=list)
+    todays: dict[int, dt.date] = field(default_factory=dict)
+    log_nonempty: bool = False
     bookkeeping: bool = False
 
     def runs(self, pk: int) -> bool:
@@ -127,8 +129,8 @@ class Plan:
                 ContinuousWatermark.objects.filter(
                     event__in=behind, evaluated_until__lt=self.now
                 ).update(evaluated_until=self.now)
-            if self.change_ids:
-                PatientChange.objects.filter(pk__in=self.change_ids).delete()
+            if self.log_nonempty:
+                _changes_delete(self.change_ids, self.todays)
 
 
 def plan(continuous: list[_Head], now: dt.datetime) -> Plan:
@@ -139,14 +141,13 @@ def plan(continuous: list[_Head], now: dt.datetime) -> Plan:
         return result
     result.bookkeeping = True
     result.events = {continuous_of(h.trigger).event for h in continuous}
-    practices = {h.practice_id for h in continuous}
+    result.todays = {h.practice_id: now.astimezone(h.tz).date() for h in continuous}
     # The log is read before anything is evaluated: a change that commits later stays in it
-    # for the next tick. Rows of practices without a continuous campaign are dropped unread
-    # (a campaign enabled later is evaluated in full anyway).
-    changes = list(PatientChange.objects.order_by().values_list("pk", "practice_id", "patient_id"))
+    # for the next tick.
+    changes, result.log_nonempty = _changes_read(result.todays)
     result.change_ids = [pk for pk, _practice, _patient in changes]
-    changed_practices = {p for _pk, p, patient in changes if patient is None and p in practices}
-    changed = [patient for _pk, p, patient in changes if patient is not None and p in practices]
+    changed_practices = {p for _pk, p, patient in changes if patient is None}
+    changed = [patient for _pk, _p, patient in changes if patient is not None]
     if not continuous:
         return result
     result.watermarks = watermarks = dict(
@@ -245,3 +246,55 @@ def _crossed_or_changed(
         for campaign_id, patient_id in cursor.fetchall():
             patients[campaign_id].append(patient_id)
     return dict(patients)
+
+
+# A change-log row that matters: of a practice with a continuous campaign, about the whole
+# practice or about a patient with an appointment on the practice's local today (every
+# continuous trigger is about one; "v" holds the practices and their todays).
+_RELEVANT_SQL = """
+    l.patient_id IS NULL OR EXISTS (
+        SELECT 1 FROM {appointments} a
+        WHERE a.patient_id = l.patient_id AND a.local_date = v.today
+    )
+"""
+
+
+def _changes_read(todays: dict[int, dt.date]) -> tuple[list[tuple[int, int, int | None]], bool]:
+    """The change-log rows that matter at this tick, (id, practice, patient or None), and
+    whether the log holds any row at all (if not, there is nothing to delete)."""
+    if not todays:
+        return [], True
+    log = PatientChange._meta.db_table
+    relevant = _RELEVANT_SQL.format(appointments=Appointment._meta.db_table)
+    # The last row (all NULL) only says the log is not empty.
+    sql = f"""
+        SELECT l.id, l.practice_id, l.patient_id
+        FROM {log} l
+        JOIN unnest(%s::bigint[], %s::date[]) AS v(practice_id, today)
+            ON v.practice_id = l.practice_id
+        WHERE {relevant}
+        UNION ALL SELECT NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM {log})
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(todays), list(todays.values())])
+        rows = list(cursor.fetchall())
+    return [row for row in rows if row[0] is not None], len(rows) > 0
+
+
+def _changes_delete(read: list[int], todays: dict[int, dt.date]) -> None:
+    """Delete the rows read, and every row that does not matter (now): of a practice without
+    a continuous campaign, or about a patient without an appointment today. Those can be
+    dropped unread, even one that committed after the read: a patient without an appointment
+    today matches no continuous trigger, and the appointment that would make them match writes
+    a row of its own; a campaign enabled later is evaluated in full. After a bulk load (every
+    patient and appointment logged) this empties the log in one statement."""
+    relevant = _RELEVANT_SQL.format(appointments=Appointment._meta.db_table)
+    sql = f"""
+        DELETE FROM {PatientChange._meta.db_table} l
+        WHERE l.id = ANY(%s::bigint[]) OR NOT EXISTS (
+            SELECT 1 FROM unnest(%s::bigint[], %s::date[]) AS v(practice_id, today)
+            WHERE v.practice_id = l.practice_id AND ({relevant})
+        )
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [read, list(todays), list(todays.values())])

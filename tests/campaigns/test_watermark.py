@@ -17,7 +17,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from campaigns.engine.enroll import campaigns_run_due
-from campaigns.models import Campaign, ContinuousEvaluation, ContinuousWatermark, Enrollment
+from campaigns.models import (
+    Campaign,
+    ContinuousEvaluation,
+    ContinuousWatermark,
+    Enrollment,
+    PatientChange,
+)
 from campaigns.services import campaign_set_enabled
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import drip, sms
@@ -164,6 +170,24 @@ def test_the_watermark_and_versions_are_recorded_on_postgresql_only():
         assert list(recorded) == [ny(2026, 6, 15, 9, 0)]
     else:
         assert list(recorded) == []
+
+
+def test_the_change_log_is_written_by_the_changing_transaction_and_emptied_by_a_tick():
+    clinic = Clinic()
+    drip(clinic, MISSED, enabled_at=ny(2026, 6, 1))
+    ann = clinic.patient("ANN", phone="3125550101")
+    clinic.patient("BOB", phone="3125550102")  # no appointment today: never read
+    clinic.appointment(ann, ny(2026, 6, 15, 9, 0))
+    logged = set(PatientChange.objects.values_list("patient_id", flat=True))
+    if connection.vendor != "postgresql":
+        assert logged == set()  # no change log: every tick evaluates in full
+        return
+    assert ann.pk in logged
+    assert len(logged) == 2
+    campaigns_run_due(now=ny(2026, 6, 15, 8, 0))
+    assert not PatientChange.objects.exists()
+    clinic.patient("ANN", phone="3125550101", tags=["vip"])
+    assert list(PatientChange.objects.values_list("patient_id", flat=True)) == [ann.pk]
 
 
 # --- the property: by what changed == everything at every tick ---------------------------
