@@ -317,28 +317,19 @@ class ExperimentPeriod(models.Model):
         return f"{self.campaign_id} period {self.number}"
 
 
-class ContinuousWatermark(models.Model):
-    """How far the continuous triggers of one kind (``event``: ``missed`` or ``visit``) have
-    been evaluated: every moment up to ``evaluated_until`` (a tick's ``now``) has been looked
-    at. Durable, so a scheduler paused for hours catches up once (docs/engine-watermark.md)."""
-
-    event = models.CharField(max_length=20, primary_key=True)
-    evaluated_until = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.event} until {self.evaluated_until:%Y-%m-%d %H:%M:%S}"
-
-
 class ContinuousEvaluation(models.Model):
-    """The version of a continuous campaign (its ``updated_at`` and ``enabled_at``) last
-    evaluated in full, and on which local day: a campaign enabled or edited since, or not
-    yet evaluated today, is evaluated from scratch, not from the watermark."""
+    """A continuous campaign's watermark: every moment up to ``evaluated_until`` (a tick's
+    ``now``) has been looked at; durable, so a scheduler paused for hours catches up once. And
+    the version (its ``updated_at`` and ``enabled_at``) last evaluated in full, and on which
+    local day: a campaign enabled or edited since, or not yet evaluated today, is evaluated
+    from scratch, not from the watermark (docs/engine-watermark.md)."""
 
     campaign = models.OneToOneField(
         Campaign, on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
     version = models.CharField(max_length=80)
     local_date = models.DateField()
+    evaluated_until = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"{self.campaign_id} on {self.local_date}"

@@ -6,7 +6,7 @@ answer to a continuous campaign can only change when
 
 1. a *moment* crosses: an appointment of theirs today starts, its ``start + delay`` (missed)
    or ``checked_in_at + delay`` (visit) passes. The moments are taken in ``(watermark, now]``,
-   the watermark being how far the trigger type was evaluated (``ContinuousWatermark``);
+   the watermark being how far the campaign was evaluated (``ContinuousEvaluation``);
 2. their EMR data changes (patient, appointment, tag, case, diagnosis, service): the change
    log ``PatientChange`` (PostgreSQL triggers, written in the changing transaction);
 3. the campaign itself changes, or a new local day begins: evaluated from scratch.
@@ -33,7 +33,7 @@ from django.db import connection, transaction
 
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
 from campaigns.language.triggers import continuous_of
-from campaigns.models import ContinuousEvaluation, ContinuousWatermark, Enrollment, PatientChange
+from campaigns.models import ContinuousEvaluation, Enrollment, PatientChange
 from patients.models import VISIT_STATUSES, Appointment
 
 # A campaign's head (``campaigns.engine.enroll._Head``: pk, practice_id, tz, trigger,
@@ -53,7 +53,7 @@ def version_of(head: _Head) -> str:
     return f"{updated}|{enabled}"
 
 
-def full_reason(head: _Head, *, watermark, evaluated, today, now, practice_changed) -> str:
+def full_reason(head: _Head, *, evaluated, today, now, practice_changed) -> str:
     """Why this continuous campaign is evaluated in full at this tick ('' when it need not
     be). The list of what is not incremental: a campaign not evaluated today in this version
     (new, enabled or edited since, or a new local day: age, "today"), ``exclude_recent_days``
@@ -62,15 +62,13 @@ def full_reason(head: _Head, *, watermark, evaluated, today, now, practice_chang
     time), and a renamed tag or lookup of the practice."""
     if evaluated is None:
         return "not evaluated yet"
-    version, local_date = evaluated
+    version, local_date, watermark = evaluated
     if version != version_of(head):
         return "campaign enabled or edited"
     if local_date != today:
         return "new local day"
     if head.exclude_recent_days:
         return "exclude_recent_days"
-    if watermark is None:
-        return "no watermark"
     if watermark > now:
         return "tick before the watermark"
     if watermark < dt.datetime.combine(today, dt.time(0, 0), tzinfo=head.tz):
@@ -88,8 +86,7 @@ class Plan:
     full: set[int] = field(default_factory=set)
     patients: dict[int, list[int]] = field(default_factory=dict)
     versions: dict[int, tuple[str, dt.date]] = field(default_factory=dict)
-    events: set[str] = field(default_factory=set)
-    watermarks: dict[str, dt.datetime] = field(default_factory=dict)
+    narrowed: list[int] = field(default_factory=list)
     change_ids: list[int] = field(default_factory=list)
     todays: dict[int, dt.date] = field(default_factory=dict)
     log_nonempty: bool = False
@@ -103,8 +100,8 @@ class Plan:
         return None if pk in self.full else self.patients.get(pk, [])
 
     def finish(self) -> None:
-        """Record the tick: the campaigns evaluated in full (their version and day), the
-        watermarks moved up to ``now`` (never back), the change log rows read deleted.
+        """Record the tick: the campaigns evaluated in full (their version and day), every
+        campaign's watermark moved up to ``now``, the change log rows read deleted.
         Only once every campaign ran: a tick that fails is redone from the old watermark, and
         the unique occurrence key keeps that harmless."""
         if not self.bookkeeping:
@@ -113,21 +110,22 @@ class Plan:
             if self.versions:
                 ContinuousEvaluation.objects.bulk_create(
                     [
-                        ContinuousEvaluation(campaign_id=pk, version=version, local_date=day)
+                        ContinuousEvaluation(
+                            campaign_id=pk,
+                            version=version,
+                            local_date=day,
+                            evaluated_until=self.now,
+                        )
                         for pk, (version, day) in self.versions.items()
                     ],
                     update_conflicts=True,
                     unique_fields=["campaign"],
-                    update_fields=["version", "local_date"],
+                    update_fields=["version", "local_date", "evaluated_until"],
                 )
-            if new := self.events - set(self.watermarks):
-                ContinuousWatermark.objects.bulk_create(
-                    [ContinuousWatermark(event=e, evaluated_until=self.now) for e in new],
-                    ignore_conflicts=True,
-                )
-            if behind := {e for e in self.events if e not in new and self.watermarks[e] < self.now}:
-                ContinuousWatermark.objects.filter(
-                    event__in=behind, evaluated_until__lt=self.now
+            # Never back: of two ticks at once, the later instant stays.
+            if self.narrowed:
+                ContinuousEvaluation.objects.filter(
+                    campaign_id__in=self.narrowed, evaluated_until__lt=self.now
                 ).update(evaluated_until=self.now)
             if self.log_nonempty:
                 _changes_delete(self.change_ids, self.todays)
@@ -140,7 +138,6 @@ def plan(continuous: list[_Head], now: dt.datetime) -> Plan:
         result.full = {h.pk for h in continuous}
         return result
     result.bookkeeping = True
-    result.events = {continuous_of(h.trigger).event for h in continuous}
     result.todays = {h.practice_id: now.astimezone(h.tz).date() for h in continuous}
     # The log is read before anything is evaluated: a change that commits later stays in it
     # for the next tick.
@@ -150,24 +147,17 @@ def plan(continuous: list[_Head], now: dt.datetime) -> Plan:
     changed = [patient for _pk, _p, patient in changes if patient is not None]
     if not continuous:
         return result
-    result.watermarks = watermarks = dict(
-        ContinuousWatermark.objects.filter(event__in=result.events).values_list(
-            "event", "evaluated_until"
-        )
-    )
     evaluated = {
-        pk: (version, day)
-        for pk, version, day in ContinuousEvaluation.objects.filter(
+        pk: (version, day, until)
+        for pk, version, day, until in ContinuousEvaluation.objects.filter(
             campaign_id__in=[h.pk for h in continuous]
-        ).values_list("campaign_id", "version", "local_date")
+        ).values_list("campaign_id", "version", "local_date", "evaluated_until")
     }
     narrowed = []
     for head in continuous:
         today = now.astimezone(head.tz).date()
-        event = continuous_of(head.trigger).event
         reason = full_reason(
             head,
-            watermark=watermarks.get(event),
             evaluated=evaluated.get(head.pk),
             today=today,
             now=now,
@@ -177,7 +167,8 @@ def plan(continuous: list[_Head], now: dt.datetime) -> Plan:
             result.full.add(head.pk)
             result.versions[head.pk] = (version_of(head), today)
         else:
-            narrowed.append((head, today, watermarks[event]))
+            narrowed.append((head, today, evaluated[head.pk][2]))
+            result.narrowed.append(head.pk)
     result.patients = _crossed_or_changed(narrowed, now, changed)
     return result
 

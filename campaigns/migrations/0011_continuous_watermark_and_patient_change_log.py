@@ -101,12 +101,6 @@ class Migration(migrations.Migration):
                 ),
                 ("version", models.CharField(max_length=80)),
                 ("local_date", models.DateField()),
-            ],
-        ),
-        migrations.CreateModel(
-            name="ContinuousWatermark",
-            fields=[
-                ("event", models.CharField(max_length=20, primary_key=True, serialize=False)),
                 ("evaluated_until", models.DateTimeField()),
             ],
         ),

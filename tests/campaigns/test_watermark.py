@@ -20,7 +20,6 @@ from campaigns.engine.enroll import campaigns_run_due
 from campaigns.models import (
     Campaign,
     ContinuousEvaluation,
-    ContinuousWatermark,
     Enrollment,
     PatientChange,
 )
@@ -155,22 +154,28 @@ def test_a_paused_scheduler_catches_up_exactly_once_and_never_reaches_into_yeste
     assert Enrollment.objects.get(campaign=campaign).entered_at == ny(2026, 6, 15, 11, 0)
 
 
-def test_the_watermark_and_versions_are_recorded_on_postgresql_only():
+def test_each_campaigns_watermark_and_version_are_recorded_on_postgresql_only():
     clinic = Clinic()
     campaign = drip(clinic, MISSED, enabled_at=ny(2026, 6, 1))
-    campaigns_run_due(now=ny(2026, 6, 15, 9, 0))
-    recorded = ContinuousWatermark.objects.filter(event="missed").values_list(
-        "evaluated_until", flat=True
-    )
-    if connection.vendor == "postgresql":
-        assert list(recorded) == [ny(2026, 6, 15, 9, 0)]
-        assert ContinuousEvaluation.objects.get(campaign=campaign).local_date == dt.date(
-            2026, 6, 15
+
+    def recorded():
+        return list(
+            ContinuousEvaluation.objects.filter(campaign=campaign).values_list(
+                "evaluated_until", "local_date"
+            )
         )
-        campaigns_run_due(now=ny(2026, 6, 15, 8, 0))  # a tick back in time moves nothing back
-        assert list(recorded) == [ny(2026, 6, 15, 9, 0)]
-    else:
-        assert list(recorded) == []
+
+    campaigns_run_due(now=ny(2026, 6, 15, 9, 0))
+    if connection.vendor != "postgresql":
+        assert recorded() == []  # evaluated in full at every tick
+        return
+    assert recorded() == [(ny(2026, 6, 15, 9, 0), dt.date(2026, 6, 15))]
+    campaigns_run_due(now=ny(2026, 6, 15, 9, 5))
+    assert recorded() == [(ny(2026, 6, 15, 9, 5), dt.date(2026, 6, 15))]
+    # A tick back in time evaluates in full, up to its own instant: the next tick looks at
+    # (08:00, now] again, which repeats work, never enrollments.
+    campaigns_run_due(now=ny(2026, 6, 15, 8, 0))
+    assert recorded() == [(ny(2026, 6, 15, 8, 0), dt.date(2026, 6, 15))]
 
 
 def test_the_change_log_is_written_by_the_changing_transaction_and_emptied_by_a_tick():
@@ -278,7 +283,6 @@ def play(seed: int, *, full: bool, settings) -> set[tuple]:
     """One random day (and the start of the next) of EMR changes and ticks at a New York and
     a Los Angeles practice; the enrollments."""
     settings.CONTINUOUS_FULL_EVALUATION = full
-    ContinuousWatermark.objects.all().delete()  # a fresh install for each run
     rng = random.Random(seed)
     sites = [Site(rng, "America/New_York", 0), Site(rng, "America/Los_Angeles", 3)]
     now = ny(2026, 6, 15, 6, 0)
