@@ -32,8 +32,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
-from campaigns.language.triggers import continuous_of
-from campaigns.models import ContinuousEvaluation, Enrollment, PatientChange
+from campaigns.language.triggers import TRIGGERS, continuous_of
+from campaigns.models import Campaign, ContinuousEvaluation, Enrollment, PatientChange
 from patients.models import VISIT_STATUSES, Appointment
 
 # A campaign's head (``campaigns.engine.enroll._Head``: pk, practice_id, tz, trigger,
@@ -272,20 +272,43 @@ def _changes_read(todays: dict[int, dt.date]) -> tuple[list[tuple[int, int, int 
     return [row for row in rows if row[0] is not None], len(rows) > 0
 
 
+def _continuous_campaign_sql() -> tuple[str, list]:
+    """SQL (on campaign "c") for an enabled drip with a continuous trigger, from the trigger
+    table: a type that is continuous, or a type and the ``when`` that makes it one."""
+    conditions, params = [], []
+    for row in TRIGGERS.values():
+        if row.continuous:
+            conditions.append("c.trigger->>'type' = %s")
+            params.append(row.name)
+        for mode in row.modes:
+            if mode.continuous:
+                conditions.append("(c.trigger->>'type' = %s AND c.trigger->>'when' = %s)")
+                params += [row.name, mode.name]
+    sql = f"c.enabled AND c.kind = 'drip' AND ({' OR '.join(conditions) or 'false'})"
+    return sql, params
+
+
 def _changes_delete(read: list[int], todays: dict[int, dt.date]) -> None:
-    """Delete the rows read, and every row that does not matter (now): of a practice without
-    a continuous campaign, or about a patient without an appointment today. Those can be
-    dropped unread, even one that committed after the read: a patient without an appointment
-    today matches no continuous trigger, and the appointment that would make them match writes
-    a row of its own; a campaign enabled later is evaluated in full. After a bulk load (every
-    patient and appointment logged) this empties the log in one statement."""
+    """Delete the rows read, and the rows that do not matter (now): of a practice without an
+    enabled continuous campaign, or, at the practices of this tick, about a patient without
+    an appointment today. Those can be dropped unread, even one that committed after the read:
+    a patient without an appointment today matches no continuous trigger, and the appointment
+    that would make them match writes a row of its own; a campaign enabled later is evaluated
+    in full. Rows of other practices' continuous campaigns (another tick's) stay. After a bulk
+    load (every patient and appointment logged) this empties the log in one statement."""
     relevant = _RELEVANT_SQL.format(appointments=Appointment._meta.db_table)
+    continuous, continuous_params = _continuous_campaign_sql()
     sql = f"""
         DELETE FROM {PatientChange._meta.db_table} l
-        WHERE l.id = ANY(%s::bigint[]) OR NOT EXISTS (
+        WHERE l.id = ANY(%s::bigint[])
+        OR EXISTS (
             SELECT 1 FROM unnest(%s::bigint[], %s::date[]) AS v(practice_id, today)
-            WHERE v.practice_id = l.practice_id AND ({relevant})
+            WHERE v.practice_id = l.practice_id AND NOT ({relevant})
+        )
+        OR NOT EXISTS (
+            SELECT 1 FROM {Campaign._meta.db_table} c
+            WHERE c.practice_id = l.practice_id AND {continuous}
         )
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [read, list(todays), list(todays.values())])
+        cursor.execute(sql, [read, list(todays), list(todays.values()), *continuous_params])

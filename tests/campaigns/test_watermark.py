@@ -190,6 +190,10 @@ def test_the_change_log_is_written_by_the_changing_transaction_and_emptied_by_a_
         return
     assert ann.pk in logged
     assert len(logged) == 2
+    # Another practice, with no continuous campaign: its rows are dropped too.
+    other = Clinic()
+    other.appointment(other.patient("CAT", phone="3125550103"), ny(2026, 6, 15, 9, 0))
+    assert PatientChange.objects.filter(practice_id=other.practice.pk).exists()
     campaigns_run_due(now=ny(2026, 6, 15, 8, 0))
     assert not PatientChange.objects.exists()
     clinic.patient("ANN", phone="3125550101", tags=["vip"])
