@@ -315,3 +315,38 @@ class ExperimentPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id} period {self.number}"
+
+
+class ContinuousEvaluation(models.Model):
+    """A continuous campaign's watermark: every moment up to ``evaluated_until`` (a tick's
+    ``now``) has been looked at; durable, so a scheduler paused for hours catches up once. And
+    the version (its ``updated_at`` and ``enabled_at``) last evaluated in full, and on which
+    local day: a campaign enabled or edited since, or not yet evaluated today, is evaluated
+    from scratch, not from the watermark (docs/engine-watermark.md)."""
+
+    campaign = models.OneToOneField(
+        Campaign, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    version = models.CharField(max_length=80)
+    local_date = models.DateField()
+    evaluated_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} on {self.local_date}"
+
+
+class PatientChange(models.Model):
+    """The change log the continuous triggers read: one row per patient whose EMR data (the
+    patient, an appointment, a tag, a case, a diagnosis, a service) changed, written by
+    PostgreSQL triggers in the changing transaction, so a row exists exactly when its change
+    committed. ``patient_id`` empty: a change of the whole practice (a tag or lookup renamed).
+    A tick reads the rows, evaluates those patients, then deletes the rows it read.
+
+    Plain ids, not foreign keys: the log outlives a deleted patient for a tick, harmlessly.
+    """
+
+    practice_id = models.BigIntegerField()
+    patient_id = models.BigIntegerField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.practice_id}:{self.patient_id}"

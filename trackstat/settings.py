@@ -323,6 +323,9 @@ SEND_RATE_PER_PRACTICE_PER_MINUTE = env_int(
 TICK_GROUPS = max(1, env_int("TICK_GROUPS", 8))
 # How many claimed messages one send task takes (a few queries per batch, not per message).
 SEND_TASK_BATCH_SIZE = max(1, env_int("SEND_TASK_BATCH_SIZE", 20))
+# Evaluate every continuous campaign in full at every tick instead of by what changed since
+# the watermark (docs/engine-watermark.md): the same enrollments, slower; a switch to compare.
+CONTINUOUS_FULL_EVALUATION = env_bool("CONTINUOUS_FULL_EVALUATION", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -13,6 +13,7 @@ from django.db.models import Case, Exists, OuterRef, Prefetch, Q, Value, When
 
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
+from campaigns.engine import watermark
 from campaigns.experiments.arms import arms_assign
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import MISSED_MINUTES, continuous_of, is_continuous
@@ -41,6 +42,8 @@ class _Head:
     enabled_at: dt.datetime | None
     practice_id: int
     tz: zoneinfo.ZoneInfo
+    updated_at: dt.datetime | None = None
+    exclude_recent_days: int = 0
 
 
 def campaigns_run_due(
@@ -51,11 +54,14 @@ def campaigns_run_due(
     Scheduled campaigns run once per due local day, at or after their time (a run missed
     while the scheduler was down is caught up the same local day, never later; a campaign
     enabled after today's time first runs on its next due day). Continuous triggers run at
-    every tick. A blast runs once, at the first tick at or after ``send_at``.
+    every tick, each in full or only for the patients a moment or a change concerns
+    (``campaigns.engine.watermark``). A blast runs once, at the first tick at or after
+    ``send_at``.
 
     ``practice_ids``: only these practices' campaigns (one tick group); None: every practice.
     """
     heads = _heads(now, practice_ids)
+    plan = watermark.plan([h for h in heads if _is_continuous(h)], now)
     due_days = {h.pk: day for h in heads if (day := _due_day(h, now)) is not None}
     # Today's runs of every due campaign in one query, not one per campaign and tick.
     ran = set(
@@ -63,15 +69,17 @@ def campaigns_run_due(
         .values_list("campaign_id", "local_date")
         .order_by()
     )
-    idle = _continuous_idle(heads, now)
+    idle = _continuous_idle(heads, now, plan)
     to_run = [
         h.pk
         for h in heads
-        if ((h.kind == CampaignKind.BLAST or is_continuous(h.trigger)) and h.pk not in idle)
+        if (h.kind == CampaignKind.BLAST and h.pk not in idle)
+        or (_is_continuous(h) and h.pk not in idle and plan.runs(h.pk))
         or (h.pk in due_days and (h.pk, due_days[h.pk]) not in ran)
     ]
     runs = enrolled = 0
     if not to_run:
+        plan.finish()
         return runs, enrolled
     campaigns = (
         Campaign.objects.filter(pk__in=to_run, enabled=True, sent_at__isnull=True)
@@ -89,11 +97,16 @@ def campaigns_run_due(
                 continue  # changed since the first look: the next tick decides
             count = _scheduled_run(campaign, day, now)
         else:
-            count = _campaign_run(campaign, now)
+            count = _campaign_run(campaign, now, patients=plan.narrowed_to(campaign.pk))
         if count is not None:
             runs += 1
             enrolled += count
+    plan.finish()
     return runs, enrolled
+
+
+def _is_continuous(head: _Head) -> bool:
+    return head.kind != CampaignKind.BLAST and is_continuous(head.trigger)
 
 
 def _heads(now: dt.datetime, practice_ids: Collection[int] | None = None) -> list[_Head]:
@@ -112,10 +125,20 @@ def _heads(now: dt.datetime, practice_ids: Collection[int] | None = None) -> lis
             enabled_at=enabled_at,
             practice_id=practice_id,
             tz=zones.setdefault(zone, zoneinfo.ZoneInfo(zone)),
+            updated_at=updated_at,
+            exclude_recent_days=exclude_recent_days or 0,
         )
-        for pk, kind, trigger, schedule, enabled_at, practice_id, zone in campaigns.order_by(
-            "id"
-        ).values_list(
+        for (
+            pk,
+            kind,
+            trigger,
+            schedule,
+            enabled_at,
+            practice_id,
+            zone,
+            updated_at,
+            exclude_recent_days,
+        ) in campaigns.order_by("id").values_list(
             "pk",
             "kind",
             "trigger",
@@ -123,6 +146,8 @@ def _heads(now: dt.datetime, practice_ids: Collection[int] | None = None) -> lis
             "enabled_at",
             "practice_id",
             "practice__time_zone",
+            "updated_at",
+            "exclude_recent_days",
         )
     ]
 
@@ -134,12 +159,13 @@ def _due_day(campaign: _Head, now: dt.datetime) -> dt.date | None:
     return due_day(campaign.schedule, enabled_at=campaign.enabled_at, tz=campaign.tz, now=now)
 
 
-def _continuous_idle(campaigns: list[_Head], now: dt.datetime) -> set[int]:
+def _continuous_idle(campaigns: list[_Head], now: dt.datetime, plan: watermark.Plan) -> set[int]:
     """The continuous campaigns that cannot enroll anyone at ``now``: their practice has no
     appointment today that has started (missed appointments: at least the shortest delay
     ago; visits: checked in or completed). Without one the trigger matches nobody, whatever
-    the filters; one query for all practices (early in the day, most of them)."""
-    continuous = [c for c in campaigns if c.kind != CampaignKind.BLAST and is_continuous(c.trigger)]
+    the filters; one query for all practices (early in the day, most of them). Only for the
+    campaigns evaluated in full: the plan's query already asked this of the others."""
+    continuous = [c for c in campaigns if _is_continuous(c) and c.pk in plan.full]
     if not continuous:
         return set()
     todays: dict[dt.date, set[int]] = defaultdict(set)
@@ -238,8 +264,11 @@ def _scheduled_run(campaign: Campaign, today: dt.date, now: dt.datetime) -> int 
         return None  # another tick ran it today
 
 
-def _campaign_run(campaign: Campaign, now: dt.datetime) -> int | None:
-    """Enroll a blast (once, at its time) or a continuous campaign; None when not due."""
+def _campaign_run(
+    campaign: Campaign, now: dt.datetime, *, patients: list[int] | None = None
+) -> int | None:
+    """Enroll a blast (once, at its time) or a continuous campaign (only ``patients``, when
+    given); None when not due."""
     if campaign.kind == CampaignKind.BLAST:
         if campaign.send_at and campaign.send_at > now:
             return None
@@ -251,17 +280,18 @@ def _campaign_run(campaign: Campaign, now: dt.datetime) -> int | None:
                 return None
             return enroll(campaign, now=now)
     with transaction.atomic():
-        return enroll(campaign, now=now)
+        return enroll(campaign, now=now, patients=patients)
 
 
-def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
+def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None = None) -> int:
     """Insert one enrollment per new occurrence in one ``INSERT … SELECT … ON CONFLICT DO
     NOTHING``: the unique (campaign, patient, occurrence key) makes re-runs harmless.
 
     The rows are ``campaigns.audience.query``' (``audience_candidates``, ``new_occurrences_sql``),
     which ``audience`` and ``explain`` read too. Campaigns of a tick run one after the other,
     each committed, so a drip with ``exclude_recent_days`` sees the enrollments of the drips
-    that ran before it in the same tick.
+    that ran before it in the same tick. ``patients`` narrows the run to those patients (a
+    continuous campaign evaluated by what changed: ``campaigns.engine.watermark``).
     """
     steps = getattr(campaign, "step_list", None)
     if steps is None:
@@ -274,7 +304,10 @@ def enroll(campaign: Campaign, *, now: dt.datetime) -> int:
         schedule=campaign.schedule or DEFAULT_SCHEDULE,
         tz=campaign.practice.tz,
     )
-    rows_sql, params = new_occurrences_sql(campaign, audience_candidates(campaign, at=now))
+    candidates = audience_candidates(campaign, at=now)
+    if patients is not None:
+        candidates = candidates.filter(pk__in=patients)
+    rows_sql, params = new_occurrences_sql(campaign, candidates)
     table = Enrollment._meta.db_table
     ops = connection.ops
     # The table name is the model's and rows_sql is compiled with its values kept apart in
