@@ -38,16 +38,19 @@ BUSY_AT = ny(2026, 6, 15, 10, 5)  # the scheduled run, and a missed appointment 
 IDLE_AT = ny(2026, 6, 16, 7, 0)  # the next morning: nothing due yet
 
 # What a tick with nothing new runs, per phase. enroll: the enabled campaigns and the day's
-# runs; the continuous campaigns' cheap "anything new?" reads (PostgreSQL) or their audience
-# inserts that conflict (SQLite); goals: the campaigns with a goal, then one read per distinct
+# runs; on PostgreSQL the continuous campaigns' watermark (docs/engine-watermark.md): the
+# change log, their evaluations, one statement for the patients a moment crossed for or who
+# changed (re-tick) or the "anything started today?" read of a new day (idle), then the
+# watermark moved or recorded, however many continuous campaigns there are; on SQLite (no
+# change log) their audience inserts that conflict; goals: the campaigns with a goal, then one read per distinct
 # goal; materialize: the due enrollments; dispatch: nothing to expire, to recover (two reads)
 # or to claim.
 RETICK = {
-    "postgresql": {"enroll": 4, "goals": 2, "materialize": 1, "dispatch": 4},
+    "postgresql": {"enroll": 6, "goals": 2, "materialize": 1, "dispatch": 4},
     "sqlite": {"enroll": 6, "goals": 2, "materialize": 1, "dispatch": 4},
 }
 IDLE = {
-    "postgresql": {"enroll": 2, "goals": 2, "materialize": 1, "dispatch": 4},
+    "postgresql": {"enroll": 5, "goals": 2, "materialize": 1, "dispatch": 4},
     "sqlite": {"enroll": 2, "goals": 2, "materialize": 1, "dispatch": 4},
 }
 
