@@ -224,7 +224,8 @@ def section_read(path: Path) -> Section:
 
 
 def database_url_for(name: str) -> str:
-    """A dedicated benchmark database per module (``trackstat_bench_<name>``) on the server
-    of BENCH_DATABASE_URL, so the modules never disturb each other's data."""
-    base = bench_database_url()
-    return base.rsplit("/", 1)[0] + f"/trackstat_bench_{name}"
+    """A dedicated benchmark database per module, named after BENCH_DATABASE_URL's database
+    (``trackstat_bench_<name>`` by default; ``mine_<name>`` for ``…/mine``), so the modules
+    never disturb each other's data, nor the runs of someone who set their own name."""
+    server, database = bench_database_url().rsplit("/", 1)
+    return f"{server}/{database.split('?', 1)[0]}_{name}"
