@@ -109,6 +109,36 @@ class RecipientDay(models.Model):
         return f"{self.campaign_id} step {self.step_position}: {self.patient_id} on {self.day}"
 
 
+class PendingMessage(models.Model):
+    """A campaign message changed in a way the report may count: the roll-up's queue.
+
+    Written by database triggers (``reports.queue``) in the same transaction as the change:
+    a message inserted, or an update that sets its ``report_pending`` (every status change,
+    an unsubscribe attributed to it, a replayed event). Each change is a row of its own, so
+    a change that commits while a roll-up runs is never lost to it. The roll-up deletes the
+    rows it counts (``DELETE … RETURNING``) and never rewrites the wide outbox row.
+    ``message_id`` is not a foreign key: the queue is written and emptied set-wise.
+    """
+
+    message_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"message {self.message_id}"
+
+
+class MessageFacts(models.Model):
+    """What the roll-up has counted of one message: its report facts (``reports.rollup.Fact``
+    bits) and the local day they count on. A fact is added to the counters only when it is
+    new here, so each counts once per message however often the message is queued."""
+
+    message_id = models.BigIntegerField(primary_key=True)
+    flags = models.PositiveSmallIntegerField(default=0)
+    day = models.DateField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"message {self.message_id}: {self.flags} on {self.day}"
+
+
 class RollupState(models.Model):
     """One row: when the roll-up last ran. Locked while it runs, so one runs at a time."""
 

@@ -1,10 +1,12 @@
 """The roll-up's batches as set-based SQL on PostgreSQL: one statement per batch.
 
 ``reports.rollup`` counts a batch message by message in Python, which works on every database
-(SQLite is the embedded default). On PostgreSQL the same batch is one statement: it locks the
-pending messages, works out each one's facts from every status it reached (its events), marks
-them counted, adds the new facts to the day counters and the skip counts
-(``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE``), and records the new recipient days
+(SQLite is the embedded default). On PostgreSQL the same batch is one statement: it takes the
+oldest rows of the queue (``DELETE … RETURNING``, skipping rows another transaction holds and
+messages still in flight), works out each message's facts from every status it reached (its
+events), records them in its narrow facts row (the wide outbox row is never rewritten), adds
+the new facts to the day counters and the skip counts (``INSERT … SELECT … GROUP BY …
+ON CONFLICT DO UPDATE``), and records the new recipient days
 with every ``prev_day`` kept right (a window over the known and the new days of the batch's
 patients). The rules are the ones ``reports.rollup`` states; the facts' bits and the status
 table are read from there, so the two ways cannot drift apart (the report tests run both).
@@ -18,7 +20,14 @@ from django.db import connection
 
 from campaigns.models import Enrollment
 from messaging.models import SENT_STATUSES, MessageEvent, OutboundMessage
-from reports.models import NO_STEP, CampaignDayStat, RecipientDay, SkipDayStat
+from reports.models import (
+    NO_STEP,
+    CampaignDayStat,
+    MessageFacts,
+    PendingMessage,
+    RecipientDay,
+    SkipDayStat,
+)
 from trackstat.models import Practice
 
 
@@ -31,7 +40,8 @@ def _status_bits(column: str, status_facts: dict[str, int]) -> str:
 def messages_count(
     *, limit: int, in_flight: list[str], fact, counters: dict, status_facts
 ) -> tuple[int, list[tuple[int, bool, bool, bool]]]:
-    """Count up to ``limit`` pending messages into the roll-ups. Return how many were taken,
+    """Count the messages of up to ``limit`` queue rows into the roll-ups. Return how many
+    queue rows were taken,
     and the new sent / delivered / clicked facts of the messages of experiment enrollments
     (enrollment id, sent, delivered, clicked), which ``reports.attribution`` adds to the arms."""
     messages = OutboundMessage._meta.db_table
@@ -41,6 +51,8 @@ def messages_count(
     skip_stats = SkipDayStat._meta.db_table
     recipient_days = RecipientDay._meta.db_table
     enrollments = Enrollment._meta.db_table
+    queue = PendingMessage._meta.db_table
+    facts = MessageFacts._meta.db_table
     arm_bits = fact.SENT | fact.DELIVERED | fact.CLICKED
     counter_sums = ", ".join(
         f"count(*) FILTER (WHERE new & {bit} <> 0)" for bit in counters
@@ -48,13 +60,19 @@ def messages_count(
     counter_names = ", ".join(counters.values())
     counter_adds = ", ".join(f"{name} = t.{name} + excluded.{name}" for name in counters.values())
     sql = f"""
-    WITH batch AS (
-        SELECT id FROM {messages}
-        WHERE report_pending AND NOT is_test AND campaign_id IS NOT NULL
-            AND NOT (status = ANY(%(in_flight)s))
-        ORDER BY id LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
+    WITH claimed AS MATERIALIZED (
+        DELETE FROM {queue} WHERE id IN (
+            SELECT q.id FROM {queue} q
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {messages} o
+                WHERE o.id = q.message_id AND o.status = ANY(%(in_flight)s)
+            )
+            ORDER BY q.id LIMIT %(limit)s
+            FOR UPDATE OF q SKIP LOCKED
+        )
+        RETURNING message_id
     ),
+    batch AS MATERIALIZED (SELECT DISTINCT message_id AS id FROM claimed),
     reached AS (
         SELECT e.message_id, bit_or({_status_bits("e.status", status_facts)}) AS bits
         FROM {events} e WHERE e.message_id IN (SELECT id FROM batch)
@@ -62,14 +80,15 @@ def messages_count(
     ),
     raw AS (
         SELECT m.id, m.practice_id, m.campaign_id, COALESCE(m.step_position, {NO_STEP}) AS step,
-            m.patient_id, m.channel, m.status, m.status_reason, m.report_flags AS old,
-            m.report_day, m.enrollment_id, en.id IS NOT NULL AS experiment,
-            m.report_flags | COALESCE(r.bits, 0) | {_status_bits("m.status", status_facts)}
+            m.patient_id, m.channel, m.status, m.status_reason, COALESCE(f.flags, 0) AS old,
+            f.day AS report_day, m.enrollment_id, en.id IS NOT NULL AS experiment,
+            COALESCE(f.flags, 0) | COALESCE(r.bits, 0) | {_status_bits("m.status", status_facts)}
                 | CASE WHEN m.unsubscribed_at IS NOT NULL THEN {fact.UNSUBSCRIBED} ELSE 0 END
                 AS reached_facts,
             (COALESCE(m.sent_at, m.scheduled_for) AT TIME ZONE p.time_zone)::date AS local_day
         FROM batch b
-        JOIN {messages} m ON m.id = b.id
+        JOIN {messages} m ON m.id = b.id AND NOT m.is_test AND m.campaign_id IS NOT NULL
+        LEFT JOIN {facts} f ON f.message_id = m.id
         JOIN {practices} p ON p.id = m.practice_id
         LEFT JOIN reached r ON r.message_id = m.id
         LEFT JOIN {enrollments} en ON en.id = m.enrollment_id
@@ -88,9 +107,9 @@ def messages_count(
         FROM with_facts
     ),
     marked AS (
-        UPDATE {messages} m
-        SET report_flags = c.facts, report_day = c.day, report_pending = false
-        FROM counted c WHERE m.id = c.id
+        INSERT INTO {facts} AS t (message_id, flags, day)
+        SELECT id, facts, day FROM counted WHERE new <> 0
+        ON CONFLICT (message_id) DO UPDATE SET flags = excluded.flags, day = excluded.day
     ),
     days_added AS (
         INSERT INTO {day_stats} AS t
@@ -146,7 +165,7 @@ def messages_count(
         FROM ordered o
         WHERE o.id IS NOT NULL AND r.id = o.id AND o.prev IS DISTINCT FROM o.prev_day
     )
-    SELECT (SELECT count(*) FROM counted), COALESCE((
+    SELECT (SELECT count(*) FROM claimed), COALESCE((
         SELECT json_agg(json_build_array(enrollment_id, new)) FROM counted
         WHERE experiment AND new & {arm_bits} <> 0
     ), '[]'::json)
