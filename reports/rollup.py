@@ -33,11 +33,13 @@ from reports import bulk, rollup_sql
 from reports.attribution import arm_messages_count, experiment_enrollments_count
 from reports.bulk import ids_clause
 from reports.models import (
+    NO_PREV_DAY,
     NO_STEP,
     CampaignDayStat,
     MessageFacts,
     PendingMessage,
     RecipientDay,
+    RecipientDayStat,
     RollupState,
     SkipDayStat,
 )
@@ -420,14 +422,18 @@ def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]
         existing[(campaign_id, level, patient_id)].append((day, prev_day, pk))
     created: list[tuple] = []
     changed: list[tuple[int, dt.date | None]] = []
+    gaps: Counter = Counter()
     for (practice_id, campaign_id, level, patient_id), days in recipients.items():
         known = {day: (prev, pk) for day, prev, pk in existing[(campaign_id, level, patient_id)]}
         previous = None
         for day in sorted(days | known.keys()):
             if day not in known:
                 created.append((practice_id, campaign_id, level, patient_id, day, previous))
+                gaps[(practice_id, campaign_id, level, day, previous or NO_PREV_DAY)] += 1
             elif known[day][0] != previous:
                 changed.append((known[day][1], previous))
+                gaps[(practice_id, campaign_id, level, day, known[day][0] or NO_PREV_DAY)] -= 1
+                gaps[(practice_id, campaign_id, level, day, previous or NO_PREV_DAY)] += 1
             previous = day
     bulk.rows_insert(
         table,
@@ -436,3 +442,12 @@ def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]
         created,
     )
     bulk.rows_update(table, ["id", "prev_day"], ["bigint", "date"], changed)
+    stats = RecipientDayStat._meta.db_table
+    bulk.rows_insert(
+        stats,
+        ["practice_id", "campaign_id", "step_position", "day", "prev_day", "count"],
+        ["bigint", "bigint", "smallint", "date", "date", "integer"],
+        [(*key, gaps[key]) for key in sorted(gaps) if gaps[key]],
+        on_conflict="ON CONFLICT (campaign_id, step_position, day, prev_day) "
+        f"DO UPDATE SET count = {stats}.count + excluded.count",
+    )

@@ -6,10 +6,11 @@ oldest rows of the queue (``DELETE … RETURNING``, skipping rows another transa
 messages still in flight), works out each message's facts from every status it reached (its
 events), records them in its narrow facts row (the wide outbox row is never rewritten), adds
 the new facts to the day counters and the skip counts (``INSERT … SELECT … GROUP BY …
-ON CONFLICT DO UPDATE``), and records the new recipient days
-with every ``prev_day`` kept right (a window over the known and the new days of the batch's
-patients). The rules are the ones ``reports.rollup`` states; the facts' bits and the status
-table are read from there, so the two ways cannot drift apart (the report tests run both).
+ON CONFLICT DO UPDATE``), and records the new recipient days with every ``prev_day`` kept
+right (a window over the known and the new days of the batch's patients) and their counts by
+day and previous day. The rules are the ones ``reports.rollup`` states; the facts' bits and
+the status table are read from there, so the two ways cannot drift apart (the report tests
+run both).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from django.db import connection
 from campaigns.models import Enrollment
 from messaging.models import SENT_STATUSES, MessageEvent, OutboundMessage
 from reports.models import (
+    NO_PREV_DAY,
     NO_STEP,
     CampaignDayStat,
     MessageFacts,
     PendingMessage,
     RecipientDay,
+    RecipientDayStat,
     SkipDayStat,
 )
 from trackstat.models import Practice
@@ -50,6 +53,7 @@ def messages_count(
     day_stats = CampaignDayStat._meta.db_table
     skip_stats = SkipDayStat._meta.db_table
     recipient_days = RecipientDay._meta.db_table
+    day_gaps = RecipientDayStat._meta.db_table
     enrollments = Enrollment._meta.db_table
     queue = PendingMessage._meta.db_table
     facts = MessageFacts._meta.db_table
@@ -61,7 +65,7 @@ def messages_count(
     counter_adds = ", ".join(f"{name} = t.{name} + excluded.{name}" for name in counters.values())
     sql = f"""
     WITH claimed AS MATERIALIZED (
-        DELETE FROM {queue} WHERE id IN (
+        DELETE FROM {queue} WHERE id = ANY(ARRAY(
             SELECT q.id FROM {queue} q
             WHERE NOT EXISTS (
                 SELECT 1 FROM {messages} o
@@ -69,7 +73,7 @@ def messages_count(
             )
             ORDER BY q.id LIMIT %(limit)s
             FOR UPDATE OF q SKIP LOCKED
-        )
+        ))
         RETURNING message_id
     ),
     batch AS MATERIALIZED (SELECT DISTINCT message_id AS id FROM claimed),
@@ -164,6 +168,22 @@ def messages_count(
         UPDATE {recipient_days} r SET prev_day = o.prev
         FROM ordered o
         WHERE o.id IS NOT NULL AND r.id = o.id AND o.prev IS DISTINCT FROM o.prev_day
+    ),
+    gap_changes AS (
+        SELECT practice_id, campaign_id, level, day, COALESCE(prev, %(no_prev)s) AS prev_day,
+            1 AS delta
+        FROM ordered WHERE id IS NULL OR prev IS DISTINCT FROM prev_day
+        UNION ALL
+        SELECT practice_id, campaign_id, level, day, COALESCE(prev_day, %(no_prev)s), -1
+        FROM ordered WHERE id IS NOT NULL AND prev IS DISTINCT FROM prev_day
+    ),
+    gaps_added AS (
+        INSERT INTO {day_gaps} AS t
+            (practice_id, campaign_id, step_position, day, prev_day, count)
+        SELECT practice_id, campaign_id, level, day, prev_day, sum(delta) FROM gap_changes
+        GROUP BY practice_id, campaign_id, level, day, prev_day HAVING sum(delta) <> 0
+        ON CONFLICT (campaign_id, step_position, day, prev_day)
+        DO UPDATE SET count = t.count + excluded.count
     )
     SELECT (SELECT count(*) FROM claimed), COALESCE((
         SELECT json_agg(json_build_array(enrollment_id, new)) FROM counted
@@ -171,7 +191,7 @@ def messages_count(
     ), '[]'::json)
     """  # noqa: S608 - table names and constants from the code, values as parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight)})
+        cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight), "no_prev": NO_PREV_DAY})
         taken, arm_rows = cursor.fetchone()
     if isinstance(arm_rows, str):
         arm_rows = json.loads(arm_rows)

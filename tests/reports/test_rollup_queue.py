@@ -201,3 +201,19 @@ def test_two_rollups_at_once_count_each_change_once(counting, monkeypatch):
     rollups_refresh()
     numbers = totals(campaign)
     assert (numbers.sent, numbers.delivered, numbers.recipients) == (12, 5, 12)
+
+
+@pytest.mark.django_db
+def test_the_report_counts_recipients_from_day_counters_not_patient_rows(counting):
+    """Distinct recipients come from per-day counters (a few hundred rows a campaign), never
+    from a scan of the campaign's patient-day rows, which grow with its messages."""
+    campaign, messages = campaign_with_sent(3)
+    rollups_refresh()
+
+    with CaptureQueriesContext(connection) as queries:
+        report = campaign_report(campaign, date_from=DAY, date_to=DAY)
+
+    assert report.totals.recipients == 3
+    assert report.steps[0].numbers.recipients == 3
+    patient_rows = re.compile(r"\breports_recipientday\b")
+    assert not [q["sql"] for q in queries.captured_queries if patient_rows.search(q["sql"])]
