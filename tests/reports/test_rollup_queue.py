@@ -207,7 +207,7 @@ def test_two_rollups_at_once_count_each_change_once(counting, monkeypatch):
 def test_the_report_counts_recipients_from_day_counters_not_patient_rows(counting):
     """Distinct recipients come from per-day counters (a few hundred rows a campaign), never
     from a scan of the campaign's patient-day rows, which grow with its messages."""
-    campaign, messages = campaign_with_sent(3)
+    campaign, _ = campaign_with_sent(3)
     rollups_refresh()
 
     with CaptureQueriesContext(connection) as queries:
