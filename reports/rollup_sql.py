@@ -7,8 +7,8 @@ messages still in flight), works out each message's facts from every status it r
 events), records them in its narrow facts row (the wide outbox row is never rewritten), adds
 the new facts to the day counters and the skip counts (``INSERT … SELECT … GROUP BY …
 ON CONFLICT DO UPDATE``), and records the new recipient days with every ``prev_day`` kept
-right (a window over the known and the new days of the batch's patients) and their counts by
-day and previous day. The rules are the ones ``reports.rollup`` states; the facts' bits and
+right (index probes for the known days just before and after each new one) and their counts
+by day and previous day. The rules are the ones ``reports.rollup`` states; the facts' bits and
 the status table are read from there, so the two ways cannot drift apart (the report tests
 run both).
 """
@@ -137,45 +137,63 @@ def messages_count(
         FROM counted c CROSS JOIN LATERAL (VALUES ({NO_STEP}), (c.step)) AS l(level)
         WHERE c.new & {fact.SENT} <> 0 AND c.patient_id IS NOT NULL
     ),
-    pairs AS MATERIALIZED (SELECT DISTINCT campaign_id, patient_id FROM new_days),
-    known AS MATERIALIZED (
-        SELECT r.id, r.practice_id, r.campaign_id, r.step_position AS level, r.patient_id, r.day,
-            r.prev_day
-        FROM pairs k
-        JOIN {recipient_days} r ON r.campaign_id = k.campaign_id AND r.patient_id = k.patient_id
-    ),
-    all_days AS (
-        SELECT id, practice_id, campaign_id, level, patient_id, day, prev_day FROM known
-        UNION ALL
-        SELECT NULL, n.practice_id, n.campaign_id, n.level, n.patient_id, n.day, NULL
-        FROM new_days n
+    -- The batch's days the patients did not have yet, each with its previous day: the
+    -- later of the batch's own day before it and the last known day before it (an index
+    -- probe), so a patient's history is never read whole.
+    fresh AS MATERIALIZED (
+        SELECT n.* FROM new_days n
         WHERE NOT EXISTS (
-            SELECT 1 FROM known k WHERE k.campaign_id = n.campaign_id AND k.level = n.level
-                AND k.patient_id = n.patient_id AND k.day = n.day
+            SELECT 1 FROM {recipient_days} r WHERE r.campaign_id = n.campaign_id
+                AND r.patient_id = n.patient_id AND r.step_position = n.level AND r.day = n.day
         )
     ),
-    ordered AS MATERIALIZED (
-        SELECT *, lag(day) OVER (PARTITION BY campaign_id, level, patient_id ORDER BY day) AS prev
-        FROM all_days
+    added AS MATERIALIZED (
+        SELECT f.*, GREATEST(
+            lag(f.day) OVER (PARTITION BY f.campaign_id, f.level, f.patient_id ORDER BY f.day),
+            (SELECT max(r.day) FROM {recipient_days} r WHERE r.campaign_id = f.campaign_id
+                AND r.patient_id = f.patient_id AND r.step_position = f.level
+                AND r.day < f.day)
+        ) AS prev
+        FROM fresh f
+    ),
+    -- Only the known day right after a new one can get a later previous day: the latest of
+    -- the batch's days before it, if later than the one it had.
+    followers AS MATERIALIZED (
+        SELECT DISTINCT r.id, r.practice_id, r.campaign_id, r.step_position AS level,
+            r.patient_id, r.day, r.prev_day
+        FROM fresh f CROSS JOIN LATERAL (
+            SELECT * FROM {recipient_days} r WHERE r.campaign_id = f.campaign_id
+                AND r.patient_id = f.patient_id AND r.step_position = f.level
+                AND r.day > f.day
+            ORDER BY r.day LIMIT 1
+        ) r
+    ),
+    moved AS MATERIALIZED (
+        SELECT o.id, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day,
+            GREATEST(o.prev_day, max(f.day)) AS prev
+        FROM followers o
+        JOIN fresh f ON f.campaign_id = o.campaign_id AND f.level = o.level
+            AND f.patient_id = o.patient_id AND f.day < o.day
+        GROUP BY o.id, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day
+        HAVING GREATEST(o.prev_day, max(f.day)) IS DISTINCT FROM o.prev_day
     ),
     recipients_added AS (
         INSERT INTO {recipient_days}
             (practice_id, campaign_id, step_position, patient_id, day, prev_day)
-        SELECT practice_id, campaign_id, level, patient_id, day, prev FROM ordered
-        WHERE id IS NULL
+        SELECT practice_id, campaign_id, level, patient_id, day, prev FROM added
     ),
     recipients_moved AS (
-        UPDATE {recipient_days} r SET prev_day = o.prev
-        FROM ordered o
-        WHERE o.id IS NOT NULL AND r.id = o.id AND o.prev IS DISTINCT FROM o.prev_day
+        UPDATE {recipient_days} r SET prev_day = m.prev FROM moved m WHERE r.id = m.id
     ),
     gap_changes AS (
         SELECT practice_id, campaign_id, level, day, COALESCE(prev, %(no_prev)s) AS prev_day,
             1 AS delta
-        FROM ordered WHERE id IS NULL OR prev IS DISTINCT FROM prev_day
+        FROM added
+        UNION ALL
+        SELECT practice_id, campaign_id, level, day, prev, 1 FROM moved
         UNION ALL
         SELECT practice_id, campaign_id, level, day, COALESCE(prev_day, %(no_prev)s), -1
-        FROM ordered WHERE id IS NOT NULL AND prev IS DISTINCT FROM prev_day
+        FROM moved
     ),
     gaps_added AS (
         INSERT INTO {day_gaps} AS t
