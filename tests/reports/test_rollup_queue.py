@@ -11,13 +11,14 @@ import threading
 
 import pytest
 from django.db import connection, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
 from campaigns.models import Campaign, MessageStep
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.outbox.status import message_transition
 from reports import rollup
-from reports.models import RollupState
+from reports.models import MessageFacts, PendingMessage, RollupState
 from reports.rollup import rollups_refresh
 from reports.selectors import campaign_report
 from tests.factories import PatientFactory, PracticeFactory
@@ -217,3 +218,33 @@ def test_the_report_counts_recipients_from_day_counters_not_patient_rows(countin
     assert report.steps[0].numbers.recipients == 3
     patient_rows = re.compile(r"\breports_recipientday\b")
     assert not [q["sql"] for q in queries.captured_queries if patient_rows.search(q["sql"])]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_pending_messages_and_counted_facts_off_the_outbox():
+    executor = MigrationExecutor(connection)
+    (key,) = [
+        key
+        for key in executor.loader.disk_migrations
+        if key[0] == "reports" and key[1].endswith("rollup_queue_and_message_facts")
+    ]
+    before = sorted(parent.key for parent in executor.loader.graph.node_map[key].parents)
+    executor.migrate(before)
+    try:
+        campaign, (pending, counted, test) = campaign_with_sent(3)
+        OutboundMessage.objects.filter(pk=counted.pk).update(
+            report_pending=False, report_flags=rollup.Fact.SENT, report_day=DAY
+        )
+        OutboundMessage.objects.filter(pk=test.pk).update(is_test=True)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert list(PendingMessage.objects.values_list("message_id", flat=True)) == [pending.pk]
+    assert list(MessageFacts.objects.values_list("message_id", "flags", "day")) == [
+        (counted.pk, rollup.Fact.SENT, DAY)
+    ]
+    rollups_refresh()
+    assert (totals(campaign).sent, totals(campaign).recipients) == (1, 1)  # counted before
+    deliver(OutboundMessage.objects.get(pk=counted.pk))  # the trigger queues it again
+    rollups_refresh()
+    assert (totals(campaign).sent, totals(campaign).delivered) == (1, 1)
