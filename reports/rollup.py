@@ -55,7 +55,7 @@ GOAL_MET = "goal_met"
 
 
 class Fact:
-    """Report facts, as bits of ``report_flags`` (plain ints: this runs per message)."""
+    """Report facts, as bits of ``MessageFacts.flags`` (plain ints: this runs per message)."""
 
     SENT = 1
     DELIVERED = 2
