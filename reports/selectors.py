@@ -53,8 +53,9 @@ class Numbers:
     conversions: int = 0
 
     def add(self, row: dict) -> None:
+        counts = self.__dict__  # a report adds a row per step and day: no getattr per counter
         for name in COUNTERS:
-            setattr(self, name, getattr(self, name) + (row.get(name) or 0))
+            counts[name] += row.get(name) or 0
 
     @property
     def delivered_percent(self) -> float | None:
