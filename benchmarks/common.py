@@ -284,7 +284,7 @@ def report_timings(
     from trackstat.models import Role
     from trackstat.services import api_key_create
 
-    manager = MembershipFactory(practice_id=campaign.practice_id, role=Role.MANAGER).user
+    manager = MembershipFactory(practice=campaign.practice, role=Role.MANAGER).user
     key = api_key_create(practice=campaign.practice, name="bench").secret
     rows = []
     with gunicorn(url, workers=2) as base:
