@@ -242,9 +242,14 @@ def conversions_count(*, limit: int, goal_met: str, counters: list[str]) -> list
     goals AS (
         SELECT b.practice_id, b.campaign_id,
             (b.exited_at AT TIME ZONE p.time_zone)::date AS day,
+            -- Only the enrollment's key is a condition: its few messages are found by the
+            -- (enrollment, step) index whatever the planner knows of the statuses (a backfill
+            -- on tables without statistics once picked the status index: 6 s a batch).
             COALESCE((
-                SELECT max(o.step_position) FROM {messages} o
-                WHERE o.enrollment_id = b.id AND o.status = ANY(%(sent)s) AND NOT o.is_test
+                SELECT max(o.step_position) FILTER (
+                    WHERE o.status = ANY(%(sent)s) AND NOT o.is_test
+                ) FROM {messages} o
+                WHERE o.enrollment_id = b.id
             ), {NO_STEP}) AS step
         FROM batch b JOIN {practices} p ON p.id = b.practice_id
         WHERE b.exit_reason = %(goal_met)s AND b.exited_at IS NOT NULL
