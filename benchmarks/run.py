@@ -4,8 +4,8 @@
 
 Each benchmark module runs in its own process, on its own fresh PostgreSQL database on the
 server of BENCH_DATABASE_URL (default a local server), named after its database
-(``trackstat_bench_<name>`` by default), dropped and created by each run. ``small`` finishes in under five minutes; ``full`` is the
-1,000,000-patient run of issue 8.
+(``trackstat_bench_<name>`` by default), dropped and created by each run. ``small`` finishes
+in under five minutes; ``full`` is the 1,000,000-patient run of issue 8.
 """
 
 from __future__ import annotations
