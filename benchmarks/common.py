@@ -1,5 +1,5 @@
 """Shared helpers of the benchmark scripts: a fresh Postgres database, a gunicorn server,
-timing, and the BENCHMARKS.md table."""
+timing (the report benchmarks' HTTP driver among them), and the BENCHMARKS.md table."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -224,9 +225,114 @@ def section_read(path: Path) -> Section:
 
 
 def database_url_for(name: str) -> str:
-    """A dedicated benchmark database per module (``trackstat_bench_<name>``; another prefix
-    with BENCH_DATABASE_PREFIX) on the server of BENCH_DATABASE_URL, so the modules never
-    disturb each other's data."""
-    base = bench_database_url()
-    prefix = os.environ.get("BENCH_DATABASE_PREFIX", "trackstat_bench")
-    return base.rsplit("/", 1)[0] + f"/{prefix}_{name}"
+    """A dedicated benchmark database per module, named after BENCH_DATABASE_URL's database
+    (``trackstat_bench_<name>`` by default; ``mine_<name>`` for ``…/mine``), so the modules
+    never disturb each other's data, nor the runs of someone who set their own name."""
+    server, database = bench_database_url().rsplit("/", 1)
+    return f"{server}/{database.split('?', 1)[0]}_{name}"
+
+
+# Each report timing: this many requests after one warm-up, one at a time.
+RUNS = 20
+
+
+def latencies(fn, runs: int = RUNS) -> list[float]:
+    """Milliseconds of ``runs`` calls of ``fn`` after one warm-up (connections, caches)."""
+    fn()
+    out = []
+    for _ in range(runs):
+        seconds, _ = timed(fn)
+        out.append(seconds * 1000)
+    return out
+
+
+def http_getter(url: str, *, headers: dict, expect: bytes):
+    """A GET of ``url`` that fails unless it answers 200 with ``expect`` in the body (so a
+    login page or an error is never timed as a report)."""
+
+    def get():
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = response.read()
+        if response.status != 200 or expect not in body:
+            raise RuntimeError(f"{url} did not answer the report ({response.status})")
+        return body
+
+    return get
+
+
+def session_cookie(user) -> str:
+    """A ``Cookie`` header of a logged-in session for ``user`` (as the test client makes)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return f"{name}={client.cookies[name].value}"
+
+
+def report_timings(
+    url: str, campaign, ranges: dict, *, page_expect: bytes, api_expect: bytes
+) -> list[tuple[str, str, float, float, float]]:
+    """Time a campaign's report three ways for each of ``ranges`` (label: (from, to)): the
+    selector in process, the report page as a Manager and the API endpoint with an API key,
+    both through gunicorn (2 workers, DEBUG off) over HTTP. Rows of (range, read through,
+    median ms, p95 ms, max ms)."""
+    from reports.selectors import campaign_report
+    from tests.factories import MembershipFactory
+    from trackstat.models import Role
+    from trackstat.services import api_key_create
+
+    manager = MembershipFactory(practice=campaign.practice, role=Role.MANAGER).user
+    key = api_key_create(practice=campaign.practice, name="bench").secret
+    rows = []
+    with gunicorn(url, workers=2) as base:
+        cookie = session_cookie(manager)
+        for label, (start, end) in ranges.items():
+            query = f"from={start}&to={end}"
+            cases = {
+                "selector (in process)": lambda s=start, e=end: campaign_report(
+                    campaign, date_from=s, date_to=e
+                ),
+                "report page (HTTP)": http_getter(
+                    f"{base}/reports/campaigns/{campaign.pk}/?{query}",
+                    headers={"Cookie": cookie},
+                    expect=page_expect,
+                ),
+                "API endpoint (HTTP)": http_getter(
+                    f"{base}/api/v1/campaigns/{campaign.pk}/report?{query}",
+                    headers={"Authorization": f"Api-Key {key}"},
+                    expect=api_expect,
+                ),
+            }
+            for case, fn in cases.items():
+                ms = latencies(fn)
+                rows.append((label, case, statistics.median(ms), percentile(ms, 0.95), max(ms)))
+                print(rows[-1], flush=True)
+    return rows
+
+
+def report_timing_lines(rows) -> list[str]:
+    """The Markdown table of ``report_timings``' rows."""
+    lines = [
+        "| range | read through | median ms | p95 ms | max ms |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for label, case, median, p95, worst in rows:
+        lines.append(f"| {label} | {case} | {median:.1f} | {p95:.1f} | {worst:.1f} |")
+    return lines
+
+
+def report_timing_results(rows, *, name: str, target_ms: int) -> list[Result]:
+    """The HTTP rows' p95 against ``target_ms`` (the in-process selector is informative)."""
+    return [
+        Result(
+            name=f"{name}, {label}, {case} (p95)",
+            measured=f"{p95:.0f} ms",
+            target=f"< {target_ms} ms",
+            meets=p95 < target_ms,
+        )
+        for label, case, _, p95, _ in rows
+        if case != "selector (in process)"
+    ]

@@ -17,20 +17,19 @@ Report tab and the API endpoint through gunicorn over HTTP, for the whole year a
 from __future__ import annotations
 
 import datetime as dt
-import statistics
 
 from benchmarks.common import (
-    Result,
+    RUNS,
     Section,
     cli,
     database_url_for,
-    gunicorn,
-    percentile,
     recreate_database,
+    report_timing_lines,
+    report_timing_results,
+    report_timings,
     setup_django,
     timed,
 )
-from benchmarks.report import RUNS, http_getter, latencies, session_cookie
 
 SIZES = {"small": 100_000, "full": 1_000_000}
 TARGET_MS = 300
@@ -219,11 +218,8 @@ def bench(size: str) -> Section:
     from messaging.models import OutboundMessage
     from reports.rollup import rollups_refresh
     from reports.selectors import campaign_report
-    from tests.factories import MembershipFactory
-    from trackstat.models import Role
-    from trackstat.services import api_key_create
 
-    populate_s, (campaign_id, practice_id) = timed(populate, target_messages)
+    populate_s, (campaign_id, _) = timed(populate, target_messages)
     messages = OutboundMessage.objects.filter(campaign_id=campaign_id).count()
     print(f"populated {messages:,} messages in {populate_s:.1f} s", flush=True)
     rollup_s, counted = timed(rollups_refresh)
@@ -236,32 +232,9 @@ def bench(size: str) -> Section:
         "last 30 days": (last_day - dt.timedelta(days=29), last_day),
     }
     year = campaign_report(campaign, date_from=FIRST_DAY, date_to=last_day)
-    manager = MembershipFactory(practice_id=practice_id, role=Role.MANAGER).user
-    key = api_key_create(practice=campaign.practice, name="bench").secret
-    rows = []
-    with gunicorn(url, workers=2) as base:
-        cookie = session_cookie(manager)
-        for label, (start, end) in ranges.items():
-            query = f"from={start}&to={end}"
-            cases = {
-                "selector (in process)": lambda s=start, e=end: campaign_report(
-                    campaign, date_from=s, date_to=e
-                ),
-                "report page (HTTP)": http_getter(
-                    f"{base}/reports/campaigns/{campaign_id}/?{query}",
-                    headers={"Cookie": cookie},
-                    expect=b'id="experiment"',
-                ),
-                "API endpoint (HTTP)": http_getter(
-                    f"{base}/api/v1/campaigns/{campaign_id}/report?{query}",
-                    headers={"Authorization": f"Api-Key {key}"},
-                    expect=b'"booked_rate_diff_ci95"',
-                ),
-            }
-            for case, fn in cases.items():
-                ms = latencies(fn)
-                rows.append((label, case, statistics.median(ms), percentile(ms, 0.95), max(ms)))
-                print(rows[-1], flush=True)
+    rows = report_timings(
+        url, campaign, ranges, page_expect=b'id="experiment"', api_expect=b'"booked_rate_diff_ci95"'
+    )
     section = Section(title=f"Experiment report of a campaign with {messages:,} messages")
     arms = ", ".join(
         f"{arm.label}: {arm.enrolled:,} entered, {arm.booked_rate_text} booked"
@@ -281,21 +254,11 @@ def bench(size: str) -> Section:
         f"- Each figure: {RUNS} requests after one warm-up, "
         "one at a time; page and API through gunicorn (2 workers, DEBUG off) over HTTP.",
         "",
-        "| range | read through | median ms | p95 ms | max ms |",
-        "|---|---|---:|---:|---:|",
+        *report_timing_lines(rows),
     ]
-    for label, case, median, p95, worst in rows:
-        section.lines.append(f"| {label} | {case} | {median:.1f} | {p95:.1f} | {worst:.1f} |")
-    for label, case, _, p95, _ in rows:
-        if case != "selector (in process)":
-            section.results.append(
-                Result(
-                    name=f"Experiment report, {messages:,} messages, {label}, {case} (p95)",
-                    measured=f"{p95:.0f} ms",
-                    target=f"< {TARGET_MS} ms",
-                    meets=p95 < TARGET_MS,
-                )
-            )
+    section.results += report_timing_results(
+        rows, name=f"Experiment report, {messages:,} messages", target_ms=TARGET_MS
+    )
     return section
 
 

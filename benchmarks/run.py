@@ -3,9 +3,9 @@
     uv run python benchmarks/run.py [--size small|full] [--only engine,report,…]
 
 Each benchmark module runs in its own process, on its own fresh PostgreSQL database on the
-server of BENCH_DATABASE_URL (default a local server, databases ``trackstat_bench_<name>``,
-dropped and created by each run). ``small`` finishes in under five minutes; ``full`` is the
-1,000,000-patient run of issue 8.
+server of BENCH_DATABASE_URL (default a local server), named after its database
+(``trackstat_bench_<name>`` by default), dropped and created by each run. ``small`` finishes
+in under five minutes; ``full`` is the 1,000,000-patient run of issue 8.
 """
 
 from __future__ import annotations

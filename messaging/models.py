@@ -142,8 +142,12 @@ class OutboundMessage(models.Model):
     # An opt-out that came in answer to this message (STOP after it, its unsubscribe link,
     # a SendGrid unsubscribe or spam report): reports attribute it to this campaign.
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
-    # Report roll-ups (``reports.rollup``): every transition sets ``report_pending``; the
-    # roll-up adds what changed since ``report_flags`` to the counters of ``report_day``.
+    # Report roll-ups (``reports.rollup``): every write that changes what a report counts
+    # (each transition, an unsubscribe attributed to the message) sets ``report_pending``;
+    # a database trigger then queues the message for the roll-up (``reports.PendingMessage``)
+    # in the same transaction. The flag itself stays set. ``report_flags`` and ``report_day``
+    # are no longer written: what was counted lives in ``reports.MessageFacts`` (copied from
+    # them by its migration); they can be dropped once every database has migrated.
     report_pending = models.BooleanField(default=True, db_default=True)
     report_flags = models.PositiveSmallIntegerField(default=0, db_default=0)
     report_day = models.DateField(null=True, blank=True)
@@ -196,14 +200,6 @@ class OutboundMessage(models.Model):
             # What a practice sent on a day (the Today page and its list).
             models.Index(fields=["practice", "sent_at"], name="outbox_practice_sent"),
             models.Index(fields=["provider_id"], name="outbox_provider_id"),
-            # What the report roll-up has still to count: campaign messages (never tests)
-            # that changed since it last looked and are no longer in flight.
-            models.Index(
-                fields=["id"],
-                name="outbox_report_pending",
-                condition=models.Q(report_pending=True, is_test=False, campaign__isnull=False)
-                & ~models.Q(status__in=["queued", "sending", "unknown"]),
-            ),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
 from reports.selectors import DayRow
 
 WIDTH = 760
@@ -34,6 +37,36 @@ class Bar:
     error_y: float
     error_h: float
     title: str
+
+    @property
+    def svg(self) -> str:
+        """The bar's elements: written here rather than in the template, whose dozen lookups
+        per bar cost more than the whole report's queries over a year."""
+        markup = _BAR.format(
+            title=escape(self.title),
+            x=self.x,
+            width=self.width,
+            sent_y=self.sent_y,
+            sent_h=self.sent_h,
+            delivered_y=self.delivered_y,
+            delivered_h=self.delivered_h,
+            error_x=self.error_x,
+            error_y=self.error_y,
+            error_w=self.error_w,
+            error_h=self.error_h,
+        )
+        return mark_safe(markup)  # noqa: S308 - the title is escaped, the rest are numbers
+
+
+_BAR = (
+    '<g class="day"><title>{title}</title>\n'
+    '      <rect class="sent" x="{x}" y="{sent_y}" width="{width}" height="{sent_h}"></rect>\n'
+    '      <rect class="delivered" x="{x}" y="{delivered_y}" width="{width}" '
+    'height="{delivered_h}"></rect>\n'
+    '      <rect class="errors" x="{error_x}" y="{error_y}" width="{error_w}" '
+    'height="{error_h}"></rect>\n'
+    "    </g>"
+)
 
 
 @dataclass(frozen=True)

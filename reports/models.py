@@ -9,6 +9,8 @@ unsubscribe) count on that same day, so Delivered % over any range compares like
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
 
 from campaigns.models import Campaign, Enrollment
@@ -77,14 +79,19 @@ class RecipientDay(models.Model):
     of its steps on a local day.
 
     ``prev_day`` is the patient's previous such day (None for the first), kept right by the
-    roll-up whatever order the days arrive in. Distinct recipients over [from, to] are then
-    a plain count: the rows in the range whose ``prev_day`` is before ``from`` (each patient
-    has exactly one, their first day in the range), read from the covering index.
-    ``patient_id`` is not a foreign key: reports keep counting a patient the EMR deleted.
+    roll-up whatever order the days arrive in; ``RecipientDayStat`` counts the rows by day and
+    previous day, which is what reports read. ``patient_id`` is not a foreign key: reports
+    keep counting a patient the EMR deleted. Nor are practice and campaign, in the database
+    (deleting them still deletes these rows, through Django): a backfill writes these rows by
+    the million, and a checked key and an index per row would double its cost.
     """
 
-    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    practice = models.ForeignKey(
+        Practice, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     step_position = models.PositiveSmallIntegerField()
     patient_id = models.BigIntegerField()
     day = models.DateField()
@@ -97,16 +104,79 @@ class RecipientDay(models.Model):
                 name="recipient_day_once",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} step {self.step_position}: {self.patient_id} on {self.day}"
+
+
+# ``RecipientDayStat.prev_day`` of a patient's first day (no previous day).
+NO_PREV_DAY = dt.date(1, 1, 1)
+
+
+class RecipientDayStat(models.Model):
+    """How many patients were sent a campaign's messages (``step_position`` 0) or a step's on
+    ``day`` with ``prev_day`` their previous such day (``NO_PREV_DAY`` for their first).
+
+    Distinct recipients over [from, to] are the patients whose first day in the range is in
+    it: the sum of ``count`` over the days in the range whose ``prev_day`` is before ``from``.
+    A report reads at most a row per pair of days, however many messages the campaign sent.
+    """
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    step_position = models.PositiveSmallIntegerField()
+    day = models.DateField()
+    prev_day = models.DateField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "step_position", "day", "prev_day"],
+                name="recipient_day_stat_once",
+            ),
+        ]
         indexes = [
+            # Long ranges: the few rows whose previous day is before the range.
             models.Index(
-                fields=["campaign", "step_position", "day"],
-                include=["prev_day"],
-                name="recipient_day_range",
+                fields=["campaign", "step_position", "prev_day", "day"],
+                include=["count"],
+                name="recipient_day_stat_prev",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.campaign_id} step {self.step_position}: {self.patient_id} on {self.day}"
+        return f"{self.campaign_id} step {self.step_position} on {self.day}: {self.count}"
+
+
+class PendingMessage(models.Model):
+    """A campaign message changed in a way the report may count: the roll-up's queue.
+
+    Written by database triggers (``reports.queue``) in the same transaction as the change:
+    a message inserted, or an update that sets its ``report_pending`` (every status change,
+    an unsubscribe attributed to it, a replayed event). Each change is a row of its own, so
+    a change that commits while a roll-up runs is never lost to it. The roll-up deletes the
+    rows it counts (``DELETE … RETURNING``) and never rewrites the wide outbox row.
+    ``message_id`` is not a foreign key: the queue is written and emptied set-wise.
+    """
+
+    message_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"message {self.message_id}"
+
+
+class MessageFacts(models.Model):
+    """What the roll-up has counted of one message: its report facts (``reports.rollup.Fact``
+    bits) and the local day they count on. A fact is added to the counters only when it is
+    new here, so each counts once per message however often the message is queued."""
+
+    message_id = models.BigIntegerField(primary_key=True)
+    flags = models.PositiveSmallIntegerField(default=0)
+    day = models.DateField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"message {self.message_id}: {self.flags} on {self.day}"
 
 
 class RollupState(models.Model):

@@ -1,10 +1,13 @@
 """Keep the report roll-ups (``reports.models``) up to date as messages change.
 
 Every status transition of a message sets ``report_pending``; so does an unsubscribe
-attributed to it, and a goal met sets it on the enrollment. ``rollups_refresh`` takes the
-pending rows in batches (locked, so a webhook applied meanwhile waits and marks the row again),
-works out which report facts each message now has, and adds only the new ones to the
-counters. A fact is counted at most once per message (``report_flags`` remembers which), so
+attributed to it, and a goal met sets it on the enrollment. A message's mark queues it
+(``reports.queue``: a database trigger adds a ``PendingMessage`` row in the marking
+transaction). ``rollups_refresh`` takes the queue in batches, oldest first, deleting the rows
+it takes; a change committed meanwhile is a new queue row, which the next batch or run takes,
+and a webhook never waits for the roll-up (the outbox row is neither locked nor rewritten).
+It works out which report facts each message now has and adds only the new ones to the
+counters. A fact is counted at most once per message (``MessageFacts`` remembers which), so
 duplicate and out-of-order webhook events, and running the roll-up at any moment, give the
 same numbers. Facts come from every status the message ever reached (its events), not only
 the current one: a click that arrived before the open still counts the open.
@@ -21,7 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from campaigns.models import Enrollment
@@ -29,7 +32,17 @@ from messaging.models import SENT_STATUSES, MessageEvent, MessageStatus, Outboun
 from reports import bulk, rollup_sql
 from reports.attribution import arm_messages_count, experiment_enrollments_count
 from reports.bulk import ids_clause
-from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
+from reports.models import (
+    NO_PREV_DAY,
+    NO_STEP,
+    CampaignDayStat,
+    MessageFacts,
+    PendingMessage,
+    RecipientDay,
+    RecipientDayStat,
+    RollupState,
+    SkipDayStat,
+)
 from trackstat.models import Practice
 
 BATCH = 2000
@@ -42,7 +55,7 @@ GOAL_MET = "goal_met"
 
 
 class Fact:
-    """Report facts, as bits of ``report_flags`` (plain ints: this runs per message)."""
+    """Report facts, as bits of ``MessageFacts.flags`` (plain ints: this runs per message)."""
 
     SENT = 1
     DELIVERED = 2
@@ -170,28 +183,15 @@ def _refresh_batch(limit: int) -> int | None:
         state.refreshed_at = timezone.now()
         state.save(update_fields=["refreshed_at"])
         return done
-    messages = list(
-        OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(report_pending=True, is_test=False, campaign__isnull=False)
-        .exclude(status__in=IN_FLIGHT)
+    claimed = list(
+        PendingMessage.objects.select_for_update(skip_locked=True)
+        .filter(
+            ~Exists(OutboundMessage.objects.filter(pk=OuterRef("message_id"), status__in=IN_FLIGHT))
+        )
         .order_by("id")
-        .values(
-            "id",
-            "practice_id",
-            "campaign_id",
-            "step_position",
-            "patient_id",
-            "channel",
-            "status",
-            "status_reason",
-            "sent_at",
-            "scheduled_for",
-            "unsubscribed_at",
-            "report_flags",
-            "report_day",
-            "enrollment_id",
-        )[:limit]
+        .values_list("id", "message_id")[:limit]
     )
+    messages = _messages_claim(claimed)
     enrollments = list(
         Enrollment.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(report_pending=True)
@@ -200,7 +200,7 @@ def _refresh_batch(limit: int) -> int | None:
             "id", "practice_id", "campaign_id", "exit_reason", "exited_at", "experiment_period"
         )[:limit]
     )
-    if not messages and not enrollments:
+    if not claimed and not enrollments:
         state.refreshed_at = timezone.now()
         state.save(update_fields=["refreshed_at"])
         return 0
@@ -220,7 +220,46 @@ def _refresh_batch(limit: int) -> int | None:
     _skips_add(skips)
     state.refreshed_at = timezone.now()
     state.save(update_fields=["refreshed_at"])
-    return max(len(messages), len(enrollments))
+    return max(len(claimed), len(enrollments))
+
+
+def _messages_claim(claimed: list[tuple[int, int]]) -> list[dict]:
+    """Take ``claimed`` (queue row id, message id) off the queue; return their messages (each
+    once, however often it was queued) with what was counted of them before."""
+    if not claimed:
+        return []
+    for start in range(0, len(claimed), BATCH):
+        PendingMessage.objects.filter(
+            pk__in=[pk for pk, _ in claimed[start : start + BATCH]]
+        ).delete()
+    ids = sorted({message_id for _, message_id in claimed})
+    messages = list(
+        OutboundMessage.objects.filter(pk__in=ids, is_test=False, campaign__isnull=False)
+        .order_by("id")
+        .values(
+            "id",
+            "practice_id",
+            "campaign_id",
+            "step_position",
+            "patient_id",
+            "channel",
+            "status",
+            "status_reason",
+            "sent_at",
+            "scheduled_for",
+            "unsubscribed_at",
+            "enrollment_id",
+        )
+    )
+    counted = {
+        pk: (flags, day)
+        for pk, flags, day in MessageFacts.objects.filter(message_id__in=ids).values_list(
+            "message_id", "flags", "day"
+        )
+    }
+    for m in messages:
+        m["report_flags"], m["report_day"] = counted.get(m["id"], (0, None))
+    return messages
 
 
 def _count_messages(messages: list[dict], zones, counters, skips) -> None:
@@ -252,9 +291,9 @@ def _count_messages(messages: list[dict], zones, counters, skips) -> None:
                 scheduled_for=m["scheduled_for"],
                 tz=zones[m["practice_id"]],
             )
-        updates.append((m["id"], facts, day))
         if not new:
             continue
+        updates.append((m["id"], facts, day))
         step = m["step_position"] or NO_STEP
         key = (m["practice_id"], m["campaign_id"], step, day)
         for fact, counter in FACT_COUNTERS.items():
@@ -281,12 +320,14 @@ def _count_messages(messages: list[dict], zones, counters, skips) -> None:
 
 
 def _messages_mark_counted(updates: list[tuple[int, int, dt.date | None]]) -> None:
-    """Store each message's facts and day and clear its pending mark, in one statement."""
-    bulk.rows_update(
-        OutboundMessage._meta.db_table,
-        ["id", "report_flags", "report_day", "report_pending"],
-        ["bigint", "integer", "date", "boolean"],
-        [(pk, flags, day, False) for pk, flags, day in updates],
+    """Store the facts and day of each message that has new ones, in one statement."""
+    bulk.rows_insert(
+        MessageFacts._meta.db_table,
+        ["message_id", "flags", "day"],
+        ["bigint", "integer", "date"],
+        updates,
+        on_conflict="ON CONFLICT (message_id) DO UPDATE SET flags = excluded.flags, "
+        "day = excluded.day",
     )
 
 
@@ -381,14 +422,18 @@ def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]
         existing[(campaign_id, level, patient_id)].append((day, prev_day, pk))
     created: list[tuple] = []
     changed: list[tuple[int, dt.date | None]] = []
+    gaps: Counter = Counter()
     for (practice_id, campaign_id, level, patient_id), days in recipients.items():
         known = {day: (prev, pk) for day, prev, pk in existing[(campaign_id, level, patient_id)]}
         previous = None
         for day in sorted(days | known.keys()):
             if day not in known:
                 created.append((practice_id, campaign_id, level, patient_id, day, previous))
+                gaps[(practice_id, campaign_id, level, day, previous or NO_PREV_DAY)] += 1
             elif known[day][0] != previous:
                 changed.append((known[day][1], previous))
+                gaps[(practice_id, campaign_id, level, day, known[day][0] or NO_PREV_DAY)] -= 1
+                gaps[(practice_id, campaign_id, level, day, previous or NO_PREV_DAY)] += 1
             previous = day
     bulk.rows_insert(
         table,
@@ -397,3 +442,12 @@ def _recipient_days_add(recipients: dict[tuple[int, int, int, int], set[dt.date]
         created,
     )
     bulk.rows_update(table, ["id", "prev_day"], ["bigint", "date"], changed)
+    stats = RecipientDayStat._meta.db_table
+    bulk.rows_insert(
+        stats,
+        ["practice_id", "campaign_id", "step_position", "day", "prev_day", "count"],
+        ["bigint", "bigint", "smallint", "date", "date", "integer"],
+        [(*key, gaps[key]) for key in sorted(gaps) if gaps[key]],
+        on_conflict="ON CONFLICT (campaign_id, step_position, day, prev_day) "
+        f"DO UPDATE SET count = {stats}.count + excluded.count",
+    )

@@ -1,13 +1,16 @@
 """The roll-up's batches as set-based SQL on PostgreSQL: one statement per batch.
 
 ``reports.rollup`` counts a batch message by message in Python, which works on every database
-(SQLite is the embedded default). On PostgreSQL the same batch is one statement: it locks the
-pending messages, works out each one's facts from every status it reached (its events), marks
-them counted, adds the new facts to the day counters and the skip counts
-(``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE``), and records the new recipient days
-with every ``prev_day`` kept right (a window over the known and the new days of the batch's
-patients). The rules are the ones ``reports.rollup`` states; the facts' bits and the status
-table are read from there, so the two ways cannot drift apart (the report tests run both).
+(SQLite is the embedded default). On PostgreSQL the same batch is one statement: it takes the
+oldest rows of the queue (``DELETE … RETURNING``, skipping rows another transaction holds and
+messages still in flight), works out each message's facts from every status it reached (its
+events), records them in its narrow facts row (the wide outbox row is never rewritten), adds
+the new facts to the day counters and the skip counts (``INSERT … SELECT … GROUP BY …
+ON CONFLICT DO UPDATE``), and records the new recipient days with every ``prev_day`` kept
+right (index probes for the known days just before and after each new one) and their counts
+by day and previous day. The rules are the ones ``reports.rollup`` states; the facts' bits and
+the status table are read from there, so the two ways cannot drift apart (the report tests
+run both).
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ from django.db import connection
 
 from campaigns.models import Enrollment
 from messaging.models import SENT_STATUSES, MessageEvent, OutboundMessage
-from reports.models import NO_STEP, CampaignDayStat, RecipientDay, SkipDayStat
+from reports.models import (
+    NO_PREV_DAY,
+    NO_STEP,
+    CampaignDayStat,
+    MessageFacts,
+    PendingMessage,
+    RecipientDay,
+    RecipientDayStat,
+    SkipDayStat,
+)
 from trackstat.models import Practice
 
 
@@ -31,7 +43,8 @@ def _status_bits(column: str, status_facts: dict[str, int]) -> str:
 def messages_count(
     *, limit: int, in_flight: list[str], fact, counters: dict, status_facts
 ) -> tuple[int, list[tuple[int, bool, bool, bool]]]:
-    """Count up to ``limit`` pending messages into the roll-ups. Return how many were taken,
+    """Count the messages of up to ``limit`` queue rows into the roll-ups. Return how many
+    queue rows were taken,
     and the new sent / delivered / clicked facts of the messages of experiment enrollments
     (enrollment id, sent, delivered, clicked), which ``reports.attribution`` adds to the arms."""
     messages = OutboundMessage._meta.db_table
@@ -40,7 +53,10 @@ def messages_count(
     day_stats = CampaignDayStat._meta.db_table
     skip_stats = SkipDayStat._meta.db_table
     recipient_days = RecipientDay._meta.db_table
+    day_gaps = RecipientDayStat._meta.db_table
     enrollments = Enrollment._meta.db_table
+    queue = PendingMessage._meta.db_table
+    facts = MessageFacts._meta.db_table
     arm_bits = fact.SENT | fact.DELIVERED | fact.CLICKED
     counter_sums = ", ".join(
         f"count(*) FILTER (WHERE new & {bit} <> 0)" for bit in counters
@@ -48,13 +64,19 @@ def messages_count(
     counter_names = ", ".join(counters.values())
     counter_adds = ", ".join(f"{name} = t.{name} + excluded.{name}" for name in counters.values())
     sql = f"""
-    WITH batch AS (
-        SELECT id FROM {messages}
-        WHERE report_pending AND NOT is_test AND campaign_id IS NOT NULL
-            AND NOT (status = ANY(%(in_flight)s))
-        ORDER BY id LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
+    WITH claimed AS MATERIALIZED (
+        DELETE FROM {queue} WHERE id = ANY(ARRAY(
+            SELECT q.id FROM {queue} q
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {messages} o
+                WHERE o.id = q.message_id AND o.status = ANY(%(in_flight)s)
+            )
+            ORDER BY q.id LIMIT %(limit)s
+            FOR UPDATE OF q SKIP LOCKED
+        ))
+        RETURNING message_id
     ),
+    batch AS MATERIALIZED (SELECT DISTINCT message_id AS id FROM claimed),
     reached AS (
         SELECT e.message_id, bit_or({_status_bits("e.status", status_facts)}) AS bits
         FROM {events} e WHERE e.message_id IN (SELECT id FROM batch)
@@ -62,14 +84,15 @@ def messages_count(
     ),
     raw AS (
         SELECT m.id, m.practice_id, m.campaign_id, COALESCE(m.step_position, {NO_STEP}) AS step,
-            m.patient_id, m.channel, m.status, m.status_reason, m.report_flags AS old,
-            m.report_day, m.enrollment_id, en.id IS NOT NULL AS experiment,
-            m.report_flags | COALESCE(r.bits, 0) | {_status_bits("m.status", status_facts)}
+            m.patient_id, m.channel, m.status, m.status_reason, COALESCE(f.flags, 0) AS old,
+            f.day AS report_day, m.enrollment_id, en.id IS NOT NULL AS experiment,
+            COALESCE(f.flags, 0) | COALESCE(r.bits, 0) | {_status_bits("m.status", status_facts)}
                 | CASE WHEN m.unsubscribed_at IS NOT NULL THEN {fact.UNSUBSCRIBED} ELSE 0 END
                 AS reached_facts,
             (COALESCE(m.sent_at, m.scheduled_for) AT TIME ZONE p.time_zone)::date AS local_day
         FROM batch b
-        JOIN {messages} m ON m.id = b.id
+        JOIN {messages} m ON m.id = b.id AND NOT m.is_test AND m.campaign_id IS NOT NULL
+        LEFT JOIN {facts} f ON f.message_id = m.id
         JOIN {practices} p ON p.id = m.practice_id
         LEFT JOIN reached r ON r.message_id = m.id
         LEFT JOIN {enrollments} en ON en.id = m.enrollment_id
@@ -88,9 +111,9 @@ def messages_count(
         FROM with_facts
     ),
     marked AS (
-        UPDATE {messages} m
-        SET report_flags = c.facts, report_day = c.day, report_pending = false
-        FROM counted c WHERE m.id = c.id
+        INSERT INTO {facts} AS t (message_id, flags, day)
+        SELECT id, facts, day FROM counted WHERE new <> 0
+        ON CONFLICT (message_id) DO UPDATE SET flags = excluded.flags, day = excluded.day
     ),
     days_added AS (
         INSERT INTO {day_stats} AS t
@@ -114,45 +137,79 @@ def messages_count(
         FROM counted c CROSS JOIN LATERAL (VALUES ({NO_STEP}), (c.step)) AS l(level)
         WHERE c.new & {fact.SENT} <> 0 AND c.patient_id IS NOT NULL
     ),
-    pairs AS MATERIALIZED (SELECT DISTINCT campaign_id, patient_id FROM new_days),
-    known AS MATERIALIZED (
-        SELECT r.id, r.practice_id, r.campaign_id, r.step_position AS level, r.patient_id, r.day,
-            r.prev_day
-        FROM pairs k
-        JOIN {recipient_days} r ON r.campaign_id = k.campaign_id AND r.patient_id = k.patient_id
-    ),
-    all_days AS (
-        SELECT id, practice_id, campaign_id, level, patient_id, day, prev_day FROM known
-        UNION ALL
-        SELECT NULL, n.practice_id, n.campaign_id, n.level, n.patient_id, n.day, NULL
-        FROM new_days n
+    -- The batch's days the patients did not have yet, each with its previous day: the
+    -- later of the batch's own day before it and the last known day before it (an index
+    -- probe), so a patient's history is never read whole.
+    fresh AS MATERIALIZED (
+        SELECT n.* FROM new_days n
         WHERE NOT EXISTS (
-            SELECT 1 FROM known k WHERE k.campaign_id = n.campaign_id AND k.level = n.level
-                AND k.patient_id = n.patient_id AND k.day = n.day
+            SELECT 1 FROM {recipient_days} r WHERE r.campaign_id = n.campaign_id
+                AND r.patient_id = n.patient_id AND r.step_position = n.level AND r.day = n.day
         )
     ),
-    ordered AS MATERIALIZED (
-        SELECT *, lag(day) OVER (PARTITION BY campaign_id, level, patient_id ORDER BY day) AS prev
-        FROM all_days
+    added AS MATERIALIZED (
+        SELECT f.*, GREATEST(
+            lag(f.day) OVER (PARTITION BY f.campaign_id, f.level, f.patient_id ORDER BY f.day),
+            (SELECT max(r.day) FROM {recipient_days} r WHERE r.campaign_id = f.campaign_id
+                AND r.patient_id = f.patient_id AND r.step_position = f.level
+                AND r.day < f.day)
+        ) AS prev
+        FROM fresh f
+    ),
+    -- Only the known day right after a new one can get a later previous day: the latest of
+    -- the batch's days before it, if later than the one it had.
+    followers AS MATERIALIZED (
+        SELECT DISTINCT r.id, r.practice_id, r.campaign_id, r.step_position AS level,
+            r.patient_id, r.day, r.prev_day
+        FROM fresh f CROSS JOIN LATERAL (
+            SELECT * FROM {recipient_days} r WHERE r.campaign_id = f.campaign_id
+                AND r.patient_id = f.patient_id AND r.step_position = f.level
+                AND r.day > f.day
+            ORDER BY r.day LIMIT 1
+        ) r
+    ),
+    moved AS MATERIALIZED (
+        SELECT o.id, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day,
+            GREATEST(o.prev_day, max(f.day)) AS prev
+        FROM followers o
+        JOIN fresh f ON f.campaign_id = o.campaign_id AND f.level = o.level
+            AND f.patient_id = o.patient_id AND f.day < o.day
+        GROUP BY o.id, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day
+        HAVING GREATEST(o.prev_day, max(f.day)) IS DISTINCT FROM o.prev_day
     ),
     recipients_added AS (
         INSERT INTO {recipient_days}
             (practice_id, campaign_id, step_position, patient_id, day, prev_day)
-        SELECT practice_id, campaign_id, level, patient_id, day, prev FROM ordered
-        WHERE id IS NULL
+        SELECT practice_id, campaign_id, level, patient_id, day, prev FROM added
     ),
     recipients_moved AS (
-        UPDATE {recipient_days} r SET prev_day = o.prev
-        FROM ordered o
-        WHERE o.id IS NOT NULL AND r.id = o.id AND o.prev IS DISTINCT FROM o.prev_day
+        UPDATE {recipient_days} r SET prev_day = m.prev FROM moved m WHERE r.id = m.id
+    ),
+    gap_changes AS (
+        SELECT practice_id, campaign_id, level, day, COALESCE(prev, %(no_prev)s) AS prev_day,
+            1 AS delta
+        FROM added
+        UNION ALL
+        SELECT practice_id, campaign_id, level, day, prev, 1 FROM moved
+        UNION ALL
+        SELECT practice_id, campaign_id, level, day, COALESCE(prev_day, %(no_prev)s), -1
+        FROM moved
+    ),
+    gaps_added AS (
+        INSERT INTO {day_gaps} AS t
+            (practice_id, campaign_id, step_position, day, prev_day, count)
+        SELECT practice_id, campaign_id, level, day, prev_day, sum(delta) FROM gap_changes
+        GROUP BY practice_id, campaign_id, level, day, prev_day HAVING sum(delta) <> 0
+        ON CONFLICT (campaign_id, step_position, day, prev_day)
+        DO UPDATE SET count = t.count + excluded.count
     )
-    SELECT (SELECT count(*) FROM counted), COALESCE((
+    SELECT (SELECT count(*) FROM claimed), COALESCE((
         SELECT json_agg(json_build_array(enrollment_id, new)) FROM counted
         WHERE experiment AND new & {arm_bits} <> 0
     ), '[]'::json)
     """  # noqa: S608 - table names and constants from the code, values as parameters
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight)})
+        cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight), "no_prev": NO_PREV_DAY})
         taken, arm_rows = cursor.fetchone()
     if isinstance(arm_rows, str):
         arm_rows = json.loads(arm_rows)
@@ -185,9 +242,14 @@ def conversions_count(*, limit: int, goal_met: str, counters: list[str]) -> list
     goals AS (
         SELECT b.practice_id, b.campaign_id,
             (b.exited_at AT TIME ZONE p.time_zone)::date AS day,
+            -- Only the enrollment's key is a condition: its few messages are found by the
+            -- (enrollment, step) index whatever the planner knows of the statuses (a backfill
+            -- on tables without statistics once picked the status index: 6 s a batch).
             COALESCE((
-                SELECT max(o.step_position) FROM {messages} o
-                WHERE o.enrollment_id = b.id AND o.status = ANY(%(sent)s) AND NOT o.is_test
+                SELECT max(o.step_position) FILTER (
+                    WHERE o.status = ANY(%(sent)s) AND NOT o.is_test
+                ) FROM {messages} o
+                WHERE o.enrollment_id = b.id
             ), {NO_STEP}) AS step
         FROM batch b JOIN {practices} p ON p.id = b.practice_id
         WHERE b.exit_reason = %(goal_met)s AND b.exited_at IS NOT NULL

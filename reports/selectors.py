@@ -25,12 +25,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign
 from reports.experiments import ArmReport, PeriodReport, experiment_report
-from reports.models import NO_STEP, CampaignDayStat, RecipientDay, RollupState, SkipDayStat
+from reports.models import NO_STEP, CampaignDayStat, RecipientDayStat, RollupState, SkipDayStat
 from reports.rollup import COUNTERS, ROLLUP_NAME
 from trackstat.models import Practice
 from trackstat.validators import InvalidValue, parse_date
@@ -53,8 +53,9 @@ class Numbers:
     conversions: int = 0
 
     def add(self, row: dict) -> None:
+        counts = self.__dict__  # a report adds a row per step and day: no getattr per counter
         for name in COUNTERS:
-            setattr(self, name, getattr(self, name) + (row.get(name) or 0))
+            counts[name] += row.get(name) or 0
 
     @property
     def delivered_percent(self) -> float | None:
@@ -131,10 +132,11 @@ def refreshed_at() -> dt.datetime | None:
     )
 
 
-def _recipients_q(date_from: dt.date, date_to: dt.date) -> Q:
-    # A patient's first day in the range is the one row whose previous day is before it.
-    return Q(day__gte=date_from, day__lte=date_to) & (
-        Q(prev_day__isnull=True) | Q(prev_day__lt=date_from)
+def _recipients(date_from: dt.date, date_to: dt.date, **filters):
+    """Distinct recipients over the range: a patient's first day in the range is the one
+    whose previous day is before it (``RecipientDayStat``)."""
+    return RecipientDayStat.objects.filter(
+        day__gte=date_from, day__lte=date_to, prev_day__lt=date_from, **filters
     )
 
 
@@ -151,16 +153,13 @@ def campaign_report(campaign: Campaign, *, date_from: dt.date, date_to: dt.date)
         .annotate(total=Sum("count"))
         .order_by("step_position", "-total", "status", "reason")
     )
-    in_range = RecipientDay.objects.filter(_recipients_q(date_from, date_to), campaign=campaign)
-    recipients = in_range.filter(step_position=NO_STEP).count()
     step_recipients = dict(
-        in_range.filter(step_position__gt=NO_STEP)
+        _recipients(date_from, date_to, campaign=campaign)
         .values("step_position")
-        .annotate(n=Count("*"))
+        .annotate(n=Sum("count"))
         .values_list("step_position", "n")
     )
-
-    totals = Numbers(recipients=recipients)
+    totals = Numbers(recipients=step_recipients.pop(NO_STEP, 0))
     steps: dict[int, StepReport] = {
         step.position: StepReport(
             position=step.position,
@@ -237,11 +236,9 @@ def practice_overview(
         .annotate(**{name: Sum(name) for name in COUNTERS})
     }
     recipients = dict(
-        RecipientDay.objects.filter(
-            _recipients_q(date_from, date_to), campaign_id__in=ids, step_position=NO_STEP
-        )
+        _recipients(date_from, date_to, campaign_id__in=ids, step_position=NO_STEP)
         .values("campaign_id")
-        .annotate(n=Count("*"))
+        .annotate(n=Sum("count"))
         .values_list("campaign_id", "n")
     )
     headlines = []

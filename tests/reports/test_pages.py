@@ -214,3 +214,25 @@ def test_the_engine_and_the_beat_task_fill_the_report():
         ("skipped", "no mobile phone", 2)
     ]
     assert rollups_refresh() == 0
+
+
+def test_each_day_bar_carries_its_geometry_and_title(client, fixture):
+    """The bars are written in Python (a year is 366 of them): the same elements the template
+    wrote, each number of the chart's geometry in place."""
+    client_for(client, fixture, Role.MANAGER)
+    response = client.get(reverse("reports:campaign", args=[fixture.campaign.pk]), RANGE)
+    report = response.context["report"]
+    bar = response.context["chart"].bars[0]
+    day = report.days[0]
+
+    assert (
+        f'<g class="day"><title>{day.day:%a %d %b %Y}: {day.numbers.sent} sent, '
+        f"{day.numbers.delivered} delivered, {day.numbers.errors} errors</title>\n"
+        f'      <rect class="sent" x="{bar.x}" y="{bar.sent_y}" width="{bar.width}" '
+        f'height="{bar.sent_h}"></rect>\n'
+        f'      <rect class="delivered" x="{bar.x}" y="{bar.delivered_y}" width="{bar.width}" '
+        f'height="{bar.delivered_h}"></rect>\n'
+        f'      <rect class="errors" x="{bar.error_x}" y="{bar.error_y}" width="{bar.error_w}" '
+        f'height="{bar.error_h}"></rect>\n'
+        "    </g>"
+    ) in response.text

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0016_inbound_confirmation_answer'),
+        ('messaging', '0017_outbox_report_pending_index_dropped'),
     ]
 
     operations = [
