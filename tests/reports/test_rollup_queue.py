@@ -228,7 +228,14 @@ def test_the_migration_moves_pending_messages_and_counted_facts_off_the_outbox()
         for key in executor.loader.disk_migrations
         if key[0] == "reports" and key[1].endswith("rollup_queue_and_message_facts")
     ]
-    before = sorted(parent.key for parent in executor.loader.graph.node_map[key].parents)
+    # Back to just before it in the reports app only: the other apps stay at their latest
+    # state, which the models used below describe (a later migration of theirs, such as
+    # messaging's, must not be unapplied under them).
+    before = sorted(
+        parent.key
+        for parent in executor.loader.graph.node_map[key].parents
+        if parent.key[0] == "reports"
+    )
     executor.migrate(before)
     try:
         campaign, (pending, counted, test) = campaign_with_sent(3)
