@@ -42,9 +42,9 @@ IDLE_AT = ny(2026, 6, 16, 7, 0)  # the next morning: nothing due yet
 # change log, their evaluations, one statement for the patients a moment crossed for or who
 # changed (re-tick) or the "anything started today?" read of a new day (idle), then the
 # watermark moved or recorded, however many continuous campaigns there are; on SQLite (no
-# change log) their audience inserts that conflict; goals: the campaigns with a goal, then one read per distinct
-# goal; materialize: the due enrollments; dispatch: nothing to expire, to recover (two reads)
-# or to claim.
+# change log) their audience inserts that conflict; goals: the campaigns with a goal, then
+# one read per distinct goal; materialize: the due enrollments; dispatch: nothing to
+# expire, to recover (two reads) or to claim.
 RETICK = {
     "postgresql": {"enroll": 6, "goals": 2, "materialize": 1, "dispatch": 4},
     "sqlite": {"enroll": 6, "goals": 2, "materialize": 1, "dispatch": 4},
