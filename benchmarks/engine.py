@@ -569,41 +569,37 @@ def fanned_out_tick(url: str, *, processes: int, groups: int) -> dict:
     }
 
 
-def _copy_database(url: str, template: str) -> str:
-    """A new database at ``url``'s server made from ``template`` (PostgreSQL's file copy:
-    the same rows, statistics and indexes); returns its URL."""
+def _admin(url: str):
+    """An autocommit connection to the maintenance database of ``url``'s server."""
     import psycopg
     from dj_database_url import parse
 
     settings = parse(url)
-    name = f"{template}_copy"
-    with psycopg.connect(
+    return psycopg.connect(
         host=settings["HOST"] or "127.0.0.1",
         port=settings["PORT"] or 5432,
         user=settings["USER"] or "postgres",
         password=settings["PASSWORD"] or None,
         dbname="postgres",
         autocommit=True,
-    ) as admin:
+    )
+
+
+def _copy_database(url: str, template: str) -> str:
+    """A new database at ``url``'s server made from ``template`` (PostgreSQL's file copy:
+    the same rows, statistics and indexes); returns its URL."""
+    name = f"{template}_copy"
+    with _admin(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def _drop_database(url: str) -> None:
-    import psycopg
     from dj_database_url import parse
 
-    settings = parse(url)
-    with psycopg.connect(
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        user=settings["USER"] or "postgres",
-        password=settings["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{settings["NAME"]}" WITH (FORCE)')
+    with _admin(url) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{parse(url)["NAME"]}" WITH (FORCE)')
 
 
 def fanout_compare(url: str, *, groups: int) -> tuple[dict, dict, dict]:

@@ -92,7 +92,12 @@ class Walk:
         self._check(path, response)
         if len(self.problems) > found:  # a picture of each page with a problem
             name = re.sub(r"[^\w]+", "-", path).strip("-") or "home"
-            self.page.screenshot(path=self.artifacts / f"problem-{name}.png", full_page=True)
+            # caret="initial": hiding the caret (Playwright's default) puts an empty style
+            # attribute on every input, which htmx's settle step (attributesToSettle) copies
+            # onto an input it swaps in, and the page's CSP rightly reports an inline style.
+            self.page.screenshot(
+                path=self.artifacts / f"problem-{name}.png", full_page=True, caret="initial"
+            )
 
     def _check(self, path: str, response=None) -> None:
         page = self.page
