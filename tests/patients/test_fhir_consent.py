@@ -220,6 +220,7 @@ def test_statuses(api, practice, stored):
             "lapses",
         ),
         (consent(category="sms"), "category", "list of objects"),
+        (consent(version="v" * 65), "meta.versionId", "At most 64 characters"),
     ],
 )
 def test_unmappable_consents_are_entry_errors_and_write_nothing(

@@ -342,6 +342,8 @@ def consent_statement(
 
     if resource_id is not None and len(resource_id) > 64:
         problems.append(("id", "At most 64 characters."))
+    if version is not None and len(version) > 64:  # FHIR's id type, as the ledger keeps it
+        problems.append(("meta.versionId", "At most 64 characters."))
     if problems or at is None or resource_id is None:
         return None
     if status == "active":
