@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Exists, OuterRef, Prefetch, Q, Value, When
+from django.db.models import Case, Exists, OuterRef, Prefetch, Q, TextField, Value, When
+from django.db.models.functions import Cast
 
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
@@ -44,6 +46,9 @@ class _Head:
     tz: zoneinfo.ZoneInfo
     updated_at: dt.datetime | None = None
     exclude_recent_days: int = 0
+    # Evaluated at every tick (a drip with a continuous trigger): decided once per head, since
+    # a tick asks it of every campaign several times.
+    continuous: bool = False
 
 
 def campaigns_run_due(
@@ -106,7 +111,7 @@ def campaigns_run_due(
 
 
 def _is_continuous(head: _Head) -> bool:
-    return head.kind != CampaignKind.BLAST and is_continuous(head.trigger)
+    return head.continuous
 
 
 def _heads(now: dt.datetime, practice_ids: Collection[int] | None = None) -> list[_Head]:
@@ -116,45 +121,66 @@ def _heads(now: dt.datetime, practice_ids: Collection[int] | None = None) -> lis
     campaigns = Campaign.objects.filter(has_steps, enabled=True, sent_at__isnull=True)
     if practice_ids is not None:
         campaigns = campaigns.filter(practice_id__in=practice_ids)
-    return [
-        _Head(
-            pk=pk,
-            kind=kind,
-            trigger=trigger or {},
-            schedule=schedule or {},
-            enabled_at=enabled_at,
-            practice_id=practice_id,
-            tz=zones.setdefault(zone, zoneinfo.ZoneInfo(zone)),
-            updated_at=updated_at,
-            exclude_recent_days=exclude_recent_days or 0,
+    # The JSON columns as text, each distinct text decoded once: campaigns made from the same
+    # template share their trigger and schedule, and decoding is most of an idle tick's
+    # Python time. The decoded values are shared between heads and only ever read.
+    decoded: dict[str | None, dict] = {}
+
+    def value(text: str | None) -> dict:
+        if text not in decoded:
+            decoded[text] = (json.loads(text) if text is not None else None) or {}
+        return decoded[text]
+
+    heads = []
+    for (
+        pk,
+        kind,
+        trigger_text,
+        schedule_text,
+        enabled_at,
+        practice_id,
+        zone,
+        updated_at,
+        exclude_recent_days,
+    ) in (
+        campaigns.annotate(
+            trigger_text=Cast("trigger", TextField()),
+            schedule_text=Cast("schedule", TextField()),
         )
-        for (
-            pk,
-            kind,
-            trigger,
-            schedule,
-            enabled_at,
-            practice_id,
-            zone,
-            updated_at,
-            exclude_recent_days,
-        ) in campaigns.order_by("id").values_list(
+        .order_by("id")
+        .values_list(
             "pk",
             "kind",
-            "trigger",
-            "schedule",
+            "trigger_text",
+            "schedule_text",
             "enabled_at",
             "practice_id",
             "practice__time_zone",
             "updated_at",
             "exclude_recent_days",
         )
-    ]
+    ):
+        trigger = value(trigger_text)
+        heads.append(
+            _Head(
+                pk=pk,
+                kind=kind,
+                trigger=trigger,
+                schedule=value(schedule_text),
+                enabled_at=enabled_at,
+                practice_id=practice_id,
+                tz=zones.setdefault(zone, zoneinfo.ZoneInfo(zone)),
+                updated_at=updated_at,
+                exclude_recent_days=exclude_recent_days or 0,
+                continuous=kind != CampaignKind.BLAST and is_continuous(trigger),
+            )
+        )
+    return heads
 
 
 def _due_day(campaign: _Head, now: dt.datetime) -> dt.date | None:
     """The local date of the scheduled campaign's run due at ``now``, if one is."""
-    if campaign.kind == CampaignKind.BLAST or is_continuous(campaign.trigger):
+    if campaign.kind == CampaignKind.BLAST or campaign.continuous:
         return None
     return due_day(campaign.schedule, enabled_at=campaign.enabled_at, tz=campaign.tz, now=now)
 
