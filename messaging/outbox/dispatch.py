@@ -16,19 +16,27 @@ is behind the newest minute seen (a late clock) counts against that newest minut
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Collection
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SendAllowance
 from messaging.outbox.status import messages_transition
 from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time
+from trackstat.models import Practice
 
 # How long a claimed message may stay "sending" before the claim is considered lost.
 CLAIM_SECONDS = 300
+
+
+# Practices claimed in one transaction: their allowances are locked together (in practice
+# order, so ticks at once never deadlock), then one statement takes every practice's due
+# messages. A tick of hundreds of practices pays a few statements per batch, not per practice.
+CLAIM_PRACTICES_PER_TRANSACTION = 50
 
 
 def messages_dispatch(
@@ -41,10 +49,11 @@ def messages_dispatch(
 
     Each practice gets at most ``SEND_RATE_PER_PRACTICE_PER_MINUTE`` messages per wall-clock
     minute, whatever the number of ticks in it (its sender's pace), taken oldest first; the
-    rest stay queued for the next minute. Practices are served in turn, each with its own
-    allowance, so a big blast in one practice never starves another. ``on_claimed`` (the
-    send queue) gets each practice's ids as soon as its claim has committed, so sending
-    starts while the next practices are claimed. ``practice_ids``: only these practices'
+    rest stay queued for the next minute. Every practice has its own allowance, so a big
+    blast in one practice never starves another. Practices are claimed in batches
+    (``CLAIM_PRACTICES_PER_TRANSACTION``), each batch one transaction; ``on_claimed`` (the
+    send queue) gets each practice's ids as soon as its batch has committed, so sending
+    starts while the next batches are claimed. ``practice_ids``: only these practices'
     messages (one tick group); None: every practice's.
     """
     outbox = OutboundMessage.objects.all()
@@ -52,18 +61,20 @@ def messages_dispatch(
         outbox = outbox.filter(practice_id__in=practice_ids)
     _expire(outbox, now)
     _recover(outbox, now)
-    practices = list(
+    practices = sorted(
         outbox.filter(status=MessageStatus.QUEUED, scheduled_for__lte=now)
         .order_by()
         .values_list("practice_id", flat=True)
         .distinct()
     )
     claimed: list[int] = []
-    for practice_id in practices:
-        ids = _claim(practice_id, now)
-        claimed += ids
-        if on_claimed is not None and ids:
-            on_claimed(ids)
+    for start in range(0, len(practices), CLAIM_PRACTICES_PER_TRANSACTION):
+        batch = _claim(practices[start : start + CLAIM_PRACTICES_PER_TRANSACTION], now)
+        for practice_id in sorted(batch):
+            ids = batch[practice_id]
+            claimed += ids
+            if on_claimed is not None and ids:
+                on_claimed(ids)
     return claimed
 
 
@@ -97,81 +108,126 @@ def _recover(outbox: QuerySet[OutboundMessage], now: dt.datetime) -> None:
     )
 
 
-def _allowance_lock(practice_id: int, now: dt.datetime) -> tuple[SendAllowance, int]:
-    """Lock the practice's send allowance (a concurrent claim of the same practice waits for
-    this transaction, then sees what it took); return it, moved on to ``now``'s minute, and
-    how many messages may still be claimed in that minute."""
+def _allowances_lock(practice_ids: list[int], now: dt.datetime) -> dict[int, SendAllowance]:
+    """Lock these practices' send allowances, in practice order (a concurrent claim of the same
+    practices waits for this transaction, then sees what it took); return them, moved on to
+    ``now``'s minute."""
     minute = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
-    allowance, _ = SendAllowance.objects.select_for_update().get_or_create(
-        practice_id=practice_id, defaults={"minute": minute}
+    SendAllowance.objects.bulk_create(
+        [SendAllowance(practice_id=pk, minute=minute) for pk in practice_ids],
+        ignore_conflicts=True,
     )
-    if allowance.minute < minute:
-        allowance.minute, allowance.claimed = minute, 0
-    return allowance, max(0, settings.SEND_RATE_PER_PRACTICE_PER_MINUTE - allowance.claimed)
+    allowances = {
+        allowance.pk: allowance
+        for allowance in SendAllowance.objects.select_for_update()
+        .filter(pk__in=practice_ids)
+        .order_by("pk")
+    }
+    for allowance in allowances.values():
+        if allowance.minute < minute:
+            allowance.minute, allowance.claimed = minute, 0
+    return allowances
+
+
+def _due_rows(limits: dict[int, int], now: dt.datetime) -> list[tuple[int, int, str]]:
+    """(id, practice, channel) of each practice's oldest due queued messages, at most its
+    limit, locked (rows another claim holds are skipped)."""
+    if connection.vendor != "postgresql":
+        # SQLite (the embedded default) locks the whole database for a write: a query per
+        # practice, in this transaction.
+        rows = []
+        for practice_id, limit in limits.items():
+            rows += (
+                _due(OutboundMessage.objects.filter(practice_id=practice_id), now)
+                .order_by("scheduled_for", "id")
+                .values_list("id", "practice_id", "channel")[:limit]
+            )
+        return rows
+    # One statement for every practice: each practice's oldest due messages by the outbox's
+    # (status, scheduled for) index, locked (of the outbox only), at most its limit.
+    table = OutboundMessage._meta.db_table
+    sql = f"""
+        SELECT m.id, m.practice_id, m.channel
+        FROM unnest(%s::bigint[], %s::int[]) AS v(practice_id, lim)
+        CROSS JOIN LATERAL (
+            SELECT o.id, o.practice_id, o.channel FROM {table} o
+            WHERE o.practice_id = v.practice_id AND o.status = %s AND o.scheduled_for <= %s
+                AND (o.expires_at IS NULL OR o.expires_at > %s)
+            ORDER BY o.scheduled_for, o.id LIMIT v.lim
+            FOR UPDATE OF o SKIP LOCKED
+        ) m
+    """  # noqa: S608 - the table name is the model's, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(limits), list(limits.values()), MessageStatus.QUEUED, now, now])
+        return list(cursor.fetchall())
+
+
+def _due(messages: QuerySet[OutboundMessage], now: dt.datetime) -> QuerySet[OutboundMessage]:
+    """Queued, due at ``now`` and not expired."""
+    return messages.filter(status=MessageStatus.QUEUED, scheduled_for__lte=now).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
 
 
 # Durable: a claim commits before its ids go to the send queue, so it is never nested.
 @transaction.atomic(durable=True)
-def _claim(practice_id: int, now: dt.datetime) -> list[int]:
-    allowance, left = _allowance_lock(practice_id, now)
-    if not left:
-        return []  # the practice's minute is used up: its messages wait for the next one
-    rows = list(
-        # of=self: lock the messages only, not the practice row joined for its window (that
-        # would make a concurrent tick skip every message of the practice).
-        OutboundMessage.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(practice_id=practice_id, status=MessageStatus.QUEUED, scheduled_for__lte=now)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .select_related("practice")
-        .order_by("scheduled_for", "id")[:left]
-    )
-    claimed, waiting = [], []
-    opens = None  # the practice's sending window, the same for all its messages at ``now``
-    for message in rows:
-        if message.channel in WINDOWED_CHANNELS:
-            if opens is None:
-                practice = message.practice
-                opens = next_sending_time(
-                    now,
-                    start=practice.sending_window_start,
-                    end=practice.sending_window_end,
-                    tz=practice.tz,
+def _claim(practice_ids: list[int], now: dt.datetime) -> dict[int, list[int]]:
+    """Claim these practices' due messages within their allowances; their ids per practice."""
+    allowances = _allowances_lock(practice_ids, now)
+    rate = settings.SEND_RATE_PER_PRACTICE_PER_MINUTE
+    limits = {
+        pk: rate - allowance.claimed
+        for pk, allowance in allowances.items()
+        if allowance.claimed < rate  # a practice whose minute is used up waits for the next
+    }
+    rows = _due_rows(limits, now) if limits else []
+    windows = {
+        pk: (start, end, zone)
+        for pk, start, end, zone in Practice.objects.filter(
+            pk__in={practice for _id, practice, _channel in rows}
+        ).values_list("pk", "sending_window_start", "sending_window_end", "time_zone")
+    }
+    claimed: dict[int, list[int]] = defaultdict(list)
+    waits: dict[dt.datetime, list[int]] = defaultdict(list)
+    opens: dict[int, dt.datetime] = {}  # a practice's window, the same for all its messages
+    for message_id, practice_id, channel in rows:
+        if channel in WINDOWED_CHANNELS:
+            if practice_id not in opens:
+                start, end, zone = windows[practice_id]
+                opens[practice_id] = next_sending_time(
+                    now, start=start, end=end, tz=zoneinfo.ZoneInfo(zone)
                 )
-            if opens > now:
+            if opens[practice_id] > now:
                 # Quiet hours: wait for the window (the expiry still applies).
-                message.scheduled_for = opens
-                waiting.append(message)
+                waits[opens[practice_id]].append(message_id)
                 continue
-        message.status = MessageStatus.SENDING
-        message.claimed_until = now + dt.timedelta(seconds=CLAIM_SECONDS)
-        message.attempts += 1
-        claimed.append(message)
+        claimed[practice_id].append(message_id)
     # Set-wise (Django's bulk_update builds a CASE per row and field, slower than the claim):
     # the waiting texts of a practice all wait for the same window, and every claimed
     # message gets the same status and claim.
-    waits: dict[dt.datetime, list[int]] = defaultdict(list)
-    for message in waiting:
-        waits[message.scheduled_for].append(message.pk)
-    for opens, ids in waits.items():
-        OutboundMessage.objects.filter(pk__in=ids).update(scheduled_for=opens)
-    if claimed:
-        OutboundMessage.objects.filter(pk__in=[m.pk for m in claimed]).update(
+    for at, ids in waits.items():
+        OutboundMessage.objects.filter(pk__in=ids).update(scheduled_for=at)
+    every = [pk for ids in claimed.values() for pk in ids]
+    if every:
+        OutboundMessage.objects.filter(pk__in=every).update(
             status=MessageStatus.SENDING,
             claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
             attempts=F("attempts") + 1,
             passed_check_at=None,
         )
-        SendAllowance.objects.filter(pk=practice_id).update(
-            minute=allowance.minute, claimed=allowance.claimed + len(claimed)
+        taken = [allowances[pk] for pk in sorted(claimed)]
+        for allowance in taken:
+            allowance.claimed += len(claimed[allowance.pk])
+        SendAllowance.objects.bulk_update(taken, ["minute", "claimed"])
+        MessageEvent.objects.bulk_create(
+            MessageEvent(
+                practice_id=practice_id,
+                message_id=message_id,
+                status=MessageStatus.SENDING,
+                at=now,
+                source="engine",
+            )
+            for practice_id, ids in claimed.items()
+            for message_id in ids
         )
-    MessageEvent.objects.bulk_create(
-        MessageEvent(
-            practice_id=m.practice_id,
-            message=m,
-            status=MessageStatus.SENDING,
-            at=now,
-            source="engine",
-        )
-        for m in claimed
-    )
-    return [m.pk for m in claimed]
+    return dict(claimed)

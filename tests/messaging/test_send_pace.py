@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from campaigns.engine import tick
 from campaigns.engine.enroll import campaigns_run_due
@@ -22,6 +24,7 @@ from campaigns.engine.steps import steps_materialize
 from campaigns.language.spec import CampaignSerializer
 from campaigns.services import campaign_create
 from messaging.models import MessageStatus, OutboundMessage, SandboxMessage
+from messaging.outbox.dispatch import messages_dispatch
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import received, reminder, sms
 from tests.campaigns.test_engine_exactly_once import needs_postgres, run_in_parallel
@@ -149,3 +152,41 @@ def test_the_allowance_setting_and_its_old_name(variables, rate):
         timeout=60,
     )
     assert result.stdout.strip() == rate, result.stderr
+
+
+def reminders_due(clinics: int) -> list[Clinic]:
+    """``clinics`` practices, each with one reminder queued and due at AT."""
+    made = []
+    for _ in range(clinics):
+        clinic = Clinic()
+        reminder(clinic)
+        clinic.appointment(clinic.patient(phone="3125550101"), ny(2026, 6, 16, 9, 30))
+        made.append(clinic)
+    campaigns_run_due(now=AT)
+    steps_materialize(now=AT)
+    return made
+
+
+def claim_statements(now: dt.datetime) -> tuple[int, list[int]]:
+    with CaptureQueriesContext(connection) as captured:
+        claimed = messages_dispatch(now=now)
+    return len(captured.captured_queries), claimed
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_claiming_many_practices_costs_the_statements_of_one():
+    # One statement takes every practice's due messages, within each one's allowance: a
+    # tick of hundreds of practices does not pay a transaction per practice.
+    reminders_due(1)
+    alone, claimed = claim_statements(AT)
+    assert len(claimed) == 1
+
+    several = reminders_due(5)
+    together, claimed = claim_statements(AT + MINUTE)
+
+    assert len(claimed) == 5
+    assert {m.practice_id for m in OutboundMessage.objects.filter(pk__in=claimed)} == {
+        clinic.practice.pk for clinic in several
+    }
+    assert together == alone
