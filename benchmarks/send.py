@@ -36,7 +36,8 @@ from benchmarks.common import (
     setup_django,
 )
 
-TARGET_PER_SECOND = 500
+# Issue 20: no regression from the 637 messages/s measured before it.
+TARGET_PER_SECOND = 600
 PATIENTS_PER_PRACTICE = 250
 # Messages in all: two per patient (one SMS blast, one email blast per practice).
 SIZES = {"small": 5_000, "full": 30_000}
