@@ -77,11 +77,6 @@ def messages_count(
         RETURNING message_id
     ),
     batch AS MATERIALIZED (SELECT DISTINCT message_id AS id FROM claimed),
-    reached AS (
-        SELECT e.message_id, bit_or({_status_bits("e.status", status_facts)}) AS bits
-        FROM {events} e WHERE e.message_id IN (SELECT id FROM batch)
-        GROUP BY e.message_id
-    ),
     raw AS (
         SELECT m.id, m.practice_id, m.campaign_id, COALESCE(m.step_position, {NO_STEP}) AS step,
             m.patient_id, m.channel, m.status, m.status_reason, COALESCE(f.flags, 0) AS old,
@@ -94,7 +89,13 @@ def messages_count(
         JOIN {messages} m ON m.id = b.id AND NOT m.is_test AND m.campaign_id IS NOT NULL
         LEFT JOIN {facts} f ON f.message_id = m.id
         JOIN {practices} p ON p.id = m.practice_id
-        LEFT JOIN reached r ON r.message_id = m.id
+        -- Each message's events by an index probe (LATERAL), whatever the planner's idea of
+        -- the events table: on a backfill without statistics it hashed the batch and read
+        -- every event of every message at each batch, a cost growing with the table.
+        CROSS JOIN LATERAL (
+            SELECT bit_or({_status_bits("e.status", status_facts)}) AS bits
+            FROM {events} e WHERE e.message_id = m.id
+        ) r
         LEFT JOIN {enrollments} en ON en.id = m.enrollment_id
             AND en.experiment_period IS NOT NULL
     ),
@@ -137,36 +138,44 @@ def messages_count(
         FROM counted c CROSS JOIN LATERAL (VALUES ({NO_STEP}), (c.step)) AS l(level)
         WHERE c.new & {fact.SENT} <> 0 AND c.patient_id IS NOT NULL
     ),
-    -- The batch's days the patients did not have yet, each with its previous day: the
-    -- later of the batch's own day before it and the last known day before it (an index
-    -- probe), so a patient's history is never read whole.
+    -- Each of the batch's days with the patient's known days around it, two index probes:
+    -- the latest known on or before it (the day itself when it is known already) and the
+    -- first known after it. So a patient's history is never read whole.
+    around AS MATERIALIZED (
+        SELECT n.*, b.day AS known_before, a.id AS next_id, a.day AS next_day,
+            a.prev_day AS next_prev
+        FROM new_days n
+        LEFT JOIN LATERAL (
+            SELECT r.day FROM {recipient_days} r WHERE r.campaign_id = n.campaign_id
+                AND r.patient_id = n.patient_id AND r.step_position = n.level
+                AND r.day <= n.day
+            ORDER BY r.day DESC LIMIT 1
+        ) b ON true
+        LEFT JOIN LATERAL (
+            SELECT r.id, r.day, r.prev_day FROM {recipient_days} r
+            WHERE r.campaign_id = n.campaign_id AND r.patient_id = n.patient_id
+                AND r.step_position = n.level AND r.day > n.day
+            ORDER BY r.day LIMIT 1
+        ) a ON true
+    ),
+    -- The days the patients did not have yet, each with its previous day: the later of the
+    -- batch's own day before it and the last known day before it.
     fresh AS MATERIALIZED (
-        SELECT n.* FROM new_days n
-        WHERE NOT EXISTS (
-            SELECT 1 FROM {recipient_days} r WHERE r.campaign_id = n.campaign_id
-                AND r.patient_id = n.patient_id AND r.step_position = n.level AND r.day = n.day
-        )
+        SELECT * FROM around WHERE known_before IS DISTINCT FROM day
     ),
     added AS MATERIALIZED (
-        SELECT f.*, GREATEST(
+        SELECT f.practice_id, f.campaign_id, f.level, f.patient_id, f.day, GREATEST(
             lag(f.day) OVER (PARTITION BY f.campaign_id, f.level, f.patient_id ORDER BY f.day),
-            (SELECT max(r.day) FROM {recipient_days} r WHERE r.campaign_id = f.campaign_id
-                AND r.patient_id = f.patient_id AND r.step_position = f.level
-                AND r.day < f.day)
+            f.known_before
         ) AS prev
         FROM fresh f
     ),
     -- Only the known day right after a new one can get a later previous day: the latest of
     -- the batch's days before it, if later than the one it had.
     followers AS MATERIALIZED (
-        SELECT DISTINCT r.id, r.practice_id, r.campaign_id, r.step_position AS level,
-            r.patient_id, r.day, r.prev_day
-        FROM fresh f CROSS JOIN LATERAL (
-            SELECT * FROM {recipient_days} r WHERE r.campaign_id = f.campaign_id
-                AND r.patient_id = f.patient_id AND r.step_position = f.level
-                AND r.day > f.day
-            ORDER BY r.day LIMIT 1
-        ) r
+        SELECT DISTINCT f.next_id AS id, f.practice_id, f.campaign_id, f.level, f.patient_id,
+            f.next_day AS day, f.next_prev AS prev_day
+        FROM fresh f WHERE f.next_id IS NOT NULL
     ),
     moved AS MATERIALIZED (
         SELECT o.id, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day,
