@@ -26,6 +26,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PUBLIC_BASE_URL = "https://trackstat.test"
+# Every continuous campaign's audience template checked against a direct compile.
+AUDIENCE_TEMPLATE_VERIFY = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a real Celery worker process can open the test database;

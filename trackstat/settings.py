@@ -326,6 +326,9 @@ SEND_TASK_BATCH_SIZE = max(1, env_int("SEND_TASK_BATCH_SIZE", 20))
 # Evaluate every continuous campaign in full at every tick instead of by what changed since
 # the watermark (docs/engine-watermark.md): the same enrollments, slower; a switch to compare.
 CONTINUOUS_FULL_EVALUATION = env_bool("CONTINUOUS_FULL_EVALUATION", False)
+# Compile every continuous campaign's audience statement directly as well as from its template
+# of the day (campaigns/engine/compiled.py) and fail if they differ: on in the tests.
+AUDIENCE_TEMPLATE_VERIFY = env_bool("AUDIENCE_TEMPLATE_VERIFY", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {

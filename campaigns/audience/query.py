@@ -48,7 +48,9 @@ def campaign_sets(campaign: Campaign, ctx: RunContext) -> tuple[QuerySet, list[t
     return with_filter_annotations(patients), conditions
 
 
-def audience_candidates(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Patient]:
+def audience_candidates(
+    campaign: Campaign, *, at: dt.datetime, ctx: RunContext | None = None
+) -> QuerySet[Patient]:
     """The patients a run of ``campaign`` at ``at`` would consider: the trigger's, narrowed
     by the filters, less the exclusions that do not depend on this campaign's enrollments
     (blast recipients staff removed, deceased patients, and with ``exclude_recent_days``
@@ -58,7 +60,7 @@ def audience_candidates(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Pati
     The engine enrolls from exactly this queryset (``new_occurrences_sql``); opt-outs and
     channels are judged per step, so they do not keep anyone out.
     """
-    ctx = RunContext(practice=campaign.practice, at=at)
+    ctx = ctx or RunContext(practice=campaign.practice, at=at)
     patients, conditions = campaign_sets(campaign, ctx)
     # One filter() for all conditions: each call clones the query with its subqueries, a
     # cost the engine pays per campaign and tick.

@@ -15,7 +15,7 @@ from django.db.models.functions import Cast
 
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
-from campaigns.engine import watermark
+from campaigns.engine import compiled, watermark
 from campaigns.experiments.arms import arms_assign
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import MISSED_MINUTES, continuous_of, is_continuous
@@ -330,10 +330,18 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
         schedule=campaign.schedule or DEFAULT_SCHEDULE,
         tz=campaign.practice.tz,
     )
-    candidates = audience_candidates(campaign, at=now)
-    if patients is not None:
-        candidates = candidates.filter(pk__in=patients)
-    rows_sql, params = new_occurrences_sql(campaign, candidates)
+    if (
+        connection.vendor == "postgresql"
+        and campaign.kind == CampaignKind.DRIP
+        and is_continuous(campaign.trigger)
+    ):
+        # Evaluated at every tick: from the campaign's statement compiled once a day.
+        rows_sql, params = compiled.continuous_rows_sql(campaign, now, patients)
+    else:
+        candidates = audience_candidates(campaign, at=now)
+        if patients is not None:
+            candidates = candidates.filter(pk__in=patients)
+        rows_sql, params = new_occurrences_sql(campaign, candidates)
     table = Enrollment._meta.db_table
     ops = connection.ops
     # The table name is the model's and rows_sql is compiled with its values kept apart in
