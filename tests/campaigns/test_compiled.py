@@ -95,9 +95,7 @@ def test_a_campaign_is_compiled_once_a_day_and_again_when_edited(monkeypatch):
     campaign = continuous({"type": "missed_appointment", "minutes_after": 30}, {})
     compiles = []
     real = query.new_occurrences_sql
-    monkeypatch.setattr(
-        compiled, "new_occurrences_sql", lambda *a: compiles.append(1) or real(*a)
-    )
+    monkeypatch.setattr(compiled, "new_occurrences_sql", lambda *a: compiles.append(1) or real(*a))
     monkeypatch.setattr(compiled.settings, "AUDIENCE_TEMPLATE_VERIFY", False)
 
     for minute in range(5):
