@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from functools import partial
 
 import pytest
 import time_machine
@@ -26,6 +27,7 @@ from campaigns.models import (
 from campaigns.services import campaign_set_enabled
 from tests.campaigns.builders import Clinic, ny
 from tests.campaigns.test_engine import drip, sms
+from tests.campaigns.test_engine_exactly_once import needs_postgres, run_in_parallel
 from tests.factories import PracticeFactory
 
 pytestmark = pytest.mark.django_db
@@ -314,3 +316,35 @@ def test_by_what_changed_enrolls_exactly_what_evaluating_everything_enrolls(seed
     by_change = play(seed, full=False, settings=settings)
     assert {row[0] for row in everything} == {0, 1}, "both practices enroll someone"
     assert by_change == everything
+
+
+# --- ticks at once ------------------------------------------------------------------------
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_ticks_at_once_enroll_each_occurrence_once_and_keep_the_later_watermark():
+    clinic = Clinic()
+    missed = drip(clinic, MISSED, enabled_at=ny(2026, 6, 1), name="Missed")
+    visit = drip(clinic, VISIT, enabled_at=ny(2026, 6, 1), name="Visit")
+    patients = [clinic.patient(f"P{n}", phone=f"31255501{n:02d}") for n in range(6)]
+    for n, patient in enumerate(patients):
+        clinic.appointment(patient, ny(2026, 6, 15, 9, 0) + n * dt.timedelta(minutes=10))
+    campaigns_run_due(now=ny(2026, 6, 15, 9, 0))  # evaluated in full: watermarks set
+    # Half of them come in (checked in), the others miss theirs; the EMR's changes are logged.
+    for patient in patients[::2]:
+        patient.appointments.update(status="checked_in", checked_in_at=ny(2026, 6, 15, 9, 5))
+
+    first, later = ny(2026, 6, 15, 11, 0), ny(2026, 6, 15, 11, 1)
+    run_in_parallel(
+        partial(campaigns_run_due, now=first),
+        partial(campaigns_run_due, now=later),
+        partial(campaigns_run_due, now=first),
+    )
+
+    assert entered(visit) == ["P0", "P2", "P4"]
+    assert entered(missed) == ["P1", "P3", "P5"]
+    assert Enrollment.objects.count() == 6  # each occurrence once, whichever tick won
+    watermarks = ContinuousEvaluation.objects.values_list("evaluated_until", flat=True)
+    assert set(watermarks) == {later}  # never moved back by the tick at the earlier instant
+    assert not PatientChange.objects.exists()
