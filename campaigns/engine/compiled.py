@@ -1,25 +1,30 @@
-"""A continuous campaign's audience statement, compiled once per local day (issue 20).
+"""A drip's audience statement, compiled once per shape and local day (issue 20).
 
-A continuous campaign is evaluated at every tick (``campaigns.engine.watermark``), and most of
-a run's cost was the ORM compiling its audience query (``audience_candidates`` and
-``new_occurrences_sql``): about 5 ms per campaign and tick, more than PostgreSQL's work for
-the handful of patients a narrowed run looks at. Yet from one tick to the next only the
-instant and the patients change. So the statement is compiled once per campaign, version and
-local day into a *template*, and each tick fills in its instant and its patients.
+Most of a campaign run's cost was the ORM building its audience query (``audience_candidates``
+then ``new_occurrences_sql``): 5 to 6 ms per campaign, more than PostgreSQL's work for a
+narrowed continuous run, and paid again by every practice's copy of the same campaign. Yet
+the statement depends only on the campaign's *shape* — kind, trigger and filters — and on the
+practice's time zone and local date; the practice, the campaign, the instant and the patients
+are values in it. So it is compiled once per shape, time zone and local day into a
+*template*, and each run fills those four in.
 
-Which parameters are the instant: the audience code derives every instant from its
-``RunContext`` — ``ctx.at`` itself or ``ctx.before(delta)`` — and everything else from the
-local date (``ctx.today``, ``ctx.day_start``), which is part of the template's key. The
-template is compiled with a ``RunContext`` that records the instants it hands out; a
-parameter that *is* one of them (the same object) is filled in at each tick as the tick's
-instant plus the same offset, in UTC. A statement whose instants cannot all be traced that way
-(the same object not found among the parameters) is not made a template: it is compiled at
-each tick, as before. ``AUDIENCE_TEMPLATE_VERIFY`` (on in the tests) compiles every statement
-directly as well and fails if the template's differs, so an instant derived some other way
-shows at once.
+- **Practice and campaign.** The template is compiled for a stand-in practice and campaign
+  whose ids are sentinels no row has (negative); a parameter equal to a sentinel is filled in
+  with the run's id. A sentinel found in the statement's text, or inside a list parameter,
+  makes it no template.
+- **The instant.** The audience code derives every instant from its ``RunContext`` —
+  ``ctx.at`` itself or ``ctx.before(delta)`` — and everything else from the local date
+  (``ctx.today``, ``ctx.day_start``), which is part of the key. The template is compiled with
+  a context that records the instants it hands out; a parameter that *is* one of them (the
+  same object) is filled in as the run's instant plus the same offset, in UTC. A datetime
+  parameter equal to one of them but not the same object (a copy) makes it no template.
+- **The patients.** One array parameter, NULL for all of them. PostgreSQL sees the values
+  (Django binds them on the client), so the test is folded away either way.
 
-The patients: one array parameter, NULL for all of them (a full evaluation). PostgreSQL sees
-the values (Django binds them on the client), so the test is folded away either way.
+A statement that is no template is compiled at each run, as before; so are campaigns with
+``exclude_recent_days`` (their exclusions take instants from ``at`` outside the context) and
+blasts. ``AUDIENCE_TEMPLATE_VERIFY`` (on in the tests) compiles every statement directly as
+well and fails if the template's differs, so every engine test on PostgreSQL checks them.
 """
 
 from __future__ import annotations
@@ -36,9 +41,10 @@ from django.db.models.expressions import RawSQL
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import RunContext
 from campaigns.models import Campaign, CampaignKind
+from trackstat.models import Practice
 
-# Templates kept per process (least recently used dropped first): two continuous campaigns
-# per practice of thousands of practices, a few kilobytes each.
+# Templates kept per process (least recently used dropped first): a few kilobytes each, one
+# per campaign shape, time zone and local day.
 CACHE_SIZE = 4096
 
 
@@ -62,20 +68,32 @@ class _Patients(list):
 class _Template:
     sql: str
     params: tuple
-    instants: tuple[tuple[int, dt.timedelta], ...]  # (position, offset from the tick)
+    instants: tuple[tuple[int, dt.timedelta], ...]  # (position, offset from the run's instant)
     patients: tuple[int, ...]  # positions of the patients array
+    practices: tuple[int, ...]  # positions of the practice's id
+    campaigns: tuple[int, ...]  # positions of the campaign's id
 
-    def render(self, now: dt.datetime, patients: list[int] | None) -> tuple[str, list]:
+    def render(
+        self, campaign: Campaign, now: dt.datetime, patients: list[int] | None
+    ) -> tuple[str, list]:
         params = list(self.params)
         utc = now.astimezone(dt.UTC)
         for position, offset in self.instants:
             params[position] = utc + offset
         for position in self.patients:
             params[position] = patients
+        for position in self.practices:
+            params[position] = campaign.practice_id
+        for position in self.campaigns:
+            params[position] = campaign.pk
         return self.sql, params
 
 
 _cache: OrderedDict[tuple, _Template | None] = OrderedDict()
+
+# Ids no row has: the stand-in practice and campaign a template is compiled for.
+PRACTICE_SENTINEL = -7_100_000_000_000_001
+CAMPAIGN_SENTINEL = -7_100_000_000_000_002
 
 
 def _narrowed(patients) -> Q:
@@ -91,57 +109,67 @@ def _compiled(campaign: Campaign, ctx: RunContext, patients) -> tuple[str, list]
     return sql, list(params)
 
 
+def _stand_in(campaign: Campaign) -> Campaign:
+    """The campaign's shape, for a practice and campaign no row is (their ids the sentinels)."""
+    practice = Practice(pk=PRACTICE_SENTINEL, time_zone=campaign.practice.time_zone)
+    return Campaign(
+        pk=CAMPAIGN_SENTINEL,
+        practice=practice,
+        kind=campaign.kind,
+        trigger=campaign.trigger,
+        filters=campaign.filters,
+        exclude_recent_days=campaign.exclude_recent_days,
+    )
+
+
 def _template(campaign: Campaign, now: dt.datetime) -> _Template | None:
-    ctx = _TracingContext(practice=campaign.practice, at=now)
+    stand_in = _stand_in(campaign)
+    ctx = _TracingContext(practice=stand_in.practice, at=now)
     marker = _Patients()
-    sql, params = _compiled(campaign, ctx, marker)
+    sql, params = _compiled(stand_in, ctx, marker)
     offsets = {id(now): dt.timedelta(0)} | {id(instant): offset for instant, offset in ctx.handed}
-    instants, patients = [], []
+    handed = {now.astimezone(dt.UTC)} | {instant.astimezone(dt.UTC) for instant, _ in ctx.handed}
+    sentinels = {PRACTICE_SENTINEL: "practice", CAMPAIGN_SENTINEL: "campaign"}
+    if any(str(-sentinel) in sql for sentinel in sentinels):
+        return None  # an id written into the statement's text
+    slots: dict[str, list] = {"practice": [], "campaign": [], "patients": [], "instants": []}
     for position, value in enumerate(params):
         if value is marker:
-            patients.append(position)
+            slots["patients"].append(position)
+        elif isinstance(value, int) and not isinstance(value, bool) and value in sentinels:
+            slots[sentinels[value]].append(position)
         elif isinstance(value, dt.datetime) and id(value) in offsets:
-            instants.append((position, offsets[id(value)]))
-    if not patients:
+            slots["instants"].append((position, offsets[id(value)]))
+        elif isinstance(value, dt.datetime) and value.tzinfo and value.astimezone(dt.UTC) in handed:
+            return None  # an instant that reached the statement as a copy: not traceable
+        elif isinstance(value, list | tuple | set) and any(v in sentinels for v in value):
+            return None  # an id inside a list
+    if not slots["patients"]:
         return None
-    # An instant the context handed out that reached the statement as another object (a copy)
-    # would pass for a constant: a datetime parameter equal to one of them and not traced
-    # makes the statement no template (compiled at each tick, as before).
-    handed = {now.astimezone(dt.UTC)} | {instant.astimezone(dt.UTC) for instant, _ in ctx.handed}
-    traced = {position for position, _ in instants}
-    for position, value in enumerate(params):
-        if (
-            position not in traced
-            and isinstance(value, dt.datetime)
-            and value.tzinfo is not None
-            and value.astimezone(dt.UTC) in handed
-        ):
-            return None
-    return _Template(sql, tuple(params), tuple(instants), tuple(patients))
+    return _Template(
+        sql,
+        tuple(params),
+        instants=tuple(slots["instants"]),
+        patients=tuple(slots["patients"]),
+        practices=tuple(slots["practice"]),
+        campaigns=tuple(slots["campaign"]),
+    )
 
 
 def _key(campaign: Campaign, now: dt.datetime) -> tuple:
     practice = campaign.practice
     return (
-        campaign.pk,
-        campaign.updated_at,
-        campaign.enabled_at,
-        practice.pk,
         practice.time_zone,
         now.astimezone(practice.tz).date(),
-        json.dumps(
-            [campaign.kind, campaign.trigger, campaign.filters, campaign.exclude_recent_days],
-            sort_keys=True,
-            default=str,
-        ),
+        json.dumps([campaign.kind, campaign.trigger, campaign.filters], sort_keys=True),
     )
 
 
-def continuous_rows_sql(
+def audience_rows_sql(
     campaign: Campaign, now: dt.datetime, patients: list[int] | None
 ) -> tuple[str, list]:
     """``new_occurrences_sql`` of ``campaign``'s audience at ``now``, narrowed to ``patients``
-    (None: all), from the campaign's template of the day (compiled on first use)."""
+    (None: all), from the template of its shape for the day (compiled on first use)."""
     if campaign.exclude_recent_days or campaign.kind != CampaignKind.DRIP:
         # Its exclusions derive their instants from ``at`` outside the context.
         return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
@@ -155,7 +183,7 @@ def continuous_rows_sql(
             _cache.popitem(last=False)
     if template is None:
         return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
-    sql, params = template.render(now, patients)
+    sql, params = template.render(campaign, now, patients)
     if settings.AUDIENCE_TEMPLATE_VERIFY:
         direct = _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
         if (sql, _comparable(params)) != (direct[0], _comparable(direct[1])):

@@ -330,13 +330,9 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
         schedule=campaign.schedule or DEFAULT_SCHEDULE,
         tz=campaign.practice.tz,
     )
-    if (
-        connection.vendor == "postgresql"
-        and campaign.kind == CampaignKind.DRIP
-        and is_continuous(campaign.trigger)
-    ):
-        # Evaluated at every tick: from the campaign's statement compiled once a day.
-        rows_sql, params = compiled.continuous_rows_sql(campaign, now, patients)
+    if connection.vendor == "postgresql" and campaign.kind == CampaignKind.DRIP:
+        # From the statement compiled once a day for every campaign of its shape.
+        rows_sql, params = compiled.audience_rows_sql(campaign, now, patients)
     else:
         candidates = audience_candidates(campaign, at=now)
         if patients is not None:

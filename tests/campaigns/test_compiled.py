@@ -1,7 +1,7 @@
-"""A continuous campaign's audience statement is compiled once per local day into a template,
-and each tick fills in its instant and patients (``campaigns.engine.compiled``): the filled-in
-statement must be exactly the one compiling it at that tick gives, for every continuous trigger
-and every filter."""
+"""A drip's audience statement is compiled once per shape (kind, trigger, filters), time zone
+and local day into a template, and each run fills in its practice, campaign, instant and
+patients (``campaigns.engine.compiled``): the filled-in statement must be exactly the one
+compiling it for that campaign at that instant gives, for every trigger and every filter."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.db import connection
 from campaigns.audience import query
 from campaigns.audience.triggers import RunContext
 from campaigns.engine import compiled
-from campaigns.engine.compiled import _TracingContext, continuous_rows_sql
+from campaigns.engine.compiled import _TracingContext, audience_rows_sql
 from campaigns.engine.enroll import campaigns_run_due
 from campaigns.models import Campaign
 from tests.campaigns.builders import Clinic, ny
@@ -34,6 +34,15 @@ TRIGGERS = [
     {"type": "missed_appointment", "minutes_after": 120},
     {"type": "last_visit_checked_in", "when": "today", "hours_after": 0},
     {"type": "last_visit_checked_in", "when": "today", "hours_after": 5},
+    # The triggers run on the campaign's schedule, once a day.
+    {"type": "birthday", "offset_days": -3},
+    {"type": "first_visit", "days_after": 2},
+    {"type": "anniversary", "offset_days": 0},
+    {"type": "last_visit_checked_in", "when": "yesterday"},
+    {"type": "last_visit_checked_in", "when": "days_ago", "days": 180, "match": "at_least"},
+    {"type": "last_visit_scheduled", "when": "days_ago", "days": 30, "match": "exact"},
+    {"type": "scheduled_appointment", "when": "days_before", "days": 1},
+    {"type": "scheduled_appointment", "when": "booked"},
 ]
 FILTERS = [
     {},
@@ -63,8 +72,8 @@ def _empty_cache():
     compiled.cache_clear()
 
 
-def continuous(trigger: dict, filters: dict) -> Campaign:
-    campaign = drip(Clinic(), trigger, filters=filters, enabled_at=ny(2026, 6, 1))
+def shaped(trigger: dict, filters: dict, clinic: Clinic | None = None) -> Campaign:
+    campaign = drip(clinic or Clinic(), trigger, filters=filters, enabled_at=ny(2026, 6, 1))
     return Campaign.objects.select_related("practice").get(pk=campaign.pk)
 
 
@@ -76,38 +85,47 @@ def utc(params: list) -> list:
     return [p.astimezone(dt.UTC) if isinstance(p, dt.datetime) else p for p in params]
 
 
-@pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda t: f"{t['type']}-{len(t)}")
+@pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda t: "-".join(map(str, t.values())))
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f) or "none")
-def test_the_template_filled_in_later_is_the_statement_compiled_then(trigger, filters):
-    campaign = continuous(trigger, filters)
-    continuous_rows_sql(campaign, AT, None)  # the day's first run compiles the template
+def test_the_template_filled_in_is_the_statement_compiled_for_that_campaign_then(trigger, filters):
+    campaign = shaped(trigger, filters)
+    other = shaped(trigger, filters)  # another practice's campaign of the same shape
+    audience_rows_sql(campaign, AT, None)  # the day's first run compiles the template
     (template,) = compiled._cache.values()
-    assert template is not None  # every continuous trigger and filter makes one
+    assert template is not None  # every trigger and filter makes one
 
-    for at, patients in [(LATER, [3, 1, 2]), (LATER, None), (AT, [7])]:
-        sql, params = template.render(at, patients)
-        expected_sql, expected_params = direct(campaign, at, patients)
+    for run, at, patients in [
+        (campaign, LATER, [3, 1, 2]),
+        (campaign, LATER, None),
+        (other, AT, [7]),
+        (other, LATER, None),
+    ]:
+        sql, params = template.render(run, at, patients)
+        expected_sql, expected_params = direct(run, at, patients)
         assert sql == expected_sql
         assert utc(params) == utc(expected_params)
 
 
-def test_a_campaign_is_compiled_once_a_day_and_again_when_edited(monkeypatch):
-    campaign = continuous({"type": "missed_appointment", "minutes_after": 30}, {})
+def test_a_shape_is_compiled_once_a_day_and_again_when_edited(monkeypatch):
+    campaign = shaped({"type": "missed_appointment", "minutes_after": 30}, {})
     compiles = []
     real = query.new_occurrences_sql
     monkeypatch.setattr(compiled, "new_occurrences_sql", lambda *a: compiles.append(1) or real(*a))
     monkeypatch.setattr(compiled.settings, "AUDIENCE_TEMPLATE_VERIFY", False)
 
     for minute in range(5):
-        continuous_rows_sql(campaign, AT + dt.timedelta(minutes=minute), [1])
+        audience_rows_sql(campaign, AT + dt.timedelta(minutes=minute), [1])
+    assert len(compiles) == 1
+    # Another practice's campaign of the same shape, in the same time zone, shares it.
+    audience_rows_sql(shaped(campaign.trigger, {}), AT, None)
     assert len(compiles) == 1
 
-    continuous_rows_sql(campaign, ny(2026, 6, 16, 9, 0), [1])  # a new local day
+    audience_rows_sql(campaign, ny(2026, 6, 16, 9, 0), [1])  # a new local day
     assert len(compiles) == 2
 
     campaign.filters = {"status": "active"}
     campaign.save()
-    continuous_rows_sql(campaign, ny(2026, 6, 16, 9, 1), [1])
+    audience_rows_sql(campaign, ny(2026, 6, 16, 9, 1), [1])
     assert len(compiles) == 3
 
 
@@ -117,11 +135,11 @@ def test_an_instant_not_taken_from_the_context_fails_the_check(monkeypatch):
     monkeypatch.setattr(
         _TracingContext, "before", lambda self, delta: self.at.astimezone(dt.UTC) - delta
     )
-    campaign = continuous({"type": "missed_appointment", "minutes_after": 30}, {})
-    continuous_rows_sql(campaign, AT, None)
+    campaign = shaped({"type": "missed_appointment", "minutes_after": 30}, {})
+    audience_rows_sql(campaign, AT, None)
 
     with pytest.raises(AssertionError, match="template drifted"):
-        continuous_rows_sql(campaign, LATER, None)
+        audience_rows_sql(campaign, LATER, None)
 
 
 def test_ticks_enroll_from_the_template():
