@@ -282,6 +282,14 @@ class Enrollment(models.Model):
                 condition=models.Q(state="active"),
             ),
             models.Index(fields=["practice", "patient"], name="enrollment_patient"),
+            # Every tick's goal check reads the active enrollments of the campaigns with a
+            # goal: only those, not the campaigns' whole history (completed and exited ones
+            # pile up; without it PostgreSQL read the table).
+            models.Index(
+                fields=["campaign", "patient", "entered_at"],
+                name="enrollment_active_campaign",
+                condition=models.Q(state="active"),
+            ),
             models.Index(
                 fields=["id"],
                 name="enrollment_report_pending",

@@ -79,14 +79,18 @@ def goals_apply(
         ).filter(confirmed_q())
         if patient_ids is not None:
             confirmed = confirmed.filter(patient_id__in=patient_ids)
-        ids += confirmed.values_list("pk", flat=True)
+        ids += confirmed.order_by().values_list("pk", flat=True)
     for goal, campaign_ids in by_goal.values():
         enrollments = Enrollment.objects.filter(
             campaign_id__in=campaign_ids, state=EnrollmentState.ACTIVE
         )
         if patient_ids is not None:
             enrollments = enrollments.filter(patient_id__in=patient_ids)
-        ids += enrollments.filter(future_appointment_q(goal, now)).values_list("pk", flat=True)
+        ids += (
+            enrollments.filter(future_appointment_q(goal, now))
+            .order_by()
+            .values_list("pk", flat=True)
+        )
     return enrollments_exit(enrollment_ids=ids, reason="goal_met", now=now)
 
 
