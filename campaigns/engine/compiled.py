@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -90,6 +91,8 @@ class _Template:
 
 
 _cache: OrderedDict[tuple, _Template | None] = OrderedDict()
+_lock = threading.Lock()
+_MISSING = object()
 
 # Ids no row has: the stand-in practice and campaign a template is compiled for.
 PRACTICE_SENTINEL = -7_100_000_000_000_001
@@ -174,13 +177,16 @@ def audience_rows_sql(
         # Its exclusions derive their instants from ``at`` outside the context.
         return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
     key = _key(campaign, now)
-    if key in _cache:
-        _cache.move_to_end(key)
-        template = _cache[key]
-    else:
-        template = _cache[key] = _template(campaign, now)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    with _lock:  # ticks may run in threads of one process (the tests do)
+        template = _cache.get(key, _MISSING)
+        if template is not _MISSING:
+            _cache.move_to_end(key)
+    if template is _MISSING:
+        template = _template(campaign, now)
+        with _lock:
+            _cache[key] = template
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
     if template is None:
         return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
     sql, params = template.render(campaign, now, patients)
@@ -196,4 +202,5 @@ def _comparable(params: list) -> list:
 
 
 def cache_clear() -> None:
-    _cache.clear()
+    with _lock:
+        _cache.clear()
