@@ -116,6 +116,14 @@ def populate() -> dict:
         sms_from="+13127770000",
         email_from="office@practice.test",
     )
+    # Marketing email carries the practice's postal address: one is needed to turn it on.
+    practice.address_line1, practice.city, practice.state, practice.postal_code = (
+        "100 Main Street",
+        "Chicago",
+        "IL",
+        "60601",
+    )
+    practice.save(update_fields=["address_line1", "city", "state", "postal_code"])
     records = []
     for i in range(PATIENTS):
         birth = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(27_000))
