@@ -22,6 +22,10 @@ zones, ten drip campaigns and a blast each):
   practices (``TICK_GROUPS``), on a copy of the freshly generated data taken before any tick:
   once by one process taking the groups in turn, once by two processes (each its own
   connection) sharing them; the ratio of their wall times, with the load average.
+- **Growth** (issue 20): the full tick at a quarter and a half of the size, each generated and
+  ticked in fresh processes (``benchmarks/engine_growth.py``), beside the size's own (the
+  fan-out's one-group measure): the least-squares exponent of time against patients, and the
+  tick process's peak RSS.
 
 A tick is measured as its four phases called directly (``campaigns_run_due``,
 ``goals_apply``, ``steps_materialize``, ``messages_dispatch``): dispatch claims the due
