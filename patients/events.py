@@ -28,12 +28,22 @@ def opt_out_event_emit(
     )
 
 
-def confirmation_event_emit(*, practice: Practice, appointment, patient_external_id: str) -> None:
-    """``appointment.confirmation_changed``: the appointment's confirmation as it is now."""
+def confirmation_event_emit(
+    *,
+    practice: Practice,
+    appointment,
+    patient_external_id: str,
+    emitted_at: dt.datetime | None = None,
+) -> None:
+    """``appointment.confirmation_changed``: the appointment's confirmation as it is now.
+
+    ``emitted_at``: the instant of the change (a tick's ``now``, which ``manage.py tick --now``
+    sets), so that its webhook deliveries fall due then; default the wall clock."""
     at = appointment.confirmation_at
     event_emit(
         practice=practice,
         type=EventType.APPOINTMENT_CONFIRMATION_CHANGED,
+        at=emitted_at,
         data={
             "appointment_external_id": appointment.external_id,
             "patient_external_id": patient_external_id,

@@ -205,5 +205,6 @@ def appointment_confirmation_set(
         practice=practice,
         appointment=appointment,
         patient_external_id=appointment.patient.external_id,
+        emitted_at=at,
     )
     return True
