@@ -16,6 +16,7 @@ from django.db.models.functions import Cast
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
 from campaigns.engine import compiled, watermark
+from campaigns.engine.durability import commit_async
 from campaigns.experiments.arms import arms_assign
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import MISSED_MINUTES, continuous_of, is_continuous
@@ -279,6 +280,7 @@ def _scheduled_run(campaign: Campaign, today: dt.date, now: dt.datetime) -> int 
     tick wait there and give up, before either has inserted any enrollment."""
     try:
         with transaction.atomic():
+            commit_async()  # redone by the next tick if a crash lost it
             run = CampaignRun.objects.create(
                 practice_id=campaign.practice_id, campaign=campaign, local_date=today, ran_at=now
             )
@@ -299,6 +301,7 @@ def _campaign_run(
         if campaign.send_at and campaign.send_at > now:
             return None
         with transaction.atomic():
+            commit_async()
             # Claim the send: of concurrent ticks, exactly one sets sent_at.
             if not Campaign.objects.filter(pk=campaign.pk, sent_at__isnull=True).update(
                 sent_at=now
@@ -306,6 +309,7 @@ def _campaign_run(
                 return None
             return enroll(campaign, now=now)
     with transaction.atomic():
+        commit_async()
         return enroll(campaign, now=now, patients=patients)
 
 
