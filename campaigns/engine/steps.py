@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Prefetch
 
 from campaigns.content.render import render_message
+from campaigns.engine.durability import commit_async
 from campaigns.experiments.arms import HOLDOUT, step_variant
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import is_continuous
@@ -121,16 +122,56 @@ def _lock_id(key: tuple) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _events_record(message_ids: list[int], now: dt.datetime) -> None:
+    """Each new message's first event (its status and reason, from the engine), copied from
+    the rows just inserted in one statement rather than built as models."""
+    if not message_ids:
+        return
+    events, outbox = MessageEvent._meta.db_table, OutboundMessage._meta.db_table
+    if connection.vendor == "postgresql":
+        where, ids = "m.id = ANY(%s)", [message_ids]
+    else:  # a batch's ids are well under SQLite's limit of parameters
+        where, ids = f"m.id IN ({', '.join(['%s'] * len(message_ids))})", message_ids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {events} (practice_id, message_id, status, reason, at, source) "  # noqa: S608
+            f"SELECT m.practice_id, m.id, m.status, m.status_reason, %s, 'engine' "
+            f"FROM {outbox} m WHERE {where} ORDER BY m.id",
+            [connection.ops.adapt_datetimefield_value(now), *ids],
+        )
+
+
 def _enrollments_advance(enrollments: list[Enrollment]) -> None:
-    """Save the batch's new steps_done, next_step_at and state: one UPDATE per distinct
-    combination (a campaign's step and due time), not Django's bulk_update, whose per-row
-    CASE expressions cost more than the rest of the batch."""
+    """Save the batch's new steps_done, next_step_at and state. On PostgreSQL one UPDATE from
+    arrays; elsewhere one UPDATE per distinct combination (a campaign's step and due time).
+    Not Django's bulk_update, whose per-row CASE expressions cost more than the rest of the
+    batch."""
+    if connection.vendor == "postgresql":
+        _enrollments_advance_arrays(enrollments)
+        return
     groups: dict[tuple, list[int]] = defaultdict(list)
     for e in enrollments:
         groups[(e.steps_done, e.next_step_at, e.state)].append(e.pk)
     for (steps_done, next_step_at, state), ids in groups.items():
         Enrollment.objects.filter(pk__in=ids).update(
             steps_done=steps_done, next_step_at=next_step_at, state=state
+        )
+
+
+def _enrollments_advance_arrays(enrollments: list[Enrollment]) -> None:
+    if not enrollments:
+        return
+    table = Enrollment._meta.db_table
+    columns = list(
+        zip(*((e.pk, e.steps_done, e.next_step_at, e.state) for e in enrollments), strict=True)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} e SET steps_done = v.steps_done, "  # noqa: S608
+            "next_step_at = v.next_step_at, state = v.state "
+            "FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::text[]) "
+            "AS v(id, steps_done, next_step_at, state) WHERE e.id = v.id",
+            [list(column) for column in columns],
         )
 
 
@@ -183,6 +224,7 @@ def _batch(now: dt.datetime, practice_ids: Collection[int] | None) -> tuple[int,
     )
     if not claimed:
         return 0, 0, 0
+    commit_async()  # a batch a crash lost is materialized again by the next tick
     # Each related table read by primary key on its own (not joined): plans that stay
     # cheap whatever the statistics say.
     enrollments = list(Enrollment.objects.filter(pk__in=claimed).order_by("next_step_at", "id"))
@@ -312,17 +354,7 @@ def _batch(now: dt.datetime, practice_ids: Collection[int] | None) -> tuple[int,
     OutboundMessage.objects.bulk_create(messages, batch_size=BATCH)
     TrackedLink.objects.bulk_create(tracked_links, batch_size=BATCH)
     UnsubscribeToken.objects.bulk_create(unsubscribe_tokens, batch_size=BATCH)
-    MessageEvent.objects.bulk_create(
-        MessageEvent(
-            practice_id=m.practice_id,
-            message=m,
-            status=m.status,
-            reason=m.status_reason,
-            at=now,
-            source="engine",
-        )
-        for m in messages
-    )
+    _events_record([m.pk for m in messages], now)
     _enrollments_advance(enrollments)
     skipped = sum(m.status == MessageStatus.SKIPPED for m in messages)
     return len(messages) - skipped, skipped, len(enrollments)
