@@ -39,6 +39,7 @@ from messaging.outbox.trust import messages_trust_apply
 from messaging.outbox.window import next_sending_time
 from messaging.unsubscribe import unsubscribe_token_new, unsubscribe_url
 from patients.models import Appointment, Patient, PatientStatus
+from trackstat.bulk import models_insert
 
 BATCH = 500
 # Skip reasons (DESIGN §5.6).
@@ -351,9 +352,9 @@ def _batch(now: dt.datetime, practice_ids: Collection[int] | None) -> tuple[int,
         _advance(enrollment, position, due)
     # Consent, state hours and the practice's caps (DESIGN §5.8), for the batch at once.
     messages_trust_apply(messages)
-    OutboundMessage.objects.bulk_create(messages, batch_size=BATCH)
-    TrackedLink.objects.bulk_create(tracked_links, batch_size=BATCH)
-    UnsubscribeToken.objects.bulk_create(unsubscribe_tokens, batch_size=BATCH)
+    models_insert(messages)
+    models_insert(tracked_links)
+    models_insert(unsubscribe_tokens)
     _events_record([m.pk for m in messages], now)
     _enrollments_advance(enrollments)
     skipped = sum(m.status == MessageStatus.SKIPPED for m in messages)
