@@ -329,6 +329,9 @@ CONTINUOUS_FULL_EVALUATION = env_bool("CONTINUOUS_FULL_EVALUATION", False)
 # Compile every continuous campaign's audience statement directly as well as from its template
 # of the day (campaigns/engine/compiled.py) and fail if they differ: on in the tests.
 AUDIENCE_TEMPLATE_VERIFY = env_bool("AUDIENCE_TEMPLATE_VERIFY", False)
+# Run the narrowed runs of continuous campaigns as session-level prepared statements
+# (campaigns/engine/prepared.py): off behind a pooler in transaction mode.
+ENGINE_PREPARED_STATEMENTS = env_bool("ENGINE_PREPARED_STATEMENTS", True)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -15,7 +15,7 @@ from django.db.models.functions import Cast
 
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
-from campaigns.engine import compiled, watermark
+from campaigns.engine import compiled, prepared, watermark
 from campaigns.engine.durability import commit_async
 from campaigns.experiments.arms import arms_assign
 from campaigns.language.spec import DEFAULT_SCHEDULE
@@ -354,18 +354,20 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
         f"FROM ({rows_sql}) AS n WHERE true "
         "ON CONFLICT (campaign_id, patient_id, occurrence_key) DO NOTHING"
     )
+    values = [
+        campaign.practice_id,
+        campaign.pk,
+        ops.adapt_datetimefield_value(now),
+        EnrollmentState.ACTIVE,
+        ops.adapt_datetimefield_value(first_due),
+        *params,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                campaign.practice_id,
-                campaign.pk,
-                ops.adapt_datetimefield_value(now),
-                EnrollmentState.ACTIVE,
-                ops.adapt_datetimefield_value(first_due),
-                *params,
-            ],
-        )
+        if patients is not None and campaign.kind == CampaignKind.DRIP:
+            # A few patients: planned once per connection and shape, not at every run.
+            prepared.narrowed_execute(cursor, sql, values)
+        else:
+            cursor.execute(sql, values)
         count = cursor.rowcount
     if count:
         # Experiments: each new enrollment's arm, fixed now, in this same transaction.

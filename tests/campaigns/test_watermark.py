@@ -43,10 +43,14 @@ def entered(campaign) -> list[str]:
 
 
 def enroll_statements(at) -> int:
-    """How many enrollment statements (audience queries) a tick at ``at`` runs."""
+    """How many enrollment statements (audience queries) a tick at ``at`` runs, prepared ones
+    (``campaigns.engine.prepared``) included."""
     with CaptureQueriesContext(connection) as queries:
         campaigns_run_due(now=at)
-    return sum("INSERT INTO campaigns_enrollment" in q["sql"] for q in queries.captured_queries)
+    return sum(
+        q["sql"].startswith(("INSERT INTO campaigns_enrollment", "EXECUTE trackstat_"))
+        for q in queries.captured_queries
+    )
 
 
 # --- what makes a tick skip a campaign, and what does not --------------------------------
