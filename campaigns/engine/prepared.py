@@ -5,10 +5,10 @@ audience ``INSERT … SELECT`` for a handful of patients: PostgreSQL then spends
 planning the statement and 0.2 ms running it, at every such run, a hundred or more a minute.
 The statement's text is the same for every campaign of a shape (``campaigns.engine.compiled``
 fills in the values), so each connection prepares it once (``PREPARE``) and runs it with
-``EXECUTE`` and a generic plan (``plan_cache_mode = force_generic_plan`` for the run's
-transaction): planned once for any values, which costs nothing more to run when the patients
-are a short list. Full evaluations (every patient of the practice) keep a plan made for their
-values: they never come here.
+``EXECUTE`` and a generic plan (``plan_cache_mode = force_generic_plan`` for the
+transaction, which the tick's consecutive narrowed runs share): planned once for any values,
+which costs nothing more to run when the patients are a short list. Full evaluations (every
+patient of the practice) keep a plan made for their values: they never come here.
 
 - **Per connection.** Prepared statements live as long as the database session; the names
   prepared are remembered per connection object, so a new connection prepares again. Up to
@@ -49,11 +49,20 @@ def placeholders_numbered(sql: str) -> str | None:
     return numbered + parts[-1]
 
 
+def generic_plans() -> None:
+    """For the rest of the current transaction, prepared statements run with a generic plan
+    (PostgreSQL): called once by the transaction of narrowed runs."""
+    if connection.vendor == "postgresql" and settings.ENGINE_PREPARED_STATEMENTS:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+
+
 def narrowed_execute(cursor, sql: str, params: list) -> None:
     """Run ``sql`` with ``params`` on ``cursor`` (the default connection's) as this
-    connection's prepared statement with a generic plan, preparing it on first use; as a plain
-    statement where it cannot be prepared, on other databases, or with
-    ``ENGINE_PREPARED_STATEMENTS`` off. For short-listed runs only (see the module)."""
+    connection's prepared statement, preparing it on first use; as a plain statement where it
+    cannot be prepared, on other databases, or with ``ENGINE_PREPARED_STATEMENTS`` off. For
+    short-listed runs only (see the module), in a transaction that called ``generic_plans``
+    (without it PostgreSQL plans each run for its values: right, only slower)."""
     if connection.vendor != "postgresql" or not settings.ENGINE_PREPARED_STATEMENTS:
         cursor.execute(sql, params)
         return
@@ -68,7 +77,6 @@ def narrowed_execute(cursor, sql: str, params: list) -> None:
     if name is None:
         cursor.execute(sql, params)
         return
-    cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
     cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
 
 

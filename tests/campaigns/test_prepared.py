@@ -83,3 +83,15 @@ def test_a_statement_postgresql_refuses_to_prepare_runs_plainly_in_the_same_tran
         assert cursor.fetchone() == (True,)
         cursor.execute("SELECT 1")  # the transaction is still usable
         assert cursor.fetchone() == (1,)
+
+
+def test_consecutive_narrowed_runs_share_one_transaction():
+    two_practices_missing_appointments()
+    campaigns_run_due(now=ny(2026, 6, 15, 9, 16))
+    with CaptureQueriesContext(connection) as captured:
+        campaigns_run_due(now=ny(2026, 6, 15, 9, 31))
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert statements.count("SET LOCAL synchronous_commit = off") == 1
+    assert statements.count("SET LOCAL plan_cache_mode = force_generic_plan") == 1
+    assert sum(s.startswith("EXECUTE trackstat_") for s in statements) == 2
+    assert len(entered()) == 4
