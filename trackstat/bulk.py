@@ -13,7 +13,7 @@ def models_insert(objs: Sequence[Model]) -> None:
     """Insert these new instances of one model and set their primary keys, as
     ``bulk_create`` does.
 
-    On PostgreSQL: one ``INSERT … SELECT FROM unnest(…) RETURNING id`` of the attribute
+    On PostgreSQL: the ids drawn from the table's sequence, then one ``COPY`` of the attribute
     values as they are, without Django's per-value preparation (for 24,000 messages of 40
     columns, a million calls that cost more than the statement). So only for models whose
     values need none: plain strings, numbers, booleans, dates and aware datetimes. Foreign
@@ -40,17 +40,23 @@ def models_insert(objs: Sequence[Model]) -> None:
                     related = field.get_cached_value(obj)
                     if related is not None:
                         setattr(obj, field.attname, related.pk)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in fields)
-    values = [[getattr(obj, f.attname) for obj in objs] for f in fields]
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "  # noqa: S608
-        f"SELECT * FROM unnest({arrays}) RETURNING {connection.ops.quote_name(meta.pk.column)}"
-    )
+    quote = connection.ops.quote_name
+    table, pk = quote(meta.db_table), meta.pk.column
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        ids = [pk for (pk,) in cursor.fetchall()]
-    for obj, pk in zip(objs, ids, strict=True):
-        obj.pk = pk
+        # The ids first, from the table's own sequence, then the rows with them: COPY is the
+        # cheapest way in for thousands of rows (values dumped by psycopg's C code), but it
+        # returns nothing.
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, pk, len(objs)],
+        )
+        ids = [value for (value,) in cursor.fetchall()]
+        columns = ", ".join(quote(c) for c in [pk, *(f.column for f in fields)])
+        attnames = [f.attname for f in fields]
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for obj, new_id in zip(objs, ids, strict=True):
+                copy.write_row([new_id, *(getattr(obj, name) for name in attnames)])
+    for obj, new_id in zip(objs, ids, strict=True):
+        obj.pk = new_id
         obj._state.adding = False
         obj._state.db = connection.alias

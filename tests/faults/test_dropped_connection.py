@@ -51,7 +51,11 @@ def _enrolling(sql: str, params) -> bool:
 
 
 def _materializing(sql: str, params) -> bool:
-    return _writes(sql, "INSERT", "messaging_outboundmessage")
+    # The messages go in by COPY (trackstat.bulk), which no execute wrapper sees; the ids it
+    # takes are drawn by the statement just before, in the same transaction.
+    return _writes(sql, "INSERT", "messaging_outboundmessage") or (
+        "nextval" in sql and "messaging_outboundmessage" in (params or ())
+    )
 
 
 def _claiming(sql: str, params) -> bool:
