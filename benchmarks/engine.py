@@ -862,8 +862,8 @@ def bench(size: str) -> Section:
         "run (the ORM compiling the campaign's audience query, PostgreSQL planning and running "
         "its INSERT … SELECT, the run recorded), materializing "
         f"{full['seconds']['materialize'] / max(full['created'] + full['skipped'], 1) * 1000:.2f}"
-        " ms per message (rendering in Python, then one INSERT per batch for each of messages, "
-        "links, tokens and events, and one UPDATE of the enrollments). "
+        " ms per message (rendering in Python, then per batch a COPY each of messages, "
+        "links and tokens, an INSERT of events and an UPDATE of the enrollments). "
         f"The continuous tick ran {continuous['statements']:,} statements, the re-tick "
         f"{busy_idle['statements']:,}, the idle tick {idle['statements']:,}.",
         "",
