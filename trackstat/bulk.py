@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
 from django.utils import timezone
 
@@ -53,9 +53,19 @@ def models_insert(objs: Sequence[Model]) -> None:
         ids = [value for (value,) in cursor.fetchall()]
         columns = ", ".join(quote(c) for c in [pk, *(f.column for f in fields)])
         attnames = [f.attname for f in fields]
-        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for obj, new_id in zip(objs, ids, strict=True):
-                copy.write_row([new_id, *(getattr(obj, name) for name in attnames)])
+        try:
+            with (
+                connection.wrap_database_errors,
+                cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+            ):
+                for obj, new_id in zip(objs, ids, strict=True):
+                    copy.write_row([new_id, *(getattr(obj, name) for name in attnames)])
+        except DatabaseError as error:
+            # PostgreSQL quotes the refused value in a COPY error (its context, part of the
+            # message): a patient's name or phone must not reach a log. Same class, the
+            # primary message only (which names no value), the original dropped.
+            primary = getattr(getattr(error.__cause__, "diag", None), "message_primary", "")
+            raise type(error)(f"{meta.db_table}: a row was refused: {primary}") from None
     for obj, new_id in zip(objs, ids, strict=True):
         obj.pk = new_id
         obj._state.adding = False

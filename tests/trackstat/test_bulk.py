@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import DataError, connection
 from django.forms.models import model_to_dict
 
 from messaging.models import Channel, MessageStatus, OutboundMessage, TrackedLink
@@ -69,3 +70,17 @@ def test_a_related_instance_saved_after_it_was_assigned_gives_its_id():
 def test_nothing_to_insert_runs_nothing(django_assert_num_queries):
     with django_assert_num_queries(0):
         models_insert([])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not refuse it")
+def test_a_refused_row_raises_an_error_that_names_the_table_and_not_the_value():
+    clinic = Clinic()
+    patient = clinic.patient(phone="3125550123")
+    message = messages(clinic, patient)[1]
+    message.subject = "Zebediah Quintessa-Marlowe " * 10  # past the column's 200 characters
+    with pytest.raises(DataError) as refused:
+        models_insert([message])
+    assert "messaging_outboundmessage" in str(refused.value)
+    assert "too long" in str(refused.value)
+    assert "Zebediah" not in str(refused.value)
+    assert refused.value.__suppress_context__
