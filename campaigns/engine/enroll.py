@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import zoneinfo
 from collections import defaultdict
 from collections.abc import Collection
 from contextlib import ExitStack
-from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Exists, OuterRef, Prefetch, Q, TextField, Value, When
-from django.db.models.functions import Cast
+from django.db.models import Case, Prefetch, Q, Value, When
 
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
 from campaigns.engine import compiled, prepared, watermark
 from campaigns.engine.durability import commit_async
+from campaigns.engine.heads import Head as _Head
+from campaigns.engine.heads import campaign_heads
 from campaigns.experiments.arms import arms_assign
 from campaigns.language.spec import DEFAULT_SCHEDULE
 from campaigns.language.triggers import MISSED_MINUTES, continuous_of, is_continuous
@@ -27,30 +25,10 @@ from campaigns.models import (
     CampaignRun,
     Enrollment,
     EnrollmentState,
-    MessageStep,
 )
 from campaigns.schedule import due_day
 from campaigns.timing import step_due
 from patients.models import VISIT_STATUSES, Appointment
-
-
-@dataclass(frozen=True)
-class _Head:
-    """What deciding whether a campaign is due needs: a few columns, not the model (an idle
-    tick looks at every enabled campaign of every practice, thousands of them)."""
-
-    pk: int
-    kind: str
-    trigger: dict
-    schedule: dict
-    enabled_at: dt.datetime | None
-    practice_id: int
-    tz: zoneinfo.ZoneInfo
-    updated_at: dt.datetime | None = None
-    exclude_recent_days: int = 0
-    # Evaluated at every tick (a drip with a continuous trigger): decided once per head, since
-    # a tick asks it of every campaign several times.
-    continuous: bool = False
 
 
 def campaigns_run_due(
@@ -67,7 +45,7 @@ def campaigns_run_due(
 
     ``practice_ids``: only these practices' campaigns (one tick group); None: every practice.
     """
-    heads = _heads(now, practice_ids)
+    heads = campaign_heads(practice_ids)
     plan = watermark.plan([h for h in heads if _is_continuous(h)], now)
     due_days = {h.pk: day for h in heads if (day := _due_day(h, now)) is not None}
     # Today's runs of every due campaign in one query, not one per campaign and tick.
@@ -144,70 +122,6 @@ class _NarrowedTransaction(ExitStack):
 
 def _is_continuous(head: _Head) -> bool:
     return head.continuous
-
-
-def _heads(now: dt.datetime, practice_ids: Collection[int] | None = None) -> list[_Head]:
-    """Every enabled campaign with at least one step (blasts not yet sent), as ``_Head``s."""
-    has_steps = Exists(MessageStep.objects.filter(campaign_id=OuterRef("pk")))
-    zones: dict[str, zoneinfo.ZoneInfo] = {}
-    campaigns = Campaign.objects.filter(has_steps, enabled=True, sent_at__isnull=True)
-    if practice_ids is not None:
-        campaigns = campaigns.filter(practice_id__in=practice_ids)
-    # The JSON columns as text, each distinct text decoded once: campaigns made from the same
-    # template share their trigger and schedule, and decoding is most of an idle tick's
-    # Python time. The decoded values are shared between heads and only ever read.
-    decoded: dict[str | None, dict] = {}
-
-    def value(text: str | None) -> dict:
-        if text not in decoded:
-            decoded[text] = (json.loads(text) if text is not None else None) or {}
-        return decoded[text]
-
-    heads = []
-    for (
-        pk,
-        kind,
-        trigger_text,
-        schedule_text,
-        enabled_at,
-        practice_id,
-        zone,
-        updated_at,
-        exclude_recent_days,
-    ) in (
-        campaigns.annotate(
-            trigger_text=Cast("trigger", TextField()),
-            schedule_text=Cast("schedule", TextField()),
-        )
-        .order_by("id")
-        .values_list(
-            "pk",
-            "kind",
-            "trigger_text",
-            "schedule_text",
-            "enabled_at",
-            "practice_id",
-            "practice__time_zone",
-            "updated_at",
-            "exclude_recent_days",
-        )
-    ):
-        trigger = value(trigger_text)
-        heads.append(
-            _Head(
-                pk=pk,
-                kind=kind,
-                trigger=trigger,
-                schedule=value(schedule_text),
-                enabled_at=enabled_at,
-                practice_id=practice_id,
-                tz=zones.setdefault(zone, zoneinfo.ZoneInfo(zone)),
-                updated_at=updated_at,
-                exclude_recent_days=exclude_recent_days or 0,
-                continuous=kind != CampaignKind.BLAST and is_continuous(trigger),
-            )
-        )
-    return heads
 
 
 def _due_day(campaign: _Head, now: dt.datetime) -> dt.date | None:

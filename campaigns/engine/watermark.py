@@ -26,19 +26,15 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
+from campaigns.engine.heads import Head as _Head
 from campaigns.language.triggers import TRIGGERS, continuous_of
 from campaigns.models import Campaign, ContinuousEvaluation, Enrollment, PatientChange
 from patients.models import VISIT_STATUSES, Appointment
-
-# A campaign's head (``campaigns.engine.enroll._Head``: pk, practice_id, tz, trigger,
-# updated_at, enabled_at, exclude_recent_days), not imported: enroll imports this module.
-_Head = Any
 
 
 def incremental() -> bool:
