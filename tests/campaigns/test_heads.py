@@ -43,8 +43,10 @@ def test_heads_are_every_enabled_campaign_with_steps_in_id_order():
     drip(clinic, BIRTHDAY, enabled_at=ENABLED_AT, enabled=False)
     heads = campaign_heads()
     assert [head.pk for head in heads] == [first.pk, second.pk]
-    assert heads[0].trigger == BIRTHDAY and not heads[0].continuous
-    assert heads[1].continuous and heads[1].tz == zoneinfo.ZoneInfo("America/New_York")
+    assert heads[0].trigger == BIRTHDAY
+    assert not heads[0].continuous
+    assert heads[1].continuous
+    assert heads[1].tz == zoneinfo.ZoneInfo("America/New_York")
     assert [head.pk for head in campaign_heads([other.practice.pk])] == [second.pk]
 
 
@@ -54,7 +56,8 @@ def test_every_change_that_matters_shows_at_the_next_read_in_the_same_transactio
     assert by_pk()[campaign.pk].trigger == BIRTHDAY
     # Edited twice in this transaction: the same xmin, another row version each time.
     Campaign.objects.filter(pk=campaign.pk).update(trigger=MISSED)
-    assert by_pk()[campaign.pk].trigger == MISSED and by_pk()[campaign.pk].continuous
+    assert by_pk()[campaign.pk].trigger == MISSED
+    assert by_pk()[campaign.pk].continuous
     Campaign.objects.filter(pk=campaign.pk).update(exclude_recent_days=7)
     assert by_pk()[campaign.pk].exclude_recent_days == 7
     Practice.objects.filter(pk=clinic.practice.pk).update(time_zone="Europe/Paris")
