@@ -21,6 +21,9 @@ are values in it. So it is compiled once per shape, time zone and local day into
 - **The patients.** One array parameter, NULL for all of them. PostgreSQL sees the values
   (Django binds them on the client), so the test is folded away either way; a narrowed run
   (a short list) runs the same text as a prepared statement (``campaigns.engine.prepared``).
+- **Many campaigns at once.** ``narrowed_rows_sql`` gives the template with the practice, the
+  campaign and the patients as columns of an outer row (``_Template.lateral``): the narrowed
+  runs of one shape are then one statement (``campaigns.engine.enroll:_shape_enroll``).
 
 A statement that is no template is compiled at each run, as before; so are campaigns with
 ``exclude_recent_days`` (their exclusions take instants from ``at`` outside the context) and
@@ -37,6 +40,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 
@@ -89,6 +93,38 @@ class _Template:
         for position in self.campaigns:
             params[position] = campaign.pk
         return self.sql, params
+
+    def lateral(self, now: dt.datetime) -> tuple[str, list] | None:
+        """The statement for many campaigns of this shape at once: the practice, the campaign
+        and the patients as the columns ``v.practice_id``, ``v.campaign_id`` and
+        ``v.patients`` of an outer row (so it is a ``LATERAL`` subquery), the instants filled
+        in. None when a placeholder is not where a template puts it."""
+        parts = self.sql.split("%s")
+        if "%%" in self.sql or len(parts) != len(self.params) + 1:
+            return None
+        columns = dict.fromkeys(self.practices, "v.practice_id") | dict.fromkeys(
+            self.campaigns, "v.campaign_id"
+        )
+        for position in self.patients:
+            following = parts[position + 1]
+            if following.startswith("::bigint[] IS NULL"):
+                columns[position] = "'{}'"  # a list, never "every patient": the test folds
+            elif following.startswith("::bigint[])"):
+                columns[position] = "v.patients"
+            else:
+                return None
+        sql = [parts[0]]
+        params = []
+        utc = now.astimezone(dt.UTC)
+        instants = dict(self.instants)
+        for position, value in enumerate(self.params):
+            if position in columns:
+                sql.append(columns[position])
+            else:
+                sql.append("%s")
+                params.append(utc + instants[position] if position in instants else value)
+            sql.append(parts[position + 1])
+        return "".join(sql), params
 
 
 _cache: OrderedDict[tuple, _Template | None] = OrderedDict()
@@ -160,7 +196,8 @@ def _template(campaign: Campaign, now: dt.datetime) -> _Template | None:
     )
 
 
-def _key(campaign: Campaign, now: dt.datetime) -> tuple:
+def template_key(campaign: Campaign, now: dt.datetime) -> tuple:
+    """What a template is kept by: the practice's zone and local day, and the shape."""
     practice = campaign.practice
     return (
         practice.time_zone,
@@ -177,7 +214,39 @@ def audience_rows_sql(
     if campaign.exclude_recent_days or campaign.kind != CampaignKind.DRIP:
         # Its exclusions derive their instants from ``at`` outside the context.
         return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
-    key = _key(campaign, now)
+    template = _template_of(campaign, now)
+    if template is None:
+        return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
+    sql, params = template.render(campaign, now, patients)
+    if settings.AUDIENCE_TEMPLATE_VERIFY:
+        direct = _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
+        if (sql, _comparable(params)) != (direct[0], _comparable(direct[1])):
+            raise AssertionError(f"campaign {campaign.pk}: its audience template drifted")
+    return sql, params
+
+
+def narrowed_rows_sql(campaign: Campaign, now: dt.datetime) -> tuple[str, list] | None:
+    """The rows statement of ``campaign``'s shape at ``now`` for all narrowed campaigns of
+    that shape at once (``_Template.lateral``); None when its runs cannot share one (no
+    template: each then runs on its own). With ``AUDIENCE_TEMPLATE_VERIFY`` the template is
+    checked against a direct compilation first, as for a run of its own."""
+    if (
+        connection.vendor != "postgresql"
+        or campaign.exclude_recent_days
+        or campaign.kind != CampaignKind.DRIP
+    ):
+        return None
+    template = _template_of(campaign, now)
+    if template is None:
+        return None
+    if settings.AUDIENCE_TEMPLATE_VERIFY:
+        audience_rows_sql(campaign, now, [])
+    return template.lateral(now)
+
+
+def _template_of(campaign: Campaign, now: dt.datetime) -> _Template | None:
+    """The template of ``campaign``'s shape for its local day (compiled on first use)."""
+    key = template_key(campaign, now)
     with _lock:  # ticks may run in threads of one process (the tests do)
         template = _cache.get(key, _MISSING)
         if template is not _MISSING:
@@ -188,14 +257,7 @@ def audience_rows_sql(
             _cache[key] = template
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
-    if template is None:
-        return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
-    sql, params = template.render(campaign, now, patients)
-    if settings.AUDIENCE_TEMPLATE_VERIFY:
-        direct = _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
-        if (sql, _comparable(params)) != (direct[0], _comparable(direct[1])):
-            raise AssertionError(f"campaign {campaign.pk}: its audience template drifted")
-    return sql, params
+    return template
 
 
 def _comparable(params: list) -> list:

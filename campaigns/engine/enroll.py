@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection
-from contextlib import ExitStack
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Prefetch, Q, Value, When
@@ -26,6 +25,7 @@ from campaigns.models import (
     CampaignRun,
     Enrollment,
     EnrollmentState,
+    MessageStep,
 )
 from campaigns.schedule import due_day
 from campaigns.timing import step_due
@@ -74,51 +74,104 @@ def campaigns_run_due(
         .prefetch_related(Prefetch("steps", to_attr="step_list"))
         .order_by("id")
     )
-    # Consecutive narrowed runs (in id order) share one transaction: each is a prepared
-    # statement of a millisecond, and its own transaction would cost as much again.
-    with _NarrowedTransaction() as narrowed_transaction:
-        for campaign in campaigns:
-            if not campaign.step_list:
-                continue
-            patients = plan.narrowed_to(campaign.pk)
-            if campaign.kind != CampaignKind.BLAST and not is_continuous(campaign.trigger):
-                narrowed_transaction.commit()
-                day = due_days.get(campaign.pk)
-                if day is None:
-                    continue  # changed since the first look: the next tick decides
-                count = _scheduled_run(campaign, day, now)
-            elif campaign.kind == CampaignKind.DRIP and patients is not None:
-                narrowed_transaction.begin()
-                count = enroll(campaign, now=now, patients=patients)
-            else:
-                narrowed_transaction.commit()
-                count = _campaign_run(campaign, now, patients=patients)
-            if count is not None:
-                runs += 1
-                enrolled += count
+    # Consecutive narrowed runs (in id order) are gathered, then enrolled together: one
+    # transaction, one statement per shape (_narrowed_runs).
+    pending: list[tuple[Campaign, list[int]]] = []
+    for campaign in campaigns:
+        if not campaign.step_list:
+            continue
+        continuous = campaign.kind != CampaignKind.BLAST and is_continuous(campaign.trigger)
+        patients = plan.narrowed_to(campaign.pk) if continuous else None
+        if patients is not None and campaign.kind == CampaignKind.DRIP:
+            pending.append((campaign, patients))
+            continue
+        counts = _narrowed_runs(pending, now)
+        runs, enrolled, pending = runs + len(counts), enrolled + sum(counts), []
+        if campaign.kind != CampaignKind.BLAST and not continuous:
+            day = due_days.get(campaign.pk)
+            if day is None:
+                continue  # changed since the first look: the next tick decides
+            count = _scheduled_run(campaign, day, now)
+        else:
+            count = _campaign_run(campaign, now, patients=patients)
+        if count is not None:
+            runs += 1
+            enrolled += count
+    counts = _narrowed_runs(pending, now)
+    runs, enrolled = runs + len(counts), enrolled + sum(counts)
     plan.finish()
     return runs, enrolled
 
 
-class _NarrowedTransaction(ExitStack):
-    """The transaction that consecutive narrowed runs share: begun by the first, committed
-    (asynchronously, like every run) before the next campaign of another kind, or at the end;
-    an error rolls it back, and the tick is redone from the old watermark."""
+def _narrowed_runs(pending: list[tuple[Campaign, list[int]]], now: dt.datetime) -> list[int]:
+    """Enroll consecutive narrowed runs (continuous campaigns evaluated for a few patients,
+    ``campaigns.engine.watermark``); return each run's count. They share one transaction
+    (committed asynchronously, like every run; an error rolls it back and the tick is redone
+    from the old watermark), and on PostgreSQL the runs of one shape are one statement
+    (``_shape_enroll``): each run alone was a prepared statement of a millisecond, most of it
+    the round trip and the executor's start. None of them reads another campaign's
+    enrollments (``exclude_recent_days`` is never narrowed), so their order within does not
+    matter."""
+    if not pending:
+        return []
+    counts = []
+    with transaction.atomic():
+        commit_async()
+        prepared.generic_plans()
+        shapes: dict[tuple, list[tuple[Campaign, list[int]]]] = defaultdict(list)
+        statements: dict[tuple, tuple[str, list]] = {}
+        for campaign, patients in pending:
+            rows = compiled.narrowed_rows_sql(campaign, now)
+            if rows is None:
+                counts.append(enroll(campaign, now=now, patients=patients))
+                continue
+            key = compiled.template_key(campaign, now)
+            shapes[key].append((campaign, patients))
+            statements[key] = rows
+        for key, runs in shapes.items():
+            counts.extend(_shape_enroll(runs, statements[key], now))
+    return counts
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.open = False
 
-    def begin(self) -> None:
-        if not self.open:
-            self.enter_context(transaction.atomic())
-            commit_async()
-            prepared.generic_plans()
-            self.open = True
-
-    def commit(self) -> None:
-        self.close()
-        self.open = False
+def _shape_enroll(
+    runs: list[tuple[Campaign, list[int]]], rows: tuple[str, list], now: dt.datetime
+) -> list[int]:
+    """Enroll narrowed runs of one shape in one ``INSERT … SELECT``: each campaign's practice,
+    id, first step's due time and patients are a row of ``v``, and the shape's rows statement
+    (``compiled.narrowed_rows_sql``) is a ``LATERAL`` subquery of it. Return each run's
+    count, in the order of ``runs``."""
+    rows_sql, params = rows
+    table = Enrollment._meta.db_table
+    ops = connection.ops
+    sql = (
+        f"INSERT INTO {table} (practice_id, campaign_id, patient_id, occurrence_key, "  # noqa: S608
+        "appointment_id, entered_at, state, steps_done, next_step_at, exit_reason) "
+        "SELECT v.practice_id, v.campaign_id, n.patient_id, n.occurrence_key, n.appointment_id, "
+        "%s::timestamptz, %s, 0, v.first_due, '' "
+        "FROM (SELECT u.practice_id, u.campaign_id, u.first_due, u.patients::bigint[] AS patients "
+        "FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) "
+        "AS u(practice_id, campaign_id, first_due, patients)) AS v "
+        f"CROSS JOIN LATERAL ({rows_sql}) AS n WHERE true "
+        "ON CONFLICT (campaign_id, patient_id, occurrence_key) DO NOTHING "
+        "RETURNING campaign_id"
+    )
+    values = [
+        ops.adapt_datetimefield_value(now),
+        EnrollmentState.ACTIVE,
+        [campaign.practice_id for campaign, _ in runs],
+        [campaign.pk for campaign, _ in runs],
+        [ops.adapt_datetimefield_value(_first_due(campaign, now)) for campaign, _ in runs],
+        ["{" + ",".join(str(int(pk)) for pk in patients) + "}" for _, patients in runs],
+        *params,
+    ]
+    with connection.cursor() as cursor:
+        prepared.narrowed_execute(cursor, sql, values)
+        made = Counter(campaign_id for (campaign_id,) in cursor.fetchall())
+    for campaign, _ in runs:
+        if made[campaign.pk]:
+            # Experiments: each new enrollment's arm, fixed now, in this same transaction.
+            arms_assign(campaign, now=now, steps=campaign.step_list)
+    return [made[campaign.pk] for campaign, _ in runs]
 
 
 def _is_continuous(head: _Head) -> bool:
@@ -275,17 +328,8 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
     that ran before it in the same tick. ``patients`` narrows the run to those patients (a
     continuous campaign evaluated by what changed: ``campaigns.engine.watermark``).
     """
-    steps = getattr(campaign, "step_list", None)
-    if steps is None:
-        steps = list(campaign.steps.all())
-    first = steps[0]
-    first_due = step_due(
-        previous=now,
-        value=first.delay_value,
-        unit=first.delay_unit,
-        schedule=campaign.schedule or DEFAULT_SCHEDULE,
-        tz=campaign.practice.tz,
-    )
+    steps = _steps_of(campaign)
+    first_due = _first_due(campaign, now)
     if connection.vendor == "postgresql" and campaign.kind == CampaignKind.DRIP:
         # From the statement compiled once a day for every campaign of its shape.
         rows_sql, params = compiled.audience_rows_sql(campaign, now, patients)
@@ -325,3 +369,20 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
         # Experiments: each new enrollment's arm, fixed now, in this same transaction.
         arms_assign(campaign, now=now, steps=steps)
     return count
+
+
+def _steps_of(campaign: Campaign) -> list[MessageStep]:
+    steps = getattr(campaign, "step_list", None)
+    return list(campaign.steps.all()) if steps is None else steps
+
+
+def _first_due(campaign: Campaign, now: dt.datetime) -> dt.datetime:
+    """When an enrollment made at ``now`` gets its first step."""
+    first = _steps_of(campaign)[0]
+    return step_due(
+        previous=now,
+        value=first.delay_value,
+        unit=first.delay_unit,
+        schedule=campaign.schedule or DEFAULT_SCHEDULE,
+        tz=campaign.practice.tz,
+    )

@@ -1,6 +1,7 @@
 """Narrowed continuous runs go through prepared statements (campaigns/engine/prepared.py):
 the same enrollments as plain statements, prepared once per connection and shape, and
-nothing lost when a statement cannot be prepared or the connection is new."""
+nothing lost when a statement cannot be prepared or the connection is new. The narrowed runs
+of one shape are one statement (campaigns.engine.enroll:_shape_enroll), each run counted."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def test_narrowed_runs_are_prepared_once_and_enroll_what_plain_statements_do(set
         campaigns_run_due(now=ny(2026, 6, 15, 9, 31))  # narrowed: the late ones
     statements = [q["sql"] for q in captured.captured_queries]
     assert sum(s.startswith("PREPARE trackstat_") for s in statements) == (1 if on else 0)
-    assert sum(s.startswith("EXECUTE trackstat_") for s in statements) == (2 if on else 0)
+    # Both practices' runs: one statement of their shape.
+    assert sum(s.startswith("EXECUTE trackstat_") for s in statements) == (1 if on else 0)
     assert sorted(patient for _, patient in entered()) == ["EARLY0", "EARLY1", "LATE0", "LATE1"]
 
 
@@ -93,5 +95,31 @@ def test_consecutive_narrowed_runs_share_one_transaction():
     statements = [q["sql"] for q in captured.captured_queries]
     assert statements.count("SET LOCAL synchronous_commit = off") == 1
     assert statements.count("SET LOCAL plan_cache_mode = force_generic_plan") == 1
-    assert sum(s.startswith("EXECUTE trackstat_") for s in statements) == 2
+    assert sum(s.startswith("EXECUTE trackstat_") for s in statements) == 1
     assert len(entered()) == 4
+
+
+def test_narrowed_runs_are_one_statement_per_shape_and_each_run_counts():
+    first, second = two_practices_missing_appointments()
+    # Another shape (30 minutes), in the first practice: its 9:00 appointment crosses at 9:30.
+    later = drip(
+        Clinic(first.practice),
+        {"type": "missed_appointment", "minutes_after": 30},
+        enabled_at=ny(2026, 6, 1),
+        messages=[sms("Still missed you")],
+    )
+    # In full at 9:16: the early ones (the 30-minute campaign has nothing yet, so no run).
+    assert campaigns_run_due(now=ny(2026, 6, 15, 9, 16)) == (2, 2)
+    with CaptureQueriesContext(connection) as captured:
+        assert campaigns_run_due(now=ny(2026, 6, 15, 9, 31)) == (3, 3)  # narrowed
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert sum(s.startswith("EXECUTE trackstat_") for s in statements) == 2
+    assert entered() == sorted(
+        [
+            (first.pk, "EARLY0"),
+            (first.pk, "LATE0"),
+            (second.pk, "EARLY1"),
+            (second.pk, "LATE1"),
+            (later.pk, "EARLY0"),
+        ]
+    )
