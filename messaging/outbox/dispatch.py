@@ -218,7 +218,37 @@ def _claim(practice_ids: list[int], now: dt.datetime) -> dict[int, list[int]]:
         taken = [allowances[pk] for pk in sorted(claimed)]
         for allowance in taken:
             allowance.claimed += len(claimed[allowance.pk])
+        _allowances_save(taken)
+        _claimed_events_record(claimed, now)
+    return dict(claimed)
+
+
+def _allowances_save(taken: list[SendAllowance]) -> None:
+    """Save the allowances' minute and count: on PostgreSQL one UPDATE from arrays (Django's
+    bulk_update compiles a CASE per row and field: most of a claim's Python time)."""
+    if connection.vendor != "postgresql":
         SendAllowance.objects.bulk_update(taken, ["minute", "claimed"])
+        return
+    table = SendAllowance._meta.db_table
+    column = SendAllowance._meta.pk.column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS a SET minute = v.minute, claimed = v.claimed "  # noqa: S608
+            "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[]) AS v(pk, minute, claimed) "
+            f"WHERE a.{column} = v.pk",
+            [
+                [allowance.pk for allowance in taken],
+                [allowance.minute for allowance in taken],
+                [allowance.claimed for allowance in taken],
+            ],
+        )
+
+
+def _claimed_events_record(claimed: dict[int, list[int]], now: dt.datetime) -> None:
+    """Each claimed message's ``sending`` event (from the engine), in practice order then
+    the claim's order. On PostgreSQL one INSERT from arrays, not a model per event."""
+    pairs = [(practice_id, pk) for practice_id, ids in claimed.items() for pk in ids]
+    if connection.vendor != "postgresql":
         MessageEvent.objects.bulk_create(
             MessageEvent(
                 practice_id=practice_id,
@@ -227,7 +257,20 @@ def _claim(practice_ids: list[int], now: dt.datetime) -> dict[int, list[int]]:
                 at=now,
                 source="engine",
             )
-            for practice_id, ids in claimed.items()
-            for message_id in ids
+            for practice_id, message_id in pairs
         )
-    return dict(claimed)
+        return
+    table = MessageEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (practice_id, message_id, status, reason, at, source) "  # noqa: S608
+            "SELECT v.practice_id, v.message_id, %s, '', %s, 'engine' "
+            "FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY "
+            "AS v(practice_id, message_id, n) ORDER BY v.n",
+            [
+                MessageStatus.SENDING,
+                now,
+                [practice_id for practice_id, _ in pairs],
+                [message_id for _, message_id in pairs],
+            ],
+        )
