@@ -12,8 +12,9 @@ task or a redelivered Celery message finds it already handled and does nothing. 
 dies after calling the provider leaves it ``sending`` with ``provider_called_at`` set, and the
 dispatcher turns it ``unknown`` for reconciliation: never resent blindly (``deliver``).
 
-One message never takes its batch down with it: each is re-checked in its own savepoint, and
-an unexpected error moves only that message (back to the queue a few times, then failed).
+One message never takes its batch down with it: an unexpected error in a re-check rolls the
+batch's judging back, which runs again with each message in its own savepoint, and the error
+moves only that message (back to the queue a few times, then failed).
 What a provider accepted is recorded whatever happens later in the batch.
 """
 
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.outbox.addresses import address_problem
-from messaging.outbox.checks import Hold, MessageCheck, pre_send_checks
+from messaging.outbox.checks import Hold, MessageCheck, PreSendCheck, pre_send_checks
 from messaging.outbox.deliver import (
     message_prepare_failed,
     messages_deliver,
@@ -62,9 +63,39 @@ def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> 
     """
     refuse_inside_a_transaction()
     now = now or timezone.now()
+    checks = pre_send_checks()
+    try:
+        statuses, outgoing = _judge(message_ids, now, checks, isolated=False)
+    except _RecheckRaised:
+        # One message's re-check raised, and the batch's transaction is rolled back whole:
+        # judged again, each message in a savepoint of its own, so only that one is moved.
+        statuses, outgoing = _judge(message_ids, now, checks, isolated=True)
+    if outgoing:
+        for message_id, status in messages_deliver(outgoing, now).items():
+            if status is None:
+                del statuses[message_id]  # its row is gone (the patient was deleted meanwhile)
+            else:
+                statuses[message_id] = status
+    return statuses
+
+
+class _RecheckRaised(Exception):
+    """A message's re-check raised where the batch had no savepoint per message."""
+
+
+def _judge(
+    message_ids: list[int], now: dt.datetime, checks: list[PreSendCheck], *, isolated: bool
+) -> tuple[dict[int, str], list[OutboundMessage]]:
+    """Lock and re-check the batch in one transaction: the status of each message, and the
+    ones that may go out now.
+
+    Not ``isolated`` (the usual case): the re-checks run without a savepoint each, two round
+    trips per message saved; the first one that raises rolls the whole transaction back
+    (``_RecheckRaised``), so nothing of the batch is half-judged. ``isolated``: each message
+    in its own savepoint, and one that raises is moved on its own.
+    """
     statuses: dict[int, str] = {}
     outgoing: list[OutboundMessage] = []
-    checks = pre_send_checks()
     related = sorted({*RELATED, *(path for check in checks for path in check.related)})
     with transaction.atomic():
         # Locked in id order, so two batches sharing messages (a duplicate task) never
@@ -83,7 +114,14 @@ def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> 
             # else already handled: a duplicate or late delivery
         checkers = [check.batch(pending, now) for check in checks] if pending else []
         for message in pending:
-            if _prepare_stops(message, now, checkers):
+            if isolated:
+                stopped = _prepare_stops(message, now, checkers)
+            else:
+                try:
+                    stopped = _prepare(message, now, checkers)
+                except Exception as error:
+                    raise _RecheckRaised from error
+            if stopped:
                 statuses[message.pk] = message.status
                 continue
             outgoing.append(message)
@@ -95,37 +133,34 @@ def messages_send(*, message_ids: list[int], now: dt.datetime | None = None) -> 
         judged = [m.pk for m in outgoing if m.purpose and m.patient_id and not m.is_test]
         if judged:
             OutboundMessage.objects.filter(pk__in=judged).update(passed_check_at=now)
-    if outgoing:
-        for message_id, status in messages_deliver(outgoing, now).items():
-            if status is None:
-                del statuses[message_id]  # its row is gone (the patient was deleted meanwhile)
-            else:
-                statuses[message_id] = status
-    return statuses
+    return statuses, outgoing
 
 
 def _prepare_stops(message: OutboundMessage, now: dt.datetime, checks: list[MessageCheck]) -> bool:
-    """Re-check one locked message of the batch and save what the re-check rewrote (its
-    address, a re-rendered reminder); True if it must not go out now (its status has moved).
-
-    In its own savepoint: an unexpected error rolls back this message's re-check only, and
-    the message is moved on its own (``message_prepare_failed``); the batch goes on.
-    """
-    before = (message.to, message.subject, message.body)
+    """``_prepare`` in a savepoint of its own: an unexpected error rolls back this message's
+    re-check only, and the message is moved on its own (``message_prepare_failed``); the
+    batch goes on."""
     try:
         with transaction.atomic():
-            hold = _recheck(message, now, checks)
-            stop_footer_keep(message=message, body_before=before[2])
-            if hold is not None:
-                rewritten = (message.subject, message.body) != before[1:]
-                _hold_apply(message, hold, now, rewritten=rewritten)
-                return True
-            if (message.to, message.subject, message.body) != before:
-                message.save(update_fields=["to", "subject", "body", "updated_at"])
-            return False
+            return _prepare(message, now, checks)
     except Exception as error:
         message.status = message_prepare_failed(message.pk, error, now) or message.status
         return True
+
+
+def _prepare(message: OutboundMessage, now: dt.datetime, checks: list[MessageCheck]) -> bool:
+    """Re-check one locked message of the batch and save what the re-check rewrote (its
+    address, a re-rendered reminder); True if it must not go out now (its status has moved)."""
+    before = (message.to, message.subject, message.body)
+    hold = _recheck(message, now, checks)
+    stop_footer_keep(message=message, body_before=before[2])
+    if hold is not None:
+        rewritten = (message.subject, message.body) != before[1:]
+        _hold_apply(message, hold, now, rewritten=rewritten)
+        return True
+    if (message.to, message.subject, message.body) != before:
+        message.save(update_fields=["to", "subject", "body", "updated_at"])
+    return False
 
 
 def _recheck(message: OutboundMessage, now: dt.datetime, checks: list[MessageCheck]) -> Hold | None:
