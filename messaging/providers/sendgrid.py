@@ -35,7 +35,7 @@ from sendgrid.helpers.mail import CustomArg, Header, Mail
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from messaging.plaintext import html_to_text
-from messaging.providers.base import Accepted, Outgoing, ProviderError
+from messaging.providers.base import Accepted, Outgoing, ProviderError, environment_read_once
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_HOST = "https://api.sendgrid.com"
@@ -58,7 +58,7 @@ class SendGridProvider:
         self.timeout = timeout
         self.url = f"{self.client.host}/v3/mail/send"
         self.headers = {**self.client.client.request_headers, "Content-Type": "application/json"}
-        self.session = requests.Session()
+        self.session = environment_read_once(requests.Session(), self.url)
 
     def send(self, outgoing: Outgoing) -> Accepted:
         if not outgoing.sender:

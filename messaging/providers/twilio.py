@@ -32,7 +32,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from messaging.providers.base import Accepted, Outgoing, ProviderError
+from messaging.providers.base import Accepted, Outgoing, ProviderError, environment_read_once
 
 # Seconds for connecting and for each read. A send blocks a worker for at most this long.
 DEFAULT_TIMEOUT = 10.0
@@ -67,6 +67,7 @@ class TwilioProvider:
         if base_url:
             # The Api domain builds every URL from ``base_url`` (``Domain.absolute_url``).
             self.client.api.base_url = base_url.rstrip("/")
+        environment_read_once(self.client.http_client.session, self.client.api.base_url)
 
     def send(self, outgoing: Outgoing) -> Accepted:
         if not outgoing.sender:

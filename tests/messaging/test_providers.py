@@ -338,3 +338,28 @@ def test_the_sdks_request_logging_is_off():
     whole bodies at DEBUG: neither reaches our logs."""
     assert logging.getLogger("twilio.http_client").getEffectiveLevel() >= logging.WARNING
     assert logging.getLogger("python_http_client").getEffectiveLevel() >= logging.WARNING
+
+
+def test_providers_read_the_proxy_environment_once_when_built(provider_settings, fake, monkeypatch):
+    # What the environment says when a provider is built is kept: a proxy, or NO_PROXY
+    # naming its host. Sending reads the environment no more (each request used to scan it
+    # twice for proxies and look for a .netrc).
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    proxied = [TwilioProvider(timeout=TIMEOUT), SendGridProvider(timeout=TIMEOUT)]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    direct = [TwilioProvider(timeout=TIMEOUT), SendGridProvider(timeout=TIMEOUT)]
+
+    def sessions(pair):
+        return [pair[0].client.http_client.session, pair[1].session]
+
+    assert [s.proxies.get("http") for s in sessions(proxied)] == ["http://proxy.test:3128"] * 2
+    assert [s.proxies.get("http") for s in sessions(direct)] == [None, None]
+
+    def environment_read(*args, **kwargs):
+        raise AssertionError("the environment was read at a request")
+
+    monkeypatch.setattr("requests.sessions.get_environ_proxies", environment_read)
+    monkeypatch.setattr("requests.sessions.get_netrc_auth", environment_read)
+    monkeypatch.setattr("requests.utils.get_environ_proxies", environment_read)
+    assert direct[0].send(sms()).provider_id.startswith("SM")
+    assert direct[1].send(email()).provider_id
