@@ -96,9 +96,7 @@ def test_a_batch_runs_a_fixed_number_of_queries_plus_one_mark_per_message(monkey
 
 
 @pytest.mark.django_db
-def test_a_re_check_that_raises_rolls_the_batch_back_and_judges_each_on_its_own(
-    calls, monkeypatch
-):
+def test_a_re_check_that_raises_rolls_the_batch_back_and_judges_each_on_its_own(calls, monkeypatch):
     first, bad, last = claimed_messages(3)
     real_recheck = send._recheck
     seen: list[int] = []
