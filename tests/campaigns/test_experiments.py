@@ -90,8 +90,10 @@ def test_held_out_patients_are_never_sent_anything_by_any_step_even_one_added_la
     held = {pk for pk, arm in arms.items() if arm == HOLDOUT}
     assert len(arms) == PATIENTS
     assert set(arms.values()) == {HOLDOUT, TREATMENT}
-    # Expected, not exact: 30 % of 40 by the hash.
-    assert 4 <= len(held) <= 20
+    # Expected, not exact: 30 % of 40 by the hash, whose draw depends on the ids the test
+    # database hands out: 4 to 20 missed for about 1 in 400 ranges of ids (it failed once
+    # under pytest -n 2), 2 to 24 for about 1 in 40,000.
+    assert 2 <= len(held) <= 24
     # Staff add a third step while the patients are between steps 1 and 2.
     update(campaign, messages=[*campaign_as_json(campaign)["messages"], sms("Day five", 2)])
     for day in (16, 17, 18, 19, 20, 21, 22):
