@@ -15,6 +15,7 @@ import datetime as dt
 
 from django.db.models import Q, QuerySet
 
+from campaigns.audience.triggers import RunContext
 from campaigns.experiments.arms import HOLDOUT
 from campaigns.models import Campaign, CampaignKind, Enrollment, EnrollmentState
 from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
@@ -23,15 +24,20 @@ from messaging.models import SENT_STATUSES, MessageStatus, OutboundMessage
 PENDING_STATUSES = [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.UNKNOWN]
 
 
-def _since(campaign: Campaign, at: dt.datetime) -> dt.datetime:
+def _since(campaign: Campaign, at: dt.datetime, ctx: RunContext | None) -> dt.datetime:
     # Elapsed time (X times 24 hours), in UTC: across a DST change a local day is 23 or 25 hours.
-    return at.astimezone(dt.UTC) - dt.timedelta(days=campaign.exclude_recent_days)
+    # From the run's context when there is one: the engine's compiled statements trace every
+    # instant the context hands out (``campaigns.engine.compiled``).
+    delta = dt.timedelta(days=campaign.exclude_recent_days)
+    return ctx.before(delta) if ctx is not None else at.astimezone(dt.UTC) - delta
 
 
-def recent_drip_messages(campaign: Campaign, *, at: dt.datetime) -> QuerySet[OutboundMessage]:
+def recent_drip_messages(
+    campaign: Campaign, *, at: dt.datetime, ctx: RunContext | None = None
+) -> QuerySet[OutboundMessage]:
     """Messages of the practice's other drip campaigns sent in the X times 24 hours before ``at``,
     or still on their way (due in that time or later); for every patient."""
-    since = _since(campaign, at)
+    since = _since(campaign, at, ctx)
     return (
         OutboundMessage.objects.filter(
             practice_id=campaign.practice_id,
@@ -47,7 +53,9 @@ def recent_drip_messages(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Out
     )
 
 
-def pending_drip_enrollments(campaign: Campaign, *, at: dt.datetime) -> QuerySet[Enrollment]:
+def pending_drip_enrollments(
+    campaign: Campaign, *, at: dt.datetime, ctx: RunContext | None = None
+) -> QuerySet[Enrollment]:
     """Enrollments in the practice's other drip campaigns made in the X times 24 hours before
     ``at`` whose first message is not in the outbox yet (within one tick: entered by a drip
     that ran before this one); for every patient."""
@@ -57,7 +65,7 @@ def pending_drip_enrollments(campaign: Campaign, *, at: dt.datetime) -> QuerySet
             campaign__kind=CampaignKind.DRIP,
             state=EnrollmentState.ACTIVE,
             steps_done=0,
-            entered_at__gte=_since(campaign, at),
+            entered_at__gte=_since(campaign, at, ctx),
         )
         .exclude(campaign_id=campaign.pk)
         .exclude(arm=HOLDOUT)

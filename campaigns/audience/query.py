@@ -72,8 +72,8 @@ def audience_candidates(
     if campaign.exclude_recent_days:
         mine = {"patient_id": OuterRef("pk")}
         patients = patients.exclude(
-            Exists(recent_drip_messages(campaign, at=at).filter(**mine))
-        ).exclude(Exists(pending_drip_enrollments(campaign, at=at).filter(**mine)))
+            Exists(recent_drip_messages(campaign, at=at, ctx=ctx).filter(**mine))
+        ).exclude(Exists(pending_drip_enrollments(campaign, at=at, ctx=ctx).filter(**mine)))
     return patients
 
 

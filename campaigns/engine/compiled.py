@@ -25,10 +25,12 @@ are values in it. So it is compiled once per shape, time zone and local day into
   campaign and the patients as columns of an outer row (``_Template.lateral``): the narrowed
   runs of one shape are then one statement (``campaigns.engine.enroll:_shape_enroll``).
 
-A statement that is no template is compiled at each run, as before; so are campaigns with
-``exclude_recent_days`` (their exclusions take instants from ``at`` outside the context) and
-blasts. ``AUDIENCE_TEMPLATE_VERIFY`` (on in the tests) compiles every statement directly as
-well and fails if the template's differs, so every engine test on PostgreSQL checks them.
+A statement that is no template is compiled at each run, as before; so are blasts. A campaign
+with ``exclude_recent_days`` has a template (its window's start is an instant of the context,
+and the number of days part of the shape) but always runs on its own, never in a statement
+shared with other campaigns: it reads the enrollments the runs before it made.
+``AUDIENCE_TEMPLATE_VERIFY`` (on in the tests) compiles every statement directly as well and
+fails if the template's differs, so every engine test on PostgreSQL checks them.
 """
 
 from __future__ import annotations
@@ -197,12 +199,16 @@ def _template(campaign: Campaign, now: dt.datetime) -> _Template | None:
 
 
 def template_key(campaign: Campaign, now: dt.datetime) -> tuple:
-    """What a template is kept by: the practice's zone and local day, and the shape."""
+    """What a template is kept by: the practice's zone and local day, and the shape (with
+    ``exclude_recent_days``, whose window is an offset of the template's instants)."""
     practice = campaign.practice
     return (
         practice.time_zone,
         now.astimezone(practice.tz).date(),
-        json.dumps([campaign.kind, campaign.trigger, campaign.filters], sort_keys=True),
+        json.dumps(
+            [campaign.kind, campaign.trigger, campaign.filters, campaign.exclude_recent_days],
+            sort_keys=True,
+        ),
     )
 
 
@@ -211,8 +217,7 @@ def audience_rows_sql(
 ) -> tuple[str, list]:
     """``new_occurrences_sql`` of ``campaign``'s audience at ``now``, narrowed to ``patients``
     (None: all), from the template of its shape for the day (compiled on first use)."""
-    if campaign.exclude_recent_days or campaign.kind != CampaignKind.DRIP:
-        # Its exclusions derive their instants from ``at`` outside the context.
+    if campaign.kind != CampaignKind.DRIP:
         return _compiled(campaign, RunContext(practice=campaign.practice, at=now), patients)
     template = _template_of(campaign, now)
     if template is None:
@@ -232,6 +237,7 @@ def narrowed_rows_sql(campaign: Campaign, now: dt.datetime) -> tuple[str, list] 
     checked against a direct compilation first, as for a run of its own."""
     if (
         connection.vendor != "postgresql"
+        # Its audience reads the enrollments the runs before it made: never one of many.
         or campaign.exclude_recent_days
         or campaign.kind != CampaignKind.DRIP
     ):

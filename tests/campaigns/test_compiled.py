@@ -153,3 +153,28 @@ def test_ticks_enroll_from_the_template():
     assert campaigns_run_due(now=ny(2026, 6, 15, 9, 45)) == (1, 1)  # full: compiled
     assert [t is not None for t in compiled._cache.values()] == [True]
     assert campaigns_run_due(now=ny(2026, 6, 15, 10, 45))[1] == 1  # narrowed: filled in
+
+
+def test_a_drip_with_exclude_recent_days_has_a_template_of_its_own_window():
+    # Its window (X times 24 hours before the run) is an instant of the context, and X is part
+    # of the shape: a campaign with 7 days never runs the statement of one with 3.
+    trigger, filters = {"type": "birthday", "offset_days": 0}, {}
+    week, other_week = shaped(trigger, filters), shaped(trigger, filters)
+    three = shaped(trigger, filters)
+    Campaign.objects.filter(pk__in=[week.pk, other_week.pk]).update(exclude_recent_days=7)
+    Campaign.objects.filter(pk=three.pk).update(exclude_recent_days=3)
+    week, other_week, three = (
+        Campaign.objects.select_related("practice").get(pk=c.pk) for c in (week, other_week, three)
+    )
+    audience_rows_sql(week, AT, None)
+    audience_rows_sql(three, AT, None)
+    templates = list(compiled._cache.values())
+    assert len(templates) == 2
+    assert all(t is not None for t in templates)
+
+    for run in (week, other_week, three):
+        key = compiled.template_key(run, LATER)
+        sql, params = compiled._cache[key].render(run, LATER, None)
+        expected_sql, expected_params = direct(run, LATER, None)
+        assert sql == expected_sql
+        assert utc(params) == utc(expected_params)
