@@ -55,6 +55,30 @@ def recreate_database(url: str) -> None:
     )
 
 
+def settle(url: str | None = None) -> float:
+    """Let the writes made so far reach the disk before a measure starts: PostgreSQL's
+    ``CHECKPOINT`` on ``url``'s server (the bench database's by default), then the kernel's
+    ``sync``; return the seconds it took. A measure taken right after gigabytes were written
+    (a database generated or copied, the previous benchmark's run) otherwise shares the disk
+    and the cores with their write-back."""
+    import psycopg
+    from dj_database_url import parse
+
+    settings = parse(url or bench_database_url())
+    started = time.perf_counter()
+    with psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"] or "postgres",
+        password=settings["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute("CHECKPOINT")
+    os.sync()
+    return time.perf_counter() - started
+
+
 def bench_env(url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(

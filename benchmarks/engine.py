@@ -54,6 +54,7 @@ from benchmarks.common import (
     cli,
     database_url_for,
     recreate_database,
+    settle,
     setup_django,
     timed,
 )
@@ -629,6 +630,8 @@ def _copy_database(url: str, template: str) -> str:
     with _admin(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    # The copy's gigabytes on disk before the tick on it is timed, not while.
+    print(f"copied {template}, settled in {settle(url):.1f} s", flush=True)
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
@@ -768,6 +771,7 @@ def bench(size: str) -> Section:
     with connection.cursor() as cursor:
         cursor.execute("SET jit = off")
     fanout_ratio = two["seconds"] / one["seconds"]
+    print(f"settled in {settle(url):.1f} s", flush=True)
 
     early = measured_tick(EARLY_AT)
     print("early idle tick", _fmt(early["total"]), flush=True)

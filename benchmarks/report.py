@@ -27,6 +27,7 @@ from benchmarks.common import (
     report_timing_lines,
     report_timing_results,
     report_timings,
+    settle,
     setup_django,
     timed,
 )
@@ -207,6 +208,7 @@ def bench(size: str) -> Section:
     populate_s, (campaign_id, _) = timed(populate, target_messages)
     messages = OutboundMessage.objects.filter(campaign_id=campaign_id).count()
     print(f"populated {messages:,} messages in {populate_s:.1f} s", flush=True)
+    print(f"settled in {settle():.1f} s", flush=True)  # the data on disk before the roll-up
     rollup_s, counted = timed(rollups_refresh)
     load = os.getloadavg()[0]
     print(f"rolled up {counted:,} in {rollup_s:.1f} s (load average {load:.1f})", flush=True)

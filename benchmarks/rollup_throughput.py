@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from benchmarks.common import database_url_for, recreate_database, setup_django, timed
+from benchmarks.common import database_url_for, recreate_database, settle, setup_django, timed
 
 
 def main() -> None:
@@ -35,6 +35,7 @@ def main() -> None:
     populate_s, _ = timed(populate, args.messages)
     if not args.no_analyze:
         vacuum()
+    print(f"settled in {settle(url):.1f} s", flush=True)  # the data on disk before the roll-up
     print(f"populated in {populate_s:.1f} s; load average {os.getloadavg()}", flush=True)
     seconds, counted = timed(rollups_refresh)
     print(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, Result, Section, machine_description, section_read
+from benchmarks.common import ROOT, Result, Section, machine_description, section_read, settle
 
 # In the order they run and appear in BENCHMARKS.md.
 MODULES = ["engine", "send", "bulk_patients", "report", "experiments", "web"]
@@ -40,6 +40,8 @@ def main() -> None:
                 print(f"(benchmarks/{name}.py does not exist yet: skipped)", flush=True)
                 continue
             out = Path(tmp) / f"{name}.json"
+            # The previous benchmark's writes on disk before this one starts.
+            print(f"--- settled in {settle():.1f} s", flush=True)
             print(f"--- benchmarks/{name}.py --size {args.size}", flush=True)
             done = subprocess.run(
                 [sys.executable, "-m", f"benchmarks.{name}", "--size", args.size, "--out", out],
@@ -76,6 +78,11 @@ def main() -> None:
         f"{minutes:.1f} minutes in all",
         "",
         f"Machine: {machine_description()}",
+        "",
+        "Before each benchmark, and before a measure that follows a bulk write of its own (a "
+        "database generated or copied, the report's million messages written), PostgreSQL "
+        "checkpoints and the kernel syncs (`benchmarks.common:settle`): the measure does not "
+        "share the disk and the cores with that write-back.",
         "",
         "## Targets",
         "",
