@@ -321,11 +321,10 @@ SEND_RATE_PER_PRACTICE_PER_MINUTE = env_int(
 # keeps every process busy when one group is heavier; each group costs a few queries a
 # minute even when idle. 1: one task runs every practice's tick.
 TICK_GROUPS = max(1, env_int("TICK_GROUPS", 8))
-# How many claimed messages one send task takes (a few queries per batch, not per message:
-# 50 took a fifth less CPU per message than 20). A batch whose provider calls outlast the
-# claim (CLAIM_SECONDS, 300 s: 50 calls at the 10 s timeout would) is claimed again by a later
-# tick; the exactly-once mark still lets only one task call the provider for each message.
-SEND_TASK_BATCH_SIZE = max(1, env_int("SEND_TASK_BATCH_SIZE", 50))
+# How many claimed messages one send task takes (a few queries per batch, not per message).
+# 50 took a sixth less worker CPU per message in the send benchmark but twice PostgreSQL's CPU
+# per message, not yet explained: 20 until it is.
+SEND_TASK_BATCH_SIZE = max(1, env_int("SEND_TASK_BATCH_SIZE", 20))
 # Evaluate every continuous campaign in full at every tick instead of by what changed since
 # the watermark (docs/engine-watermark.md): the same enrollments, slower; a switch to compare.
 CONTINUOUS_FULL_EVALUATION = env_bool("CONTINUOUS_FULL_EVALUATION", False)
