@@ -25,17 +25,13 @@ def bench_database_url() -> str:
     return os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
-def recreate_database(url: str) -> None:
-    """Drop and create the benchmark database, then migrate it."""
+def admin_connect(url: str):
+    """An autocommit connection to the maintenance database of ``url``'s server."""
     import psycopg
     from dj_database_url import parse
 
     settings = parse(url)
-    if settings["ENGINE"] != "django.db.backends.postgresql":
-        raise SystemExit(
-            "The benchmarks measure PostgreSQL: set BENCH_DATABASE_URL to postgres://…"
-        )
-    admin = psycopg.connect(
+    return psycopg.connect(
         host=settings["HOST"] or "127.0.0.1",
         port=settings["PORT"] or 5432,
         user=settings["USER"] or "postgres",
@@ -43,8 +39,19 @@ def recreate_database(url: str) -> None:
         dbname="postgres",
         autocommit=True,
     )
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the benchmark database, then migrate it."""
+    from dj_database_url import parse
+
+    settings = parse(url)
+    if settings["ENGINE"] != "django.db.backends.postgresql":
+        raise SystemExit(
+            "The benchmarks measure PostgreSQL: set BENCH_DATABASE_URL to postgres://…"
+        )
     name = settings["NAME"]
-    with admin:
+    with admin_connect(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     subprocess.run(
@@ -61,19 +68,8 @@ def settle(url: str | None = None) -> float:
     ``sync``; return the seconds it took. A measure taken right after gigabytes were written
     (a database generated or copied, the previous benchmark's run) otherwise shares the disk
     and the cores with their write-back."""
-    import psycopg
-    from dj_database_url import parse
-
-    settings = parse(url or bench_database_url())
     started = time.perf_counter()
-    with psycopg.connect(
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        user=settings["USER"] or "postgres",
-        password=settings["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
+    with admin_connect(url or bench_database_url()) as admin:
         admin.execute("CHECKPOINT")
     os.sync()
     return time.perf_counter() - started

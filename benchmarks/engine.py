@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (
     Result,
     Section,
+    admin_connect,
     cli,
     database_url_for,
     recreate_database,
@@ -607,27 +608,11 @@ def fanned_out_tick(url: str, *, processes: int, groups: int) -> dict:
     }
 
 
-def _admin(url: str):
-    """An autocommit connection to the maintenance database of ``url``'s server."""
-    import psycopg
-    from dj_database_url import parse
-
-    settings = parse(url)
-    return psycopg.connect(
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        user=settings["USER"] or "postgres",
-        password=settings["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    )
-
-
 def _copy_database(url: str, template: str) -> str:
     """A new database at ``url``'s server made from ``template`` (PostgreSQL's file copy:
     the same rows, statistics and indexes); returns its URL."""
     name = f"{template}_copy"
-    with _admin(url) as admin:
+    with admin_connect(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     # The copy's gigabytes on disk before the tick on it is timed, not while.
@@ -638,7 +623,7 @@ def _copy_database(url: str, template: str) -> str:
 def _drop_database(url: str) -> None:
     from dj_database_url import parse
 
-    with _admin(url) as admin:
+    with admin_connect(url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{parse(url)["NAME"]}" WITH (FORCE)')
 
 
