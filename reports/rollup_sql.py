@@ -33,6 +33,9 @@ from reports.models import (
 )
 from trackstat.models import Practice
 
+# PostgreSQL's memory for a batch's sorts and hash tables (the default is 4 MB).
+WORK_MEM = "64MB"
+
 
 def _status_bits(column: str, status_facts: dict[str, int]) -> str:
     """SQL for the facts a message has for reaching the status in ``column``."""
@@ -65,8 +68,9 @@ def messages_count(
     counter_adds = ", ".join(f"{name} = t.{name} + excluded.{name}" for name in counters.values())
     sql = f"""
     WITH claimed AS MATERIALIZED (
-        DELETE FROM {queue} WHERE id = ANY(ARRAY(
-            SELECT q.id FROM {queue} q
+        -- The rows this statement locked, deleted by their address (no index probe each).
+        DELETE FROM {queue} WHERE ctid = ANY(ARRAY(
+            SELECT q.ctid FROM {queue} q
             WHERE NOT EXISTS (
                 SELECT 1 FROM {messages} o
                 WHERE o.id = q.message_id AND o.status = ANY(%(in_flight)s)
@@ -138,21 +142,23 @@ def messages_count(
         FROM counted c CROSS JOIN LATERAL (VALUES ({NO_STEP}), (c.step)) AS l(level)
         WHERE c.new & {fact.SENT} <> 0 AND c.patient_id IS NOT NULL
     ),
-    -- Each of the batch's days with the patient's known days around it, two index probes:
-    -- the latest known on or before it (the day itself when it is known already) and the
-    -- first known after it. So a patient's history is never read whole.
+    -- Each of the batch's days with the patient's known days around it: the first known day
+    -- after it (an index probe), and the latest known on or before it (the day itself when it
+    -- is known already). That one is the next day's ``prev_day`` when there is a next day;
+    -- only a day after all the known ones takes a second probe. So a patient's history is
+    -- never read whole.
     around AS MATERIALIZED (
-        SELECT n.*, b.day AS known_before, a.id AS next_id, a.day AS next_day,
-            a.prev_day AS next_prev
+        SELECT n.*, a.id AS next_id, a.tid AS next_tid, a.day AS next_day,
+            a.prev_day AS next_prev,
+            CASE WHEN a.id IS NOT NULL THEN a.prev_day ELSE (
+                SELECT r.day FROM {recipient_days} r WHERE r.campaign_id = n.campaign_id
+                    AND r.patient_id = n.patient_id AND r.step_position = n.level
+                    AND r.day <= n.day
+                ORDER BY r.day DESC LIMIT 1
+            ) END AS known_before
         FROM new_days n
         LEFT JOIN LATERAL (
-            SELECT r.day FROM {recipient_days} r WHERE r.campaign_id = n.campaign_id
-                AND r.patient_id = n.patient_id AND r.step_position = n.level
-                AND r.day <= n.day
-            ORDER BY r.day DESC LIMIT 1
-        ) b ON true
-        LEFT JOIN LATERAL (
-            SELECT r.id, r.day, r.prev_day FROM {recipient_days} r
+            SELECT r.id, r.ctid AS tid, r.day, r.prev_day FROM {recipient_days} r
             WHERE r.campaign_id = n.campaign_id AND r.patient_id = n.patient_id
                 AND r.step_position = n.level AND r.day > n.day
             ORDER BY r.day LIMIT 1
@@ -173,17 +179,17 @@ def messages_count(
     -- Only the known day right after a new one can get a later previous day: the latest of
     -- the batch's days before it, if later than the one it had.
     followers AS MATERIALIZED (
-        SELECT DISTINCT f.next_id AS id, f.practice_id, f.campaign_id, f.level, f.patient_id,
-            f.next_day AS day, f.next_prev AS prev_day
+        SELECT DISTINCT f.next_id AS id, f.next_tid AS tid, f.practice_id, f.campaign_id,
+            f.level, f.patient_id, f.next_day AS day, f.next_prev AS prev_day
         FROM fresh f WHERE f.next_id IS NOT NULL
     ),
     moved AS MATERIALIZED (
-        SELECT o.id, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day,
+        SELECT o.id, o.tid, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day,
             GREATEST(o.prev_day, max(f.day)) AS prev
         FROM followers o
         JOIN fresh f ON f.campaign_id = o.campaign_id AND f.level = o.level
             AND f.patient_id = o.patient_id AND f.day < o.day
-        GROUP BY o.id, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day
+        GROUP BY o.id, o.tid, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day
         HAVING GREATEST(o.prev_day, max(f.day)) IS DISTINCT FROM o.prev_day
     ),
     recipients_added AS (
@@ -192,7 +198,8 @@ def messages_count(
         SELECT practice_id, campaign_id, level, patient_id, day, prev FROM added
     ),
     recipients_moved AS (
-        UPDATE {recipient_days} r SET prev_day = m.prev FROM moved m WHERE r.id = m.id
+        -- By the row's address from the probe: a second index probe per row otherwise.
+        UPDATE {recipient_days} r SET prev_day = m.prev FROM moved m WHERE r.ctid = m.tid
     ),
     gap_changes AS (
         SELECT practice_id, campaign_id, level, day, COALESCE(prev, %(no_prev)s) AS prev_day,
@@ -218,6 +225,9 @@ def messages_count(
     ), '[]'::json)
     """  # noqa: S608 - table names and constants from the code, values as parameters
     with connection.cursor() as cursor:
+        # For this transaction only: the batch's sorts and hash tables (about 100,000 recipient
+        # days) fit in memory instead of spilling to temporary files.
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight), "no_prev": NO_PREV_DAY})
         taken, arm_rows = cursor.fetchone()
     if isinstance(arm_rows, str):

@@ -26,7 +26,7 @@ from messaging.webhook_services import (
     twilio_status_apply,
 )
 from reports import rollup
-from reports.models import RecipientDay
+from reports.models import NO_STEP, RecipientDay
 from reports.rollup import rollups_refresh
 from reports.selectors import campaign_report, practice_overview
 from tests.campaigns.builders import ny
@@ -397,3 +397,15 @@ def test_recipients_match_a_brute_force_count_whatever_the_arrival_order():
             assert report.totals.recipients == expected, (date_from, date_to)
             assert report.steps[0].numbers.recipients == expected
             assert report.totals.sent == sum(date_from <= day <= date_to for _, day in sends)
+    # Each recipient day names the patient's previous day, at both levels (campaign, step).
+    expected_days = {}
+    for patient in patients:
+        days = sorted({day for p, day in sends if p == patient})
+        for level in (NO_STEP, 1):
+            for previous, day in zip([None, *days], days, strict=False):
+                expected_days[(level, patient.pk, day)] = previous
+    stored = {
+        (r.step_position, r.patient_id, r.day): r.prev_day
+        for r in RecipientDay.objects.filter(campaign=campaign)
+    }
+    assert stored == expected_days
