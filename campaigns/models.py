@@ -295,6 +295,14 @@ class Enrollment(models.Model):
                 name="enrollment_report_pending",
                 condition=models.Q(report_pending=True),
             ),
+            # The roll-up asks of every message it counts whether its enrollment is in an
+            # experiment (``reports.rollup_sql``): a probe of this small index, not of the
+            # table's (a tenth of a backfill batch's time).
+            models.Index(
+                fields=["id"],
+                name="enrollment_in_experiment",
+                condition=models.Q(experiment_period__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
