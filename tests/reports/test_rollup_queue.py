@@ -17,8 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from campaigns.models import Campaign, MessageStep
 from messaging.models import MessageStatus, OutboundMessage
 from messaging.outbox.status import message_transition
-from reports import rollup
-from reports.models import MessageFacts, PendingMessage, RollupState
+from reports import rollup, rollup_sql
+from reports.models import MessageFacts, PendingMessage, RecipientDay, RollupState
 from reports.rollup import rollups_refresh
 from reports.selectors import campaign_report
 from tests.factories import PatientFactory, PracticeFactory
@@ -31,6 +31,10 @@ needs_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="concurrent roll-ups need PostgreSQL's snapshots and row locks; SQLite serializes "
     "writers, which proves nothing about concurrency",
+)
+
+postgres_settings = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL's settings of the set-wise roll-up"
 )
 
 
@@ -255,3 +259,40 @@ def test_the_migration_moves_pending_messages_and_counted_facts_off_the_outbox()
     deliver(OutboundMessage.objects.get(pk=counted.pk))  # the trigger queues it again
     rollups_refresh()
     assert (totals(campaign).sent, totals(campaign).delivered) == (1, 1)
+
+
+@postgres_settings
+@pytest.mark.django_db(transaction=True)
+def test_a_set_wise_batch_raises_work_mem_for_its_own_transaction_only():
+    """The batch's sorts get more memory (``SET LOCAL``); the connection, which serves other
+    work afterwards, keeps the server's setting."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        before = cursor.fetchone()[0]
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH claimed"):
+            cursor = context["cursor"]
+            cursor.execute("SHOW work_mem")
+            seen.append(cursor.fetchone()[0])
+        return execute(sql, params, many, context)
+
+    campaign, _ = campaign_with_sent(2)
+    with connection.execute_wrapper(spy):
+        rollups_refresh()
+    assert seen == [rollup_sql.WORK_MEM]
+    assert totals(campaign).sent == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == before
+
+
+@postgres_settings
+@pytest.mark.django_db
+def test_recipient_days_leave_room_on_their_pages_for_prev_day_rewrites():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", [RecipientDay._meta.db_table]
+        )
+        assert cursor.fetchone()[0] == ["fillfactor=80"]
