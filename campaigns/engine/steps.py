@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from django.db import connection, transaction
 from django.db.models import Prefetch
@@ -38,7 +38,7 @@ from messaging.outbox.addresses import address_problem
 from messaging.outbox.trust import messages_trust_apply
 from messaging.outbox.window import next_sending_time
 from messaging.unsubscribe import unsubscribe_token_new, unsubscribe_url
-from patients.models import Appointment, Patient, PatientStatus
+from patients.models import Appointment, Lookup, Patient, PatientStatus
 from trackstat.bulk import models_insert
 
 BATCH = 500
@@ -222,6 +222,23 @@ def steps_materialize(
             return queued, skipped
 
 
+def _providers_attach(patients: Iterable[Patient], appointments: Iterable[Appointment]) -> None:
+    """Give the batch's patients and appointments their providers (which rendering names),
+    read once each: a practice has a few providers, and a join made one model instance of a
+    provider per patient and per appointment, a fifth of the instances a batch built."""
+    patients, appointments = list(patients), list(appointments)
+    providers = Lookup.objects.in_bulk(
+        {p.primary_provider_id for p in patients if p.primary_provider_id}
+        | {a.provider_id for a in appointments if a.provider_id}
+    )
+    for patient in patients:
+        if patient.primary_provider_id in providers:
+            patient.primary_provider = providers[patient.primary_provider_id]
+    for appointment in appointments:
+        if appointment.provider_id in providers:
+            appointment.provider = providers[appointment.provider_id]
+
+
 def _by_key_only() -> None:
     """Let the batch's transaction read the enrollments (and every table) by index only
     (PostgreSQL). Its statements each touch the batch's few hundred rows, but where the
@@ -268,12 +285,11 @@ def _batch(now: dt.datetime, ids: list[int]) -> tuple[int, int, int]:
     # Each related table read by primary key on its own (not joined): plans that stay
     # cheap whatever the statistics say.
     enrollments = list(Enrollment.objects.filter(pk__in=claimed).order_by("next_step_at", "id"))
-    patients = Patient.objects.select_related("primary_provider").in_bulk(
-        {e.patient_id for e in enrollments}
-    )
-    appointments = Appointment.objects.select_related("provider").in_bulk(
+    patients = Patient.objects.in_bulk({e.patient_id for e in enrollments})
+    appointments = Appointment.objects.in_bulk(
         {e.appointment_id for e in enrollments if e.appointment_id}
     )
+    _providers_attach(patients.values(), appointments.values())
     for enrollment in enrollments:
         enrollment.patient = patients[enrollment.patient_id]
         if enrollment.appointment_id:
