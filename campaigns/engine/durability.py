@@ -22,12 +22,24 @@ from __future__ import annotations
 
 from django.db import connection
 
+# The same as ``commit_async`` inside a statement of the transaction (a SELECT list or a FROM
+# item), for a transaction whose first statement can carry it: its one parameter is
+# ``may_commit_async()``.
+COMMIT_ASYNC_SQL = "CASE WHEN %s THEN set_config('synchronous_commit', 'off', true) END"
+
+
+def may_commit_async() -> bool:
+    """Whether the current transaction may commit asynchronously: on PostgreSQL, in a
+    transaction of its own (the outermost atomic block); a caller's enclosing transaction
+    keeps its own durability."""
+    return connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1
+
 
 def commit_async() -> None:
     """Let the current transaction commit without waiting for its WAL flush (PostgreSQL;
     nothing elsewhere). Only for the tick's writes that a later tick would redo if a crash
-    lost them; see the module's docstring. Only in a transaction of its own (the outermost
-    atomic block): a caller's enclosing transaction keeps its own durability."""
-    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
+    lost them; see the module's docstring. Only in a transaction of its own
+    (``may_commit_async``)."""
+    if may_commit_async():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")

@@ -13,7 +13,7 @@ from django.db.models import Case, Prefetch, Q, Value, When
 from campaigns.audience.query import audience_candidates, new_occurrences_sql
 from campaigns.audience.triggers import NOT_MISSED_STATUSES
 from campaigns.engine import compiled, prepared, watermark
-from campaigns.engine.durability import commit_async
+from campaigns.engine.durability import COMMIT_ASYNC_SQL, commit_async, may_commit_async
 from campaigns.engine.heads import Head as _Head
 from campaigns.engine.heads import campaign_heads
 from campaigns.experiments.arms import arms_assign
@@ -285,6 +285,8 @@ def _scheduled_run(campaign: Campaign, today: dt.date, now: dt.datetime) -> int 
     tick wait there and give up, before either has inserted any enrollment."""
     try:
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                return _run_enroll(campaign, today, now)
             commit_async()  # redone by the next tick if a crash lost it
             run = CampaignRun.objects.create(
                 practice_id=campaign.practice_id, campaign=campaign, local_date=today, ran_at=now
@@ -295,6 +297,43 @@ def _scheduled_run(campaign: Campaign, today: dt.date, now: dt.datetime) -> int 
             return count
     except IntegrityError:
         return None  # another tick ran it today
+
+
+def _run_enroll(campaign: Campaign, today: dt.date, now: dt.datetime) -> int:
+    """``_scheduled_run`` on PostgreSQL: the run record and the enrollments in one statement
+    (a run was four round trips and two ORM compilations besides its INSERT … SELECT, a
+    millisecond and a half of its 5). The run row is inserted first all the same: the
+    enrollments' INSERT reads it (``EXISTS``), so a concurrent tick's run of the same day
+    waits on its unique key and fails before inserting any enrollment. The transaction
+    commits asynchronously (``durability``)."""
+    insert, values = _enroll_statement(campaign, now, None, where="EXISTS (SELECT FROM run)")
+    runs = CampaignRun._meta.db_table
+    sql = (
+        f"WITH run AS (INSERT INTO {runs} "  # noqa: S608 - the models' table names
+        "(practice_id, campaign_id, local_date, ran_at, enrolled) "
+        f"SELECT %s, %s, %s, %s, 0 FROM (SELECT {COMMIT_ASYNC_SQL}) AS durability "
+        f"RETURNING id), added AS ({insert} RETURNING 1) "
+        "SELECT (SELECT id FROM run), (SELECT count(*) FROM added)"
+    )
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                campaign.practice_id,
+                campaign.pk,
+                ops.adapt_datefield_value(today),
+                ops.adapt_datetimefield_value(now),
+                may_commit_async(),
+                *values,
+            ],
+        )
+        run_id, count = cursor.fetchone()
+        if count:
+            cursor.execute(f"UPDATE {runs} SET enrolled = %s WHERE id = %s", [count, run_id])  # noqa: S608
+    if count:
+        arms_assign(campaign, now=now, steps=_steps_of(campaign))
+    return count
 
 
 def _campaign_run(
@@ -328,7 +367,25 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
     that ran before it in the same tick. ``patients`` narrows the run to those patients (a
     continuous campaign evaluated by what changed: ``campaigns.engine.watermark``).
     """
-    steps = _steps_of(campaign)
+    sql, values = _enroll_statement(campaign, now, patients)
+    with connection.cursor() as cursor:
+        if patients is not None and campaign.kind == CampaignKind.DRIP:
+            # A few patients: planned once per connection and shape, not at every run.
+            prepared.narrowed_execute(cursor, sql, values)
+        else:
+            cursor.execute(sql, values)
+        count = cursor.rowcount
+    if count:
+        # Experiments: each new enrollment's arm, fixed now, in this same transaction.
+        arms_assign(campaign, now=now, steps=_steps_of(campaign))
+    return count
+
+
+def _enroll_statement(
+    campaign: Campaign, now: dt.datetime, patients: list[int] | None, *, where: str = "true"
+) -> tuple[str, list]:
+    """``enroll``'s INSERT … SELECT … ON CONFLICT DO NOTHING and its values; ``where``: a
+    condition on inserting at all (``_run_enroll``'s)."""
     first_due = _first_due(campaign, now)
     if connection.vendor == "postgresql" and campaign.kind == CampaignKind.DRIP:
         # From the statement compiled once a day for every campaign of its shape.
@@ -341,13 +398,13 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
     table = Enrollment._meta.db_table
     ops = connection.ops
     # The table name is the model's and rows_sql is compiled with its values kept apart in
-    # params: no input is formatted into the statement. "WHERE true" keeps PostgreSQL from
-    # reading ON CONFLICT as a join condition.
+    # params: no input is formatted into the statement. The WHERE clause ("true" by default)
+    # keeps PostgreSQL from reading ON CONFLICT as a join condition.
     sql = (
         f"INSERT INTO {table} (practice_id, campaign_id, patient_id, occurrence_key, "  # noqa: S608
         "appointment_id, entered_at, state, steps_done, next_step_at, exit_reason) "
         "SELECT %s, %s, n.patient_id, n.occurrence_key, n.appointment_id, %s, %s, 0, %s, '' "
-        f"FROM ({rows_sql}) AS n WHERE true "
+        f"FROM ({rows_sql}) AS n WHERE {where} "
         "ON CONFLICT (campaign_id, patient_id, occurrence_key) DO NOTHING"
     )
     values = [
@@ -358,17 +415,7 @@ def enroll(campaign: Campaign, *, now: dt.datetime, patients: list[int] | None =
         ops.adapt_datetimefield_value(first_due),
         *params,
     ]
-    with connection.cursor() as cursor:
-        if patients is not None and campaign.kind == CampaignKind.DRIP:
-            # A few patients: planned once per connection and shape, not at every run.
-            prepared.narrowed_execute(cursor, sql, values)
-        else:
-            cursor.execute(sql, values)
-        count = cursor.rowcount
-    if count:
-        # Experiments: each new enrollment's arm, fixed now, in this same transaction.
-        arms_assign(campaign, now=now, steps=steps)
-    return count
+    return sql, values
 
 
 def _steps_of(campaign: Campaign) -> list[MessageStep]:

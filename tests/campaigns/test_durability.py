@@ -52,8 +52,19 @@ def test_runs_and_materialized_batches_commit_asynchronously_and_the_claim_does_
     drip(clinic, {"type": "birthday"}, name="Also birthday", enabled_at=ny(2026, 6, 1))
     clinic.patient(birth_date=dt.date(1990, 6, 15), phone="3125550123")
 
-    with CaptureQueriesContext(connection) as enrolled:
+    # A scheduled run sets it in its first statement (set_config), not a SET of its own.
+    in_statement = []
+
+    def seen(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "set_config('synchronous_commit'" in sql:
+            in_statement.append(synchronous_commit())  # another cursor: keep this one's rows
+        return result
+
+    with CaptureQueriesContext(connection) as enrolled, connection.execute_wrapper(seen):
         assert campaigns_run_due(now=AT) == (2, 2)
+    assert in_statement == ["off", "off"]  # one per campaign run
+    assert synchronous_commit() == "on"
     with CaptureQueriesContext(connection) as materialized:
         assert steps_materialize(now=AT) == (2, 0)
     with CaptureQueriesContext(connection) as claimed:
@@ -62,6 +73,15 @@ def test_runs_and_materialized_batches_commit_asynchronously_and_the_claim_does_
     def sets(captured) -> int:
         return sum(q["sql"] == ASYNC for q in captured.captured_queries)
 
-    assert sets(enrolled) == 2  # one per campaign run
+    assert sets(enrolled) == 0
     assert sets(materialized) == 1  # one per batch
     assert sets(claimed) == 0
+
+
+def test_a_scheduled_run_in_a_transaction_the_caller_opened_keeps_its_synchronous_commit():
+    clinic = Clinic()
+    drip(clinic, {"type": "birthday"}, name="Birthday", enabled_at=ny(2026, 6, 1))
+    clinic.patient(birth_date=dt.date(1990, 6, 15), phone="3125550123")
+    with transaction.atomic():
+        assert campaigns_run_due(now=AT) == (1, 1)
+        assert synchronous_commit() == "on"

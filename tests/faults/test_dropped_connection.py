@@ -47,7 +47,10 @@ def _writes(sql: str, verb: str, table: str) -> bool:
 
 
 def _enrolling(sql: str, params) -> bool:
-    return _writes(sql, "INSERT", "campaigns_enrollment")
+    # A scheduled run's enrollments go in with its run record, in one statement (WITH run …).
+    return _writes(sql, "INSERT", "campaigns_enrollment") or (
+        sql.lstrip().startswith("WITH run AS") and "INSERT INTO campaigns_enrollment" in sql
+    )
 
 
 def _materializing(sql: str, params) -> bool:
