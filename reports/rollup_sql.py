@@ -226,8 +226,12 @@ def messages_count(
     """  # noqa: S608 - table names and constants from the code, values as parameters
     with connection.cursor() as cursor:
         # For this transaction only: the batch's sorts and hash tables (about 100,000 recipient
-        # days) fit in memory instead of spilling to temporary files.
+        # days) fit in memory instead of spilling to temporary files; and each message's few
+        # events are read by a plain index probe. Without statistics (a backfill right after a
+        # migration or a restore) PostgreSQL expected hundreds of events per message and
+        # planned a bitmap scan for each: a backfill of 1,000,000 messages took 5% longer.
         cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute(sql, {"limit": limit, "in_flight": list(in_flight), "no_prev": NO_PREV_DAY})
         taken, arm_rows = cursor.fetchone()
     if isinstance(arm_rows, str):

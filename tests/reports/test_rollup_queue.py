@@ -263,29 +263,31 @@ def test_the_migration_moves_pending_messages_and_counted_facts_off_the_outbox()
 
 @postgres_settings
 @pytest.mark.django_db(transaction=True)
-def test_a_set_wise_batch_raises_work_mem_for_its_own_transaction_only():
-    """The batch's sorts get more memory (``SET LOCAL``); the connection, which serves other
-    work afterwards, keeps the server's setting."""
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW work_mem")
-        before = cursor.fetchone()[0]
+def test_a_set_wise_batch_sets_its_planner_settings_for_its_own_transaction_only():
+    """The batch's sorts get more memory and its events are read by index (``SET LOCAL``);
+    the connection, which serves other work afterwards, keeps the server's settings."""
+
+    def settings() -> tuple[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('work_mem'), current_setting('enable_bitmapscan')"
+            )
+            return cursor.fetchone()
+
+    before = settings()
     seen = []
 
     def spy(execute, sql, params, many, context):
         if sql.lstrip().startswith("WITH claimed"):
-            cursor = context["cursor"]
-            cursor.execute("SHOW work_mem")
-            seen.append(cursor.fetchone()[0])
+            seen.append(settings())
         return execute(sql, params, many, context)
 
     campaign, _ = campaign_with_sent(2)
     with connection.execute_wrapper(spy):
         rollups_refresh()
-    assert seen == [rollup_sql.WORK_MEM]
+    assert seen == [(rollup_sql.WORK_MEM, "off")]
     assert totals(campaign).sent == 2
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW work_mem")
-        assert cursor.fetchone()[0] == before
+    assert settings() == before
 
 
 @postgres_settings
