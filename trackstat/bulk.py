@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 from django.db import DatabaseError, connection
@@ -52,14 +53,15 @@ def models_insert(objs: Sequence[Model]) -> None:
         )
         ids = [value for (value,) in cursor.fetchall()]
         columns = ", ".join(quote(c) for c in [pk, *(f.column for f in fields)])
-        attnames = [f.attname for f in fields]
+        # One C-level call per row for its values (a generator per row cost a third of this).
+        values = operator.attrgetter(*(f.attname for f in fields))
         try:
             with (
                 connection.wrap_database_errors,
                 cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
             ):
                 for obj, new_id in zip(objs, ids, strict=True):
-                    copy.write_row([new_id, *(getattr(obj, name) for name in attnames)])
+                    copy.write_row((new_id, *values(obj)))
         except DatabaseError as error:
             # PostgreSQL quotes the refused value in a COPY error (its context, part of the
             # message): a patient's name or phone must not reach a log. Same class, the
