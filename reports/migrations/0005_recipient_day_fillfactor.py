@@ -1,11 +1,12 @@
-"""Leave a fifth of each page of ``reports_recipientday`` free (PostgreSQL only).
+"""Leave 30% of each page of ``reports_recipientday`` free (PostgreSQL only).
 
 The roll-up rewrites a recipient day's ``prev_day`` whenever an earlier day of the same
 patient arrives later (``reports.rollup_sql``). ``prev_day`` is in no index, so with room on
 the row's page PostgreSQL rewrites it there (a HOT update) instead of adding an entry to both
 of the table's indexes. In a backfill of 1,000,000 messages queued in random day order, the
-share of such updates went from about half to more than two thirds. The setting applies to
-pages written from now on.
+share of such updates went from about half to more than two thirds with a fifth of each page
+free; with 30% free the backfill was faster again (21,519-22,030 rows/s against
+20,834-20,960). The setting applies to pages written from now on.
 """
 
 from django.db import migrations
@@ -15,7 +16,7 @@ TABLE = "reports_recipientday"
 
 def fillfactor_set(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE {TABLE} SET (fillfactor = 80)")
+        schema_editor.execute(f"ALTER TABLE {TABLE} SET (fillfactor = 70)")
 
 
 def fillfactor_reset(apps, schema_editor):

@@ -297,4 +297,4 @@ def test_recipient_days_leave_room_on_their_pages_for_prev_day_rewrites():
         cursor.execute(
             "SELECT reloptions FROM pg_class WHERE relname = %s", [RecipientDay._meta.db_table]
         )
-        assert cursor.fetchone()[0] == ["fillfactor=80"]
+        assert cursor.fetchone()[0] == ["fillfactor=70"]
