@@ -38,6 +38,8 @@ from benchmarks.common import (
 
 # Issue 20: no regression from the 637 messages/s measured before it.
 TARGET_PER_SECOND = 600
+# The CPU row of the PostgreSQL backends that exited while the benchmark ran.
+EXITED_BACKENDS = "postgres (connections closed meanwhile, any database)"
 PATIENTS_PER_PRACTICE = 250
 # Messages in all: two per patient (one SMS blast, one email blast per practice).
 SIZES = {"small": 5_000, "full": 30_000}
@@ -126,16 +128,29 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of ``pid``'s children that have exited (and been waited for)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_snapshot(groups: dict[str, list[int]], database: str) -> dict[str, float]:
     """CPU seconds used so far: by each group of processes (with their children), by the
-    PostgreSQL backends connected to ``database``, and by the whole machine (so what other
-    programs took shows)."""
+    PostgreSQL backends connected to ``database``, by the backends that have exited (a worker
+    that closes its connection after ``CELERY_DB_REUSE_MAX`` tasks takes its backend's CPU
+    out of the live ones: it shows in the postmaster's exited children instead), and by the
+    whole machine (so what other programs took shows)."""
     snapshot = {
         name: sum(_cpu(pid) for root in roots for pid in (root, *_descendants(root)))
         for name, roots in groups.items()
     }
     snapshot["tick and polling (this process)"] = _cpu(os.getpid())
     snapshot["postgres (this database)"] = 0.0
+    postmaster = None
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -143,8 +158,11 @@ def cpu_snapshot(groups: dict[str, list[int]], database: str) -> dict[str, float
                     # "postgres: [15/main: ]<user> <database> <client> <state>"
                     if f" postgres {database} ".encode() in cmdline.read():
                         snapshot["postgres (this database)"] += _cpu(int(entry))
+                        with open(f"/proc/{entry}/stat") as stat:
+                            postmaster = int(stat.read().rpartition(")")[2].split()[1])
             except OSError:
                 continue
+    snapshot[EXITED_BACKENDS] = _children_cpu(postmaster) if postmaster else 0.0
     with open("/proc/stat") as stat:
         times = [int(value) for value in stat.readline().split()[1:9]]
     busy = sum(times) - times[3] - times[4]  # all but idle and iowait

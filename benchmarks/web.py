@@ -41,7 +41,7 @@ from benchmarks.common import (
     recreate_database,
     setup_django,
 )
-from benchmarks.send import cpu_snapshot
+from benchmarks.send import EXITED_BACKENDS, cpu_snapshot
 
 TARGET_MS = 150
 USERS = 20
@@ -291,7 +291,7 @@ def measure(seconds: float) -> list[dict]:
                 elapsed = time.perf_counter() - started
                 after = cpu_snapshot(groups, database)
                 used = {name: after[name] - before[name] for name in after}
-                ours = used["server"] + used["postgres (this database)"]
+                ours = used["server"] + used["postgres (this database)"] + used[EXITED_BACKENDS]
                 figures["others_cpu"] = max(used["machine busy"] - ours, 0) / (
                     elapsed * (os.cpu_count() or 1)
                 )
