@@ -6,8 +6,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
-import requests
-
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -73,17 +71,3 @@ class SupportsLookup(Protocol):
     def lookup(
         self, outgoing: Outgoing, *, sent_after: dt.datetime, exclude: frozenset[str] = frozenset()
     ) -> Accepted | None: ...
-
-
-def environment_read_once(session: requests.Session, url: str) -> requests.Session:
-    """Settle what ``requests`` takes from the environment for ``url`` (proxies and
-    ``NO_PROXY``, the CA bundle of ``REQUESTS_CA_BUNDLE``) once, when the provider is built,
-    and stop it reading the environment at every request: by default each request scans
-    every environment variable for proxies twice and looks for a ``.netrc``, a tenth of a
-    worker's CPU per message. A provider talks to one host, so the answer does not change.
-    (A ``.netrc`` is no longer read: the SDKs authenticate themselves.)"""
-    found = session.merge_environment_settings(url, {}, None, None, None)
-    session.proxies.update(found["proxies"])
-    session.verify = found["verify"]
-    session.trust_env = False
-    return session

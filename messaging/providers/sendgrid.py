@@ -17,10 +17,11 @@ the request went out                       the message goes to ``unknown``
 The SendGrid message id is the ``X-Message-Id`` response header.
 
 The SDK builds the message (``Mail``) and holds the key and its headers; the request goes out
-over one pooled ``requests`` session per provider object (kept per worker thread by
-``provider_for``). The SDK's own transport (``python_http_client``) builds a new urllib opener
-for every request, and with it a new TLS context that loads the CA bundle (tens of
-milliseconds of CPU) and a new connection: it capped a worker at a few dozen emails a second.
+over one pool of kept-alive connections per provider object (``transport.Transport``, kept
+per worker thread by ``provider_for``). The SDK's own transport (``python_http_client``)
+builds a new urllib opener for every request, and with it a new TLS context that loads the CA
+bundle (tens of milliseconds of CPU) and a new connection: it capped a worker at a few dozen
+emails a second.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import requests
 from django.conf import settings
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, Header, Mail
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from messaging.plaintext import html_to_text
-from messaging.providers.base import Accepted, Outgoing, ProviderError, environment_read_once
+from messaging.providers.base import Accepted, Outgoing, ProviderError
+from messaging.providers.transport import NotSent, Transport, TransportError
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_HOST = "https://api.sendgrid.com"
@@ -58,31 +58,26 @@ class SendGridProvider:
         self.timeout = timeout
         self.url = f"{self.client.host}/v3/mail/send"
         self.headers = {**self.client.client.request_headers, "Content-Type": "application/json"}
-        self.session = environment_read_once(requests.Session(), self.url)
+        self.transport = Transport(self.url, timeout=timeout)
 
     def send(self, outgoing: Outgoing) -> Accepted:
         if not outgoing.sender:
             raise ProviderError("no_sender", "the practice has no sender email address")
+        body = json.dumps(_mail(outgoing).get())
         try:
-            response = self.session.post(
-                self.url,
-                data=json.dumps(_mail(outgoing).get()),
-                headers=self.headers,
-                timeout=self.timeout,
-            )
-        except requests.exceptions.ConnectTimeout:
+            response = self.transport.request("POST", self.url, body=body, headers=self.headers)
+        except NotSent:
             raise ProviderError("connection_failed", retryable=True) from None
-        except requests.exceptions.Timeout:
-            # A read timeout: the request went out, SendGrid may have accepted it.
+        except TransportError:
+            # A read timeout or a dropped connection: the request went out, SendGrid may
+            # have accepted it.
             raise ProviderError("no_answer", ambiguous=True) from None
-        except requests.exceptions.ConnectionError as error:
-            raise _connection_error(error) from None
-        if response.status_code >= 400:
-            raise _http_error(response.status_code)
+        if response.status >= 400:
+            raise _http_error(response.status)
         message_id = response.headers.get("X-Message-Id")
         if not message_id:
             # Accepted (2xx) but unidentifiable: it was sent, yet no event will match it.
-            raise ProviderError(f"http_{response.status_code}", "no X-Message-Id", ambiguous=True)
+            raise ProviderError(f"http_{response.status}", "no X-Message-Id", ambiguous=True)
         return Accepted(provider_id=message_id)
 
     def lookup(
@@ -111,16 +106,6 @@ def _mail(outgoing: Outgoing) -> Mail:
         mail.header = Header("List-Unsubscribe", f"<{outgoing.unsubscribe_url}>")
         mail.header = Header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
     return mail
-
-
-def _connection_error(error: requests.exceptions.ConnectionError) -> ProviderError:
-    """Refused or unresolvable (urllib3 gave up before connecting): the request never went
-    out. Anything else (the connection reset or closed while waiting for the answer) came
-    after the request was sent: SendGrid may have accepted it."""
-    cause = error.args[0] if error.args else None
-    if isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError):
-        return ProviderError("connection_failed", retryable=True)
-    return ProviderError("no_answer", ambiguous=True)
 
 
 def _http_error(status: int) -> ProviderError:

@@ -24,15 +24,17 @@ the phone number.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from base64 import b64encode
 
-import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http import HttpClient
+from twilio.http.response import Response
 from twilio.rest import Client
-from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from messaging.providers.base import Accepted, Outgoing, ProviderError, environment_read_once
+from messaging.providers.base import Accepted, Outgoing, ProviderError
+from messaging.providers.transport import NotSent, Transport, TransportError, form_encoded
 
 # Seconds for connecting and for each read. A send blocks a worker for at most this long.
 DEFAULT_TIMEOUT = 10.0
@@ -45,6 +47,7 @@ FINAL_CODES = frozenset({21211, 21614})
 RATE_LIMITED = 20429
 # How many recent messages to the same number a lookup reads.
 LOOKUP_LIMIT = 20
+DEFAULT_HOST = "https://api.twilio.com"
 
 
 class TwilioProvider:
@@ -58,16 +61,15 @@ class TwilioProvider:
         base_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ):
+        base_url = base_url if base_url is not None else settings.TWILIO_API_BASE_URL
         self.client = Client(
             account_sid or settings.TWILIO_ACCOUNT_SID,
             auth_token or settings.TWILIO_AUTH_TOKEN,
-            http_client=TwilioHttpClient(timeout=timeout),
+            http_client=TwilioTransport(base_url or DEFAULT_HOST, timeout=timeout),
         )
-        base_url = base_url if base_url is not None else settings.TWILIO_API_BASE_URL
         if base_url:
             # The Api domain builds every URL from ``base_url`` (``Domain.absolute_url``).
             self.client.api.base_url = base_url.rstrip("/")
-        environment_read_once(self.client.http_client.session, self.client.api.base_url)
 
     def send(self, outgoing: Outgoing) -> Accepted:
         if not outgoing.sender:
@@ -83,12 +85,10 @@ class TwilioProvider:
             )
         except TwilioRestException as error:
             raise _rest_error(error) from None
-        except requests.exceptions.ConnectTimeout:
-            raise ProviderError("connect_timeout", retryable=True) from None
-        except requests.exceptions.Timeout:
-            raise ProviderError("read_timeout", ambiguous=True) from None
-        except requests.exceptions.ConnectionError as error:
-            raise _connection_error(error) from None
+        except NotSent as error:
+            raise ProviderError(error.code, retryable=True) from None
+        except TransportError as error:  # it went out: Twilio may have accepted it
+            raise ProviderError(error.code, ambiguous=True) from None
         return Accepted(provider_id=message.sid)
 
     def lookup(
@@ -110,7 +110,7 @@ class TwilioProvider:
             )
         except TwilioRestException as error:
             raise _rest_error(error) from None
-        except requests.exceptions.RequestException:
+        except TransportError:
             raise ProviderError("lookup_failed", retryable=True) from None
         for candidate in candidates:
             if candidate.body == outgoing.body and candidate.sid not in exclude:
@@ -132,11 +132,38 @@ def _rest_error(error: TwilioRestException) -> ProviderError:
     return ProviderError(code, message)
 
 
-def _connection_error(error: requests.exceptions.ConnectionError) -> ProviderError:
-    """Refused or unresolvable (urllib3 gave up before connecting): the request never went
-    out. Anything else (the connection reset or closed while waiting for the answer) came
-    after the request was sent: Twilio may have accepted it."""
-    cause = error.args[0] if error.args else None
-    if isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError):
-        return ProviderError("connection_failed", retryable=True)
-    return ProviderError("connection_dropped", ambiguous=True)
+class TwilioTransport(HttpClient):
+    """The Twilio SDK's ``HttpClient`` on a ``Transport``. ``TransportError`` comes out of the
+    SDK's calls as it is (no ``requests`` exceptions); HTTP errors are the SDK's own
+    ``TwilioRestException``."""
+
+    def __init__(self, base_url: str, *, timeout: float):
+        super().__init__(logger=None, is_async=False, timeout=timeout)
+        self.transport = Transport(base_url, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        headers = dict(headers or {})
+        if params:
+            url = f"{url}?{form_encoded(params)}"
+        body = None
+        if data is not None and method.upper() not in ("GET", "DELETE"):
+            if headers.get("Content-Type") in ("application/json", "application/scim+json"):
+                body = json.dumps(data)
+            else:
+                body = form_encoded(data)
+        if auth is not None:
+            headers["Authorization"] = "Basic " + b64encode(
+                f"{auth[0]}:{auth[1]}".encode("latin-1")
+            ).decode("ascii")
+        answer = self.transport.request(method.upper(), url, body=body, headers=headers)
+        return Response(answer.status, answer.text, answer.headers)

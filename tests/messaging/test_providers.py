@@ -3,12 +3,14 @@ server (``messaging.fake_providers``), one test per outcome of the error mapping
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import socket
 
 import pytest
 import time_machine
+import urllib3
 
 from campaigns.engine import tick
 from campaigns.language.spec import CampaignSerializer
@@ -349,17 +351,47 @@ def test_providers_read_the_proxy_environment_once_when_built(provider_settings,
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     direct = [TwilioProvider(timeout=TIMEOUT), SendGridProvider(timeout=TIMEOUT)]
 
-    def sessions(pair):
-        return [pair[0].client.http_client.session, pair[1].session]
+    def transports(pair):
+        return [pair[0].client.http_client.transport, pair[1].transport]
 
-    assert [s.proxies.get("http") for s in sessions(proxied)] == ["http://proxy.test:3128"] * 2
-    assert [s.proxies.get("http") for s in sessions(direct)] == [None, None]
+    assert [t.proxy for t in transports(proxied)] == ["http://proxy.test:3128"] * 2
+    assert all(isinstance(t.manager, urllib3.ProxyManager) for t in transports(proxied))
+    assert [t.proxy for t in transports(direct)] == [None, None]
+    assert not any(isinstance(t.manager, urllib3.ProxyManager) for t in transports(direct))
 
     def environment_read(*args, **kwargs):
         raise AssertionError("the environment was read at a request")
 
+    monkeypatch.setattr("messaging.providers.transport.get_environ_proxies", environment_read)
     monkeypatch.setattr("requests.sessions.get_environ_proxies", environment_read)
     monkeypatch.setattr("requests.sessions.get_netrc_auth", environment_read)
     monkeypatch.setattr("requests.utils.get_environ_proxies", environment_read)
     assert direct[0].send(sms()).provider_id.startswith("SM")
     assert direct[1].send(email()).provider_id
+
+
+def test_a_proxy_with_a_password_gets_it_as_proxy_authorization(provider_settings, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://bob:s3cret@proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    provider_settings.SENDGRID_API_BASE_URL = "https://api.sendgrid.test"
+    transport = SendGridProvider(timeout=TIMEOUT).transport
+    assert transport.manager.proxy_headers == {
+        "proxy-authorization": "Basic " + base64.b64encode(b"bob:s3cret").decode()
+    }
+
+
+def test_a_private_ca_bundle_is_the_one_verified_against(provider_settings, monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    transport = TwilioProvider(timeout=TIMEOUT).client.http_client.transport
+    assert transport.manager.connection_pool_kw["ca_certs"] == str(bundle)
+    assert transport.manager.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
+
+
+def test_the_twilio_lookup_goes_out_with_its_query_and_the_accounts_credentials(twilio, fake):
+    # A GET: the filters in the query string, no body, HTTP basic auth with the account.
+    sent = twilio.send(sms())
+    found = twilio.lookup(sms(), sent_after=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    assert found is not None
+    assert found.provider_id == sent.provider_id
