@@ -326,6 +326,10 @@ TICK_GROUPS = max(1, env_int("TICK_GROUPS", 8))
 # PostgreSQL's; with 20 a worker reconnects every 4,000 messages, and the closed backends'
 # CPU had gone uncounted (it looked as if 50 doubled PostgreSQL's share).
 SEND_TASK_BATCH_SIZE = max(1, env_int("SEND_TASK_BATCH_SIZE", 50))
+# Provider calls one send task keeps in flight at once (Twilio and SendGrid; the sandbox sends
+# one at a time). They are marked in one commit just before they start: fewer commits, and a
+# batch waits for the slowest of each group instead of for every call in turn.
+SEND_CONCURRENCY = max(1, env_int("SEND_CONCURRENCY", 4))
 # Evaluate every continuous campaign in full at every tick instead of by what changed since
 # the watermark (docs/engine-watermark.md): the same enrollments, slower; a switch to compare.
 CONTINUOUS_FULL_EVALUATION = env_bool("CONTINUOUS_FULL_EVALUATION", False)

@@ -3,8 +3,13 @@ answered (DESIGN §6).
 
 A message goes to its provider only after its exactly-once mark (``provider_called_at``) has
 been set and committed on its own, a compare-and-set that one of two tasks holding the same
-message wins. What a provider accepted is recorded ``sent`` whatever happens later in the
-batch; a provider error moves only its message (retried with a backoff, ``unknown`` when the
+message wins. A provider whose calls may run side by side (``concurrent_calls``: Twilio,
+SendGrid) gets up to ``SEND_CONCURRENCY`` of them at once: they are marked together, in one
+commit, just before all of them start, so a mark still means "its call may have started"
+and a worker lost mid-batch leaves every message it had not started unmarked.
+
+What a provider accepted is recorded ``sent`` whatever happens later in the batch; a
+provider error moves only its message (retried with a backoff, ``unknown`` when the
 provider may have taken it, else failed); an unexpected error before any provider call sends
 the message back to the queue a few times, then fails it. Only error types and places are
 logged, never their messages (they may quote patient data).
@@ -14,9 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
@@ -91,22 +99,7 @@ def provider_called_mark(message_id: int, now: dt.datetime) -> bool:
     leave it set, and a concurrent task must see it): it runs in autocommit, and refuses to
     run inside an outer transaction.
     """
-    refuse_inside_a_transaction()
-    # Written out rather than compiled by the ORM at every call: it runs once per message
-    # sent, and compiling the UPDATE cost more CPU than the database took to run it.
-    table = connection.ops.quote_name(OutboundMessage._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET provider_called_at = %s, updated_at = %s "  # noqa: S608
-            "WHERE id = %s AND status = %s AND provider_called_at IS NULL",
-            [
-                connection.ops.adapt_datetimefield_value(now),
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-                message_id,
-                MessageStatus.SENDING.value,
-            ],
-        )
-        return cursor.rowcount == 1
+    return bool(_marks_set([message_id], now))
 
 
 def refuse_inside_a_transaction() -> None:
@@ -133,6 +126,7 @@ def messages_deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[
         ).values_list("message_id", "token")
     )
     providers: dict[tuple[str, int], Provider] = {}
+    ready: list[tuple[OutboundMessage, Provider, Outgoing]] = []
     accepted: list[tuple[OutboundMessage, Provider, Accepted]] = []
     try:
         for message in messages:
@@ -161,35 +155,114 @@ def messages_deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[
             except Exception as error:  # not called: safe to queue again (a few times)
                 statuses[message.pk] = message_prepare_failed(message.pk, error, now)
                 continue
-            if not provider_called_mark(message.pk, now):
-                current = (
-                    OutboundMessage.objects.filter(pk=message.pk)
-                    .values_list("status", flat=True)
-                    .first()
-                )
-                statuses[message.pk] = current
-                continue
-            message.provider_called_at = now
-            try:
-                accepted.append((message, provider, provider.send(outgoing)))
-            except ProviderError as error:
-                statuses[message.pk] = _failed(message.pk, error, now)
-            except Exception as error:
-                # The provider may have taken it: reconciled, never sent again blindly.
-                logger.error(
-                    "send: provider call for message %s raised %s at %s",
-                    message.pk,
-                    type(error).__name__,
-                    _where(error),
-                )
-                unanswered = ProviderError("unexpected_error", ambiguous=True)
-                statuses[message.pk] = _failed(message.pk, unanswered, now)
+            ready.append((message, provider, outgoing))
+        for group in _side_by_side(ready):
+            marked = _marks_set([message.pk for message, _, _ in group], now)
+            for message, _, _ in group:
+                if message.pk not in marked:  # another task has it, or it moved meanwhile
+                    statuses[message.pk] = (
+                        OutboundMessage.objects.filter(pk=message.pk)
+                        .values_list("status", flat=True)
+                        .first()
+                    )
+            calls = [(m, provider, outgoing) for m, provider, outgoing in group if m.pk in marked]
+            for (message, provider, _), outcome in zip(calls, _calls(calls), strict=True):
+                message.provider_called_at = now
+                if isinstance(outcome, Accepted):
+                    accepted.append((message, provider, outcome))
+                elif isinstance(outcome, ProviderError):
+                    statuses[message.pk] = _failed(message.pk, outcome, now)
+                else:
+                    # The provider may have taken it: reconciled, never sent again blindly.
+                    logger.error(
+                        "send: provider call for message %s raised %s at %s",
+                        message.pk,
+                        type(outcome).__name__,
+                        _where(outcome),
+                    )
+                    unanswered = ProviderError("unexpected_error", ambiguous=True)
+                    statuses[message.pk] = _failed(message.pk, unanswered, now)
     finally:
         # What the provider accepted is recorded whatever happened after (an error, the
         # worker stopping): an accepted message must never end unknown, then failed.
         if accepted:
             statuses.update(_sent_record(accepted, now))
     return statuses
+
+
+def _side_by_side(
+    ready: list[tuple[OutboundMessage, Provider, Outgoing]],
+) -> list[list[tuple[OutboundMessage, Provider, Outgoing]]]:
+    """The messages in the groups whose calls run at once: up to ``SEND_CONCURRENCY``
+    consecutive messages whose providers allow it (``concurrent_calls``); any other message
+    (the sandbox writes to the database) is a group of its own."""
+    size = max(1, settings.SEND_CONCURRENCY)
+    groups: list[list[tuple[OutboundMessage, Provider, Outgoing]]] = []
+    for item in ready:
+        side_by_side = getattr(item[1], "concurrent_calls", False)
+        last = groups[-1] if groups else None
+        if (
+            side_by_side
+            and last
+            and len(last) < size
+            and getattr(last[0][1], "concurrent_calls", False)
+        ):
+            last.append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _marks_set(message_ids: list[int], now: dt.datetime) -> set[int]:
+    """Set the exactly-once mark of these messages (``provider_called_mark``), in one
+    committed statement; return the ones this call marked (a compare-and-set each: a message
+    another task marked, or that moved meanwhile, is not among them)."""
+    refuse_inside_a_transaction()
+    # Written out rather than compiled by the ORM at every call: it runs for every message
+    # sent, and compiling the UPDATE cost more CPU than the database took to run it.
+    # ``(status = …) IS TRUE`` is the same test as ``status = …`` that no index can answer:
+    # PostgreSQL reads each row by its key. Given the plain test, it combined the key with
+    # the status index, whose statistics say few messages are sending; in a big send they
+    # all are, and each mark read every one of them in that index.
+    table = connection.ops.quote_name(OutboundMessage._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET provider_called_at = %s, updated_at = %s "  # noqa: S608
+            f"WHERE id IN ({', '.join(['%s'] * len(message_ids))}) "
+            "AND (status = %s) IS TRUE AND provider_called_at IS NULL RETURNING id",
+            [
+                connection.ops.adapt_datetimefield_value(now),
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                *message_ids,
+                MessageStatus.SENDING.value,
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _call(provider: Provider, outgoing: Outgoing) -> Accepted | Exception:
+    try:
+        return provider.send(outgoing)
+    except Exception as error:
+        return error
+
+
+# The threads that run provider calls side by side, made in the process that uses them (a
+# Celery child is forked from a parent that never sends).
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def _calls(calls: list[tuple[OutboundMessage, Provider, Outgoing]]) -> list[Accepted | Exception]:
+    """Each call's answer, or what it raised: at once on the send threads when there are
+    several (they touch no database), else here."""
+    global _pool
+    if len(calls) < 2:
+        return [_call(provider, outgoing) for _, provider, outgoing in calls]
+    size = max(1, settings.SEND_CONCURRENCY)
+    if _pool is None or _pool[:2] != (os.getpid(), size):
+        _pool = (os.getpid(), size, ThreadPoolExecutor(size, thread_name_prefix="send"))
+    futures = [_pool[2].submit(_call, provider, outgoing) for _, provider, outgoing in calls]
+    return [future.result() for future in futures]
 
 
 def _sent_record(

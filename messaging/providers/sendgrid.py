@@ -43,6 +43,9 @@ DEFAULT_HOST = "https://api.sendgrid.com"
 
 class SendGridProvider:
     name = "sendgrid"
+    # Its send touches no database and holds nothing per call: several threads may send
+    # through one provider object at once (``outbox.deliver``, ``SEND_CONCURRENCY``).
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -58,7 +61,7 @@ class SendGridProvider:
         self.timeout = timeout
         self.url = f"{self.client.host}/v3/mail/send"
         self.headers = {**self.client.client.request_headers, "Content-Type": "application/json"}
-        self.transport = Transport(self.url, timeout=timeout)
+        self.transport = Transport(self.url, timeout=timeout, connections=settings.SEND_CONCURRENCY)
 
     def send(self, outgoing: Outgoing) -> Accepted:
         if not outgoing.sender:

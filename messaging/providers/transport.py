@@ -77,13 +77,16 @@ def environment_settings(url: str) -> tuple[str | None, str]:
 
 
 class Transport:
-    """Requests to one provider's host over kept-alive connections."""
+    """Requests to one provider's host over kept-alive connections (``connections`` of them:
+    as many as there are calls at once on one provider object)."""
 
-    def __init__(self, base_url: str, *, timeout: float):
+    def __init__(self, base_url: str, *, timeout: float, connections: int = 1):
         self.proxy, bundle = environment_settings(base_url)
         options = {
             "timeout": urllib3.Timeout(connect=timeout, read=timeout),
             "retries": False,
+            # Kept alive for the next request: one per call in flight at once.
+            "maxsize": connections,
             "cert_reqs": "CERT_REQUIRED",
             **({"ca_cert_dir": bundle} if os.path.isdir(bundle) else {"ca_certs": bundle}),
         }

@@ -52,6 +52,9 @@ DEFAULT_HOST = "https://api.twilio.com"
 
 class TwilioProvider:
     name = "twilio"
+    # Its send touches no database and holds nothing per call: several threads may send
+    # through one provider object at once (``outbox.deliver``, ``SEND_CONCURRENCY``).
+    concurrent_calls = True
 
     def __init__(
         self,
@@ -139,7 +142,7 @@ class TwilioTransport(HttpClient):
 
     def __init__(self, base_url: str, *, timeout: float):
         super().__init__(logger=None, is_async=False, timeout=timeout)
-        self.transport = Transport(base_url, timeout=timeout)
+        self.transport = Transport(base_url, timeout=timeout, connections=settings.SEND_CONCURRENCY)
 
     def request(
         self,

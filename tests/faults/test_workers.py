@@ -94,31 +94,43 @@ def purge_default_queue() -> None:
 # --- a worker killed while the provider call is in flight ------------------------------------
 
 
-def test_a_worker_killed_mid_send_never_sends_again_and_the_message_reconciles(start_fake):
-    """A batch of four is handed to a real worker; it is killed while the provider holds the
-    second message's call. The first went out before it (accepted, not yet recorded); the
-    last two were never called. Redelivered, the task sends only those two; the first two
-    reconcile as sent. The provider accepts each message exactly once."""
+@pytest.mark.parametrize(
+    ("concurrency", "size", "called"),
+    [
+        pytest.param(1, 4, 2, id="one call at a time"),
+        pytest.param(4, 6, 4, id="four calls at once"),
+    ],
+)
+def test_a_worker_killed_mid_send_never_sends_again_and_the_message_reconciles(
+    start_fake, concurrency, size, called
+):
+    """A batch is handed to a real worker; it is killed while the provider holds the second
+    message's call. One call at a time: the first went out before it (accepted, not yet
+    recorded), the last two were never called. Four at once (``SEND_CONCURRENCY``): the
+    first four were marked together and all called; the last two were never called.
+    Redelivered, the task sends only the ones never called; the others reconcile as sent.
+    The provider accepts each message exactly once."""
     fake = start_fake(slow_seconds=60)  # the victim's send is answered a minute later
     clinic = midday_practice()
-    campaign = blast_now(clinic, 4)
+    campaign = blast_now(clinic, size)
     purge_default_queue()
     now = timezone.now()
 
     summary = tick(now=now, send="queue")  # the claims commit, then the send task to Redis
-    assert summary["messages_dispatched"] == 4, summary
+    assert summary["messages_dispatched"] == size, summary
     outbox = OutboundMessage.objects.filter(campaign=campaign)
     batch = list(outbox.order_by("pk").values_list("pk", flat=True))  # the order it is sent in
-    before, victim, after = batch[0], batch[1], batch[2:]
+    victim, marked, after = batch[1], batch[:called], batch[called:]
     # Twilio's magic slow number: the fake accepts (and lists) the text, then is slow to say
     # so. The send re-reads the patient's number, so the victim's text goes to it.
     Patient.objects.filter(pk=outbox.get(pk=victim).patient_id).update(phone=TWILIO_SLOW)
 
-    with celery_worker(broker_url=settings.CELERY_BROKER_URL, env=provider_env(fake)) as worker:
+    env = {**provider_env(fake), "SEND_CONCURRENCY": str(concurrency)}
+    with celery_worker(broker_url=settings.CELERY_BROKER_URL, env=env) as worker:
         wait_until(
-            lambda: any(pk == victim for pk, _sid in fake.accepted),
+            lambda: set(marked) <= {pk for pk, _sid in fake.accepted},
             seconds=60,
-            what="the worker's call to the provider",
+            what="the worker's calls to the provider",
         )
         os.kill(worker.pid, signal.SIGKILL)  # mid-call: Twilio took it, the worker never heard
         worker.wait(timeout=10)
@@ -128,16 +140,15 @@ def test_a_worker_killed_mid_send_never_sends_again_and_the_message_reconciles(s
     }
     # Called (maybe accepted) and so marked; never called and so unmarked: free to send.
     assert rows == {
-        before: (MessageStatus.SENDING, True),
-        victim: (MessageStatus.SENDING, True),
+        **{pk: (MessageStatus.SENDING, True) for pk in marked},
         **{pk: (MessageStatus.SENDING, False) for pk in after},
     }, rows
-    assert fake.posts_for(before) == 1
+    assert all(fake.posts_for(pk) == 1 for pk in marked)
 
     # The killed worker never acknowledged its task, so the broker redelivers it (after its
-    # visibility timeout; here sent again at once) to another worker, which sends the two
-    # never called and leaves the two that may have gone out alone.
-    with celery_worker(broker_url=settings.CELERY_BROKER_URL, env=provider_env(fake)):
+    # visibility timeout; here sent again at once) to another worker, which sends the ones
+    # never called and leaves the ones that may have gone out alone.
+    with celery_worker(broker_url=settings.CELERY_BROKER_URL, env=env):
         send_messages_task.delay(batch)
         wait_until(
             lambda: (
@@ -145,24 +156,24 @@ def test_a_worker_killed_mid_send_never_sends_again_and_the_message_reconciles(s
                 == {MessageStatus.SENT}
             ),
             seconds=60,
-            what="the redelivered task to send the two never called",
+            what="the redelivered task to send the ones never called",
         )
-    assert set(outbox.filter(pk__in=[before, victim]).values_list("status", flat=True)) == {
+    assert set(outbox.filter(pk__in=marked).values_list("status", flat=True)) == {
         MessageStatus.SENDING
     }
 
     # The claim runs out: the provider may have them, so unknown, never back to the queue ...
     tick(now=now + CLAIM + MINUTE, send="inline")
-    for message in outbox.filter(pk__in=[before, victim]):
+    for message in outbox.filter(pk__in=marked):
         assert (message.status, message.status_reason) == (
             MessageStatus.UNKNOWN,
             "no answer from the provider",
         ), message.pk
     tick(now=now + CLAIM + 2 * MINUTE, send="inline")
     # ... and reconciliation finds them at the provider, with the sids the provider gave.
-    assert messages_reconcile(now=now + CLAIM + 5 * MINUTE)["sent"] == 2
+    assert messages_reconcile(now=now + CLAIM + 5 * MINUTE)["sent"] == called
     sids = dict(fake.accepted)
-    for message in outbox.filter(pk__in=[before, victim]):
+    for message in outbox.filter(pk__in=marked):
         assert (message.status, message.provider_id) == (MessageStatus.SENT, sids[message.pk])
     for pk in batch:
         assert fake.posts_for(pk) == 1, f"message {pk} was sent again"

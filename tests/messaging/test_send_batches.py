@@ -5,13 +5,15 @@ code (``message_send`` is a batch of one)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SandboxMessage
-from messaging.outbox import send
+from messaging.outbox import deliver, send
 from messaging.outbox.send import messages_send
 from messaging.providers import provider_for
 from messaging.providers.base import Accepted
@@ -93,6 +95,121 @@ def test_a_batch_runs_a_fixed_number_of_queries_plus_one_mark_per_message(monkey
     # Nothing else grows with the batch: when every re-check passes, no message gets a
     # savepoint of its own (two round trips each).
     assert len(many.captured_queries) - len(few.captured_queries) == 12 - 2
+
+
+class SideBySide:
+    """A provider whose calls may run at once (as Twilio's and SendGrid's): each call waits
+    until ``width`` calls are in flight together, so calls made one after another fail."""
+
+    name = "stub"
+    concurrent_calls = True
+
+    def __init__(self, width: int):
+        self.together = threading.Barrier(width, timeout=5)
+        self.calls: list[int] = []
+
+    def send(self, outgoing):
+        self.calls.append(outgoing.outbox_id)
+        self.together.wait()
+        return Accepted(provider_id=f"stub-{outgoing.outbox_id}")
+
+
+@pytest.mark.django_db
+def test_calls_that_may_run_at_once_go_out_side_by_side_marked_once_per_group(
+    monkeypatch, settings
+):
+    settings.SEND_CONCURRENCY = 4
+    provider = SideBySide(width=4)
+    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
+    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    claimed = claimed_messages(8)
+
+    with CaptureQueriesContext(connection) as queries:
+        statuses = messages_send(message_ids=claimed, now=RUN_AT)
+
+    assert statuses == dict.fromkeys(claimed, MessageStatus.SENT)
+    assert sorted(provider.calls) == sorted(claimed)
+    # Four calls started together after one committed mark of the four.
+    marks = [
+        q
+        for q in queries.captured_queries
+        if q["sql"].startswith("UPDATE") and "provider_called_at" in q["sql"].split("WHERE")[0]
+    ]
+    assert len(marks) == 2
+    assert set(OutboundMessage.objects.values_list("provider_id", flat=True)) == {
+        f"stub-{pk}" for pk in claimed
+    }
+
+
+@pytest.mark.django_db
+def test_a_group_calls_only_the_messages_its_mark_won(monkeypatch, settings):
+    settings.SEND_CONCURRENCY = 3
+    provider = SideBySide(width=1)
+    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
+    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    taken, *rest = claimed_messages(4)
+    real_judge = send._judge
+
+    def judge(*args, **kwargs):
+        judged = real_judge(*args, **kwargs)
+        # Another task marked one of them between this batch's judging and its calls.
+        OutboundMessage.objects.filter(pk=taken).update(provider_called_at=RUN_AT)
+        return judged
+
+    monkeypatch.setattr(send, "_judge", judge)
+    statuses = messages_send(message_ids=[taken, *rest], now=RUN_AT)
+
+    assert sorted(provider.calls) == sorted(rest)
+    assert statuses[taken] == MessageStatus.SENDING  # left to the task that marked it
+    assert [statuses[pk] for pk in rest] == [MessageStatus.SENT] * 3
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_group_mark_reads_its_messages_by_key_when_every_message_is_sending():
+    """Statistics taken while the messages were queued say few are sending; in a big send all
+    of them are. The mark must not read them all through the status index."""
+    claimed = claimed_messages(40)
+    # Thousands of messages already sent: reading four by key is the only cheap way.
+    model = OutboundMessage.objects.get(pk=claimed[0])
+    OutboundMessage.objects.bulk_create(
+        OutboundMessage(
+            practice_id=model.practice_id,
+            patient_id=model.patient_id,
+            channel=model.channel,
+            to=model.to,
+            body=model.body,
+            status=MessageStatus.SENT,
+            scheduled_for=model.scheduled_for,
+        )
+        for _ in range(3000)
+    )
+    OutboundMessage.objects.filter(pk__in=claimed).update(status=MessageStatus.QUEUED)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OutboundMessage._meta.db_table}")
+    OutboundMessage.objects.filter(pk__in=claimed).update(status=MessageStatus.SENDING)
+    seen: list[tuple[str, list]] = []
+
+    def spy(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and "provider_called_at" in sql:
+            seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    try:
+        with connection.execute_wrapper(spy):
+            marked = deliver._marks_set(claimed[:4], RUN_AT)
+    finally:
+        monkey.undo()
+
+    assert marked == set(claimed[:4])
+    [(sql, params)] = seen
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "outbox_due" not in plan
+    assert "pkey" in plan
 
 
 @pytest.mark.django_db
