@@ -283,3 +283,16 @@ def test_provider_for_reuses_one_http_session_per_account(settings):
     assert provider_for("email", practice) is provider_for("email", other)
     settings.SENDGRID_API_KEY = "SG.another"
     assert provider_for("email", practice).client.api_key == "SG.another"
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_outbox_pages_leave_room_for_the_rewrites_of_a_send():
+    # The mark and the re-check change no indexed column: with room on the row's page they
+    # are HOT updates (no entry in the table's fifteen indexes).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s",
+            [OutboundMessage._meta.db_table],
+        )
+        assert cursor.fetchone()[0] == ["fillfactor=80"]
