@@ -29,9 +29,9 @@ from django.db import connection, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from messaging.models import MessageEvent, MessageStatus, OutboundMessage, UnsubscribeToken
+from messaging.models import MessageStatus, OutboundMessage, UnsubscribeToken
 from messaging.outbox.asking import confirmations_request
-from messaging.outbox.status import may_move, message_transition
+from messaging.outbox.status import may_move, message_events_insert, message_transition
 from messaging.providers import provider_for
 from messaging.providers.base import Accepted, Outgoing, Provider, ProviderError
 from messaging.unsubscribe import unsubscribe_url, unsubscribe_url_for
@@ -298,16 +298,11 @@ def _sent_record(
             message.updated_at = updated_at
             moved.append((message, provider, answer))
         _sent_update(moved, now, updated_at)
-        MessageEvent.objects.bulk_create(
-            MessageEvent(
-                practice_id=message.practice_id,
-                message=message,
-                status=MessageStatus.SENT,
-                reason="",
-                at=now,
-                source=provider.name,
-            )
-            for message, provider, _ in moved
+        message_events_insert(
+            [(message.practice_id, message.pk, provider.name) for message, provider, _ in moved],
+            status=MessageStatus.SENT,
+            reason="",
+            at=now,
         )
         # A text that asked the patient to confirm went out (DESIGN §7).
         confirmations_request(

@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 
-from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SendAllowance
-from messaging.outbox.status import messages_transition
+from messaging.models import MessageStatus, OutboundMessage, SendAllowance
+from messaging.outbox.status import message_events_insert, messages_transition
 from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time
 from trackstat.models import Practice
 
@@ -246,31 +246,10 @@ def _allowances_save(taken: list[SendAllowance]) -> None:
 
 def _claimed_events_record(claimed: dict[int, list[int]], now: dt.datetime) -> None:
     """Each claimed message's ``sending`` event (from the engine), in practice order then
-    the claim's order. On PostgreSQL one INSERT from arrays, not a model per event."""
-    pairs = [(practice_id, pk) for practice_id, ids in claimed.items() for pk in ids]
-    if connection.vendor != "postgresql":
-        MessageEvent.objects.bulk_create(
-            MessageEvent(
-                practice_id=practice_id,
-                message_id=message_id,
-                status=MessageStatus.SENDING,
-                at=now,
-                source="engine",
-            )
-            for practice_id, message_id in pairs
-        )
-        return
-    table = MessageEvent._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (practice_id, message_id, status, reason, at, source) "  # noqa: S608
-            "SELECT v.practice_id, v.message_id, %s, '', %s, 'engine' "
-            "FROM unnest(%s::bigint[], %s::bigint[]) WITH ORDINALITY "
-            "AS v(practice_id, message_id, n) ORDER BY v.n",
-            [
-                MessageStatus.SENDING,
-                now,
-                [practice_id for practice_id, _ in pairs],
-                [message_id for _, message_id in pairs],
-            ],
-        )
+    the claim's order."""
+    message_events_insert(
+        [(practice_id, pk, "engine") for practice_id, ids in claimed.items() for pk in ids],
+        status=MessageStatus.SENDING,
+        reason="",
+        at=now,
+    )
