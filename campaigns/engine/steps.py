@@ -40,6 +40,7 @@ from messaging.outbox.window import next_sending_time
 from messaging.unsubscribe import unsubscribe_token_new, unsubscribe_url
 from patients.models import Appointment, Lookup, Patient, PatientStatus
 from trackstat.bulk import models_insert
+from trackstat.planner import reads_by_key
 
 BATCH = 500
 # The most due enrollments one pass reads (``steps_materialize``).
@@ -239,18 +240,6 @@ def _providers_attach(patients: Iterable[Patient], appointments: Iterable[Appoin
             appointment.provider = providers[appointment.provider_id]
 
 
-def _by_key_only() -> None:
-    """Let the batch's transaction read the enrollments (and every table) by index only
-    (PostgreSQL). Its statements each touch the batch's few hundred rows, but where the
-    statistics have not yet seen the enrollments a run just made (autovacuum analyzes them
-    later), PostgreSQL plans a scan of the whole table for each: a cost per batch that grows
-    with the table, so with the square of the due steps over a tick. Only in a transaction of
-    its own (a caller's enclosing transaction keeps its planner settings)."""
-    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_seqscan = off")
-
-
 def _due_ids(now: dt.datetime, practice_ids: Collection[int] | None) -> list[int]:
     """The ids of the enrollments whose next step is due, in due order (not locked)."""
     due = Enrollment.objects.filter(
@@ -263,7 +252,8 @@ def _due_ids(now: dt.datetime, practice_ids: Collection[int] | None) -> list[int
 
 @transaction.atomic
 def _batch(now: dt.datetime, ids: list[int]) -> tuple[int, int, int]:
-    _by_key_only()
+    # The enrollments a run just made are not in the statistics yet: read by key.
+    reads_by_key()
     # Lock the batch's enrollments by primary key, skipping those another tick holds, and
     # keep those still due (another tick may have moved some on since the pass read them).
     # Due-ness is checked here, not in the statement: with it there, PostgreSQL may read the

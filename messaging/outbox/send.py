@@ -36,6 +36,7 @@ from messaging.outbox.deliver import (
 from messaging.outbox.footer import stop_footer_keep, stop_footers_add
 from messaging.outbox.status import message_transition
 from messaging.outbox.window import WINDOWED_CHANNELS, next_sending_time
+from trackstat.planner import reads_by_key
 
 # What the outbox's own re-check reads of every message.
 RELATED = ("practice", "patient")
@@ -98,6 +99,10 @@ def _judge(
     outgoing: list[OutboundMessage] = []
     related = sorted({*RELATED, *(path for check in checks for path in check.related)})
     with transaction.atomic():
+        # Patients, enrollments and messages a big import or run just wrote are not in the
+        # statistics yet: without this the locking read joined the batch to a scan of every
+        # patient (6.3 ms for 50 messages after 15,000 new patients, 1.8 ms by key).
+        reads_by_key()
         # Locked in id order, so two batches sharing messages (a duplicate task) never
         # deadlock: the second waits, then finds them handled.
         messages = list(
