@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -128,6 +127,9 @@ def messages_deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[
     providers: dict[tuple[str, int], Provider] = {}
     ready: list[tuple[OutboundMessage, Provider, Outgoing]] = []
     accepted: list[tuple[OutboundMessage, Provider, Accepted]] = []
+    # The batch's own threads, shut down with it: none outlives the task (a process that
+    # forks later, as the benchmarks' data generator does, must hold no threads).
+    threads: list[ThreadPoolExecutor] = []
     try:
         for message in messages:
             practice = message.practice
@@ -166,7 +168,8 @@ def messages_deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[
                         .first()
                     )
             calls = [(m, provider, outgoing) for m, provider, outgoing in group if m.pk in marked]
-            for (message, provider, _), outcome in zip(calls, _calls(calls), strict=True):
+            outcomes = _calls(calls, threads)
+            for (message, provider, _), outcome in zip(calls, outcomes, strict=True):
                 message.provider_called_at = now
                 if isinstance(outcome, Accepted):
                     accepted.append((message, provider, outcome))
@@ -183,6 +186,8 @@ def messages_deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[
                     unanswered = ProviderError("unexpected_error", ambiguous=True)
                     statuses[message.pk] = _failed(message.pk, unanswered, now)
     finally:
+        for pool in threads:
+            pool.shutdown()  # every call has answered or timed out by now, or soon will
         # What the provider accepted is recorded whatever happened after (an error, the
         # worker stopping): an accepted message must never end unknown, then failed.
         if accepted:
@@ -247,21 +252,17 @@ def _call(provider: Provider, outgoing: Outgoing) -> Accepted | Exception:
         return error
 
 
-# The threads that run provider calls side by side, made in the process that uses them (a
-# Celery child is forked from a parent that never sends).
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None
-
-
-def _calls(calls: list[tuple[OutboundMessage, Provider, Outgoing]]) -> list[Accepted | Exception]:
-    """Each call's answer, or what it raised: at once on the send threads when there are
-    several (they touch no database), else here."""
-    global _pool
+def _calls(
+    calls: list[tuple[OutboundMessage, Provider, Outgoing]], threads: list[ThreadPoolExecutor]
+) -> list[Accepted | Exception]:
+    """Each call's answer, or what it raised: at once when there are several (on the batch's
+    threads, ``threads``: made at the first group that needs them; the calls touch no
+    database), else here."""
     if len(calls) < 2:
         return [_call(provider, outgoing) for _, provider, outgoing in calls]
-    size = max(1, settings.SEND_CONCURRENCY)
-    if _pool is None or _pool[:2] != (os.getpid(), size):
-        _pool = (os.getpid(), size, ThreadPoolExecutor(size, thread_name_prefix="send"))
-    futures = [_pool[2].submit(_call, provider, outgoing) for _, provider, outgoing in calls]
+    if not threads:
+        threads.append(ThreadPoolExecutor(settings.SEND_CONCURRENCY, thread_name_prefix="send"))
+    futures = [threads[0].submit(_call, provider, outgoing) for _, provider, outgoing in calls]
     return [future.result() for future in futures]
 
 
