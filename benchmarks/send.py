@@ -119,23 +119,16 @@ def _descendants(pid: int) -> list[int]:
     return [pid for child in found for pid in (child, *_descendants(child))]
 
 
-def _cpu(pid: int) -> float:
+def _cpu(pid: int, *, exited_children: bool = False) -> float:
+    """CPU seconds ``pid`` has used, or (``exited_children``) its children that have exited
+    and been waited for."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rpartition(")")[2].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu(pid: int) -> float:
-    """CPU seconds of ``pid``'s children that have exited (and been waited for)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    first = 13 if exited_children else 11  # cutime, cstime; else utime, stime
+    return (int(fields[first]) + int(fields[first + 1])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_snapshot(groups: dict[str, list[int]], database: str) -> dict[str, float]:
@@ -162,7 +155,7 @@ def cpu_snapshot(groups: dict[str, list[int]], database: str) -> dict[str, float
                             postmaster = int(stat.read().rpartition(")")[2].split()[1])
             except OSError:
                 continue
-    snapshot[EXITED_BACKENDS] = _children_cpu(postmaster) if postmaster else 0.0
+    snapshot[EXITED_BACKENDS] = _cpu(postmaster, exited_children=True) if postmaster else 0.0
     with open("/proc/stat") as stat:
         times = [int(value) for value in stat.readline().split()[1:9]]
     busy = sum(times) - times[3] - times[4]  # all but idle and iowait

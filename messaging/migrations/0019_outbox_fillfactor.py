@@ -9,18 +9,7 @@ the table's fifteen indexes. Pages written from now on keep the room.
 
 from django.db import migrations
 
-TABLE = "messaging_outboundmessage"
-FILLFACTOR = 80
-
-
-def fillfactor_set(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE {TABLE} SET (fillfactor = {FILLFACTOR})")
-
-
-def fillfactor_reset(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE {TABLE} RESET (fillfactor)")
+from trackstat.migration_ops import fillfactor
 
 
 class Migration(migrations.Migration):
@@ -29,5 +18,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(fillfactor_set, fillfactor_reset),
+        fillfactor("messaging_outboundmessage", 80),
     ]

@@ -11,17 +11,7 @@ free; with 30% free the backfill was faster again (21,519-22,030 rows/s against
 
 from django.db import migrations
 
-TABLE = "reports_recipientday"
-
-
-def fillfactor_set(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE {TABLE} SET (fillfactor = 70)")
-
-
-def fillfactor_reset(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(f"ALTER TABLE {TABLE} RESET (fillfactor)")
+from trackstat.migration_ops import fillfactor
 
 
 class Migration(migrations.Migration):
@@ -30,5 +20,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(fillfactor_set, fillfactor_reset),
+        fillfactor("reports_recipientday", 70),
     ]
