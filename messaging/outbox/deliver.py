@@ -168,12 +168,17 @@ def messages_deliver(messages: list[OutboundMessage], now: dt.datetime) -> dict[
                         .first()
                     )
             calls = [(m, provider, outgoing) for m, provider, outgoing in group if m.pk in marked]
-            outcomes = _calls(calls, threads)
-            for (message, provider, _), outcome in zip(calls, outcomes, strict=True):
+            outcomes = list(zip(calls, _calls(calls, threads), strict=True))
+            for (message, provider, _), outcome in outcomes:
                 message.provider_called_at = now
                 if isinstance(outcome, Accepted):
                     accepted.append((message, provider, outcome))
-                elif isinstance(outcome, ProviderError):
+            # The group's accepted ones are all listed for the record before any failure is
+            # written (a database error there must not lose an acceptance).
+            for (message, _, _), outcome in outcomes:
+                if isinstance(outcome, Accepted):
+                    continue
+                if isinstance(outcome, ProviderError):
                     statuses[message.pk] = _failed(message.pk, outcome, now)
                 else:
                     # The provider may have taken it: reconciled, never sent again blindly.

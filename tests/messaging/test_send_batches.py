@@ -9,14 +9,14 @@ import threading
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, SandboxMessage
 from messaging.outbox import deliver, send
 from messaging.outbox.send import messages_send
 from messaging.providers import provider_for
-from messaging.providers.base import Accepted
+from messaging.providers.base import Accepted, ProviderError
 from messaging.providers.sandbox import SandboxProvider
 from messaging.tasks import send_messages_task
 from patients.models import Patient
@@ -322,3 +322,29 @@ def test_the_batchs_locking_read_reaches_every_row_by_key(calls):
     assert set(statuses.values()) == {MessageStatus.DELIVERED}
     [plan] = plans
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_a_failure_written_first_never_loses_an_acceptance_of_its_group(monkeypatch, settings):
+    settings.SEND_CONCURRENCY = 2
+    refused, taken = claimed_messages(2)
+
+    class Provider(SideBySide):
+        def send(self, outgoing):
+            super().send(outgoing)
+            if outgoing.outbox_id == refused:
+                raise ProviderError("21211", "HTTP 400")
+            return Accepted(provider_id=f"stub-{outgoing.outbox_id}")
+
+    provider = Provider(width=2)
+    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
+    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+
+    def failed(*args, **kwargs):
+        raise DatabaseError("the database went away while writing the failure")
+
+    monkeypatch.setattr("messaging.outbox.deliver._failed", failed)
+    with pytest.raises(DatabaseError):
+        messages_send(message_ids=[refused, taken], now=RUN_AT)
+
+    assert OutboundMessage.objects.get(pk=taken).status == MessageStatus.SENT
