@@ -348,3 +348,18 @@ def test_a_failure_written_first_never_loses_an_acceptance_of_its_group(monkeypa
         messages_send(message_ids=[refused, taken], now=RUN_AT)
 
     assert OutboundMessage.objects.get(pk=taken).status == MessageStatus.SENT
+
+
+@pytest.mark.django_db
+def test_no_send_thread_outlives_its_batch(monkeypatch, settings):
+    # A process that forks later (the benchmarks' data generator does) must hold no threads.
+    settings.SEND_CONCURRENCY = 2
+    provider = SideBySide(width=2)
+    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
+    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    claimed = claimed_messages(4)
+
+    statuses = messages_send(message_ids=claimed, now=RUN_AT)
+
+    assert set(statuses.values()) == {MessageStatus.SENT}
+    assert [t.name for t in threading.enumerate() if t.name.startswith("send")] == []
