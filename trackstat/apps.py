@@ -15,4 +15,7 @@ class TrackstatConfig(AppConfig):
     verbose_name = "TrackStat tenancy"
 
     def ready(self) -> None:
+        from trackstat.lookups import lookups_register
+
+        lookups_register()
         post_migrate.connect(cache_tables_create, sender=self)

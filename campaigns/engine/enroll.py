@@ -51,7 +51,9 @@ def campaigns_run_due(
     due_days = {h.pk: day for h in heads if (day := _due_day(h, now)) is not None}
     # Today's runs of every due campaign in one query, not one per campaign and tick.
     ran = set(
-        CampaignRun.objects.filter(campaign_id__in=due_days, local_date__in=set(due_days.values()))
+        CampaignRun.objects.filter(
+            campaign_id__any=due_days, local_date__any=set(due_days.values())
+        )
         .values_list("campaign_id", "local_date")
         .order_by()
     )
@@ -68,7 +70,7 @@ def campaigns_run_due(
         plan.finish()
         return runs, enrolled
     campaigns = (
-        Campaign.objects.filter(pk__in=to_run, enabled=True, sent_at__isnull=True)
+        Campaign.objects.filter(pk__any=to_run, enabled=True, sent_at__isnull=True)
         .select_related("practice")
         # A plain list (to_attr): campaign.steps.all() makes a related manager per call.
         .prefetch_related(Prefetch("steps", to_attr="step_list"))

@@ -59,7 +59,7 @@ def goals_apply(
     if practice is not None:
         campaigns = campaigns.filter(practice=practice)
     if practice_ids is not None:
-        campaigns = campaigns.filter(practice_id__in=practice_ids)
+        campaigns = campaigns.filter(practice_id__any=practice_ids)
     # One read of the campaigns with either goal; then one query per distinct
     # future_appointment goal (its purpose and provider filters), not per campaign: the goal's
     # condition does not depend on the campaign otherwise; and one for the confirmed goals,
@@ -75,17 +75,17 @@ def goals_apply(
     ids: list[int] = []
     if confirmed_campaigns:
         confirmed = Enrollment.objects.filter(
-            campaign_id__in=confirmed_campaigns, state=EnrollmentState.ACTIVE
+            campaign_id__any=confirmed_campaigns, state=EnrollmentState.ACTIVE
         ).filter(confirmed_q())
         if patient_ids is not None:
-            confirmed = confirmed.filter(patient_id__in=patient_ids)
+            confirmed = confirmed.filter(patient_id__any=patient_ids)
         ids += confirmed.order_by().values_list("pk", flat=True)
     for goal, campaign_ids in by_goal.values():
         enrollments = Enrollment.objects.filter(
-            campaign_id__in=campaign_ids, state=EnrollmentState.ACTIVE
+            campaign_id__any=campaign_ids, state=EnrollmentState.ACTIVE
         )
         if patient_ids is not None:
-            enrollments = enrollments.filter(patient_id__in=patient_ids)
+            enrollments = enrollments.filter(patient_id__any=patient_ids)
         ids += (
             enrollments.filter(future_appointment_q(goal, now))
             .order_by()
@@ -110,7 +110,7 @@ def enrollments_exit(
     """
     if not enrollment_ids:
         return 0
-    exited = Enrollment.objects.filter(pk__in=enrollment_ids, state__in=states).update(
+    exited = Enrollment.objects.filter(pk__any=enrollment_ids, state__in=states).update(
         state=EnrollmentState.EXITED,
         exit_reason=reason,
         exited_at=now,
@@ -118,7 +118,7 @@ def enrollments_exit(
         report_pending=reason == "goal_met",  # a conversion, for the reports
     )
     queued = OutboundMessage.objects.filter(
-        Q(status=MessageStatus.QUEUED), enrollment_id__in=enrollment_ids
+        Q(status=MessageStatus.QUEUED), enrollment_id__any=enrollment_ids
     )
     messages_transition(
         messages=queued,

@@ -107,7 +107,7 @@ def _candidates(practice_ids: Collection[int] | None):
     has_steps = Exists(MessageStep.objects.filter(campaign_id=OuterRef("pk")))
     campaigns = Campaign.objects.filter(has_steps, enabled=True, sent_at__isnull=True)
     if practice_ids is not None:
-        campaigns = campaigns.filter(practice_id__in=practice_ids)
+        campaigns = campaigns.filter(practice_id__any=practice_ids)
     return campaigns
 
 
@@ -135,7 +135,7 @@ def _heads_with_versions(pks: list[int]) -> Iterable[tuple[tuple[str, str], Head
     practices = Practice._meta.db_table
     candidates = (
         _candidates(None)
-        .filter(pk__in=pks)
+        .filter(pk__any=pks)
         .annotate(
             campaign_version=RawSQL(_VERSION.format(campaigns), []),  # noqa: S611 - constant
             practice_version=RawSQL(  # noqa: S611 - constant

@@ -111,9 +111,9 @@ def _addresses_taken(
             )
     held = (
         OutboundMessage.objects.filter(
-            campaign_id__in={key[0] for key in keys},
-            address_key__in={key[2] for key in keys},
-            local_day__in={key[3] for key in keys},
+            campaign_id__any={key[0] for key in keys},
+            address_key__any={key[2] for key in keys},
+            local_day__any={key[3] for key in keys},
         )
         .exclude(status__in=NOT_RECEIVED)
         .values_list("campaign_id", "channel", "address_key", "local_day")
@@ -246,7 +246,7 @@ def _due_ids(now: dt.datetime, practice_ids: Collection[int] | None) -> list[int
         state=EnrollmentState.ACTIVE, next_step_at__lte=now, campaign__enabled=True
     )
     if practice_ids is not None:
-        due = due.filter(practice_id__in=practice_ids)
+        due = due.filter(practice_id__any=practice_ids)
     return list(due.order_by("next_step_at", "id").values_list("id", flat=True)[:PASS])
 
 
@@ -259,7 +259,7 @@ def _batch(now: dt.datetime, ids: list[int]) -> tuple[int, int, int]:
     # Due-ness is checked here, not in the statement: with it there, PostgreSQL may read the
     # whole due range of the due-steps index to find the batch's few rows.
     locked = (
-        Enrollment.objects.filter(pk__in=ids, campaign__enabled=True)
+        Enrollment.objects.filter(pk__any=ids, campaign__enabled=True)
         .select_for_update(skip_locked=True, of=("self",))
         .order_by()
         .values_list("id", "state", "next_step_at")
@@ -274,7 +274,7 @@ def _batch(now: dt.datetime, ids: list[int]) -> tuple[int, int, int]:
     commit_async()  # a batch a crash lost is materialized again by the next tick
     # Each related table read by primary key on its own (not joined): plans that stay
     # cheap whatever the statistics say.
-    enrollments = list(Enrollment.objects.filter(pk__in=claimed).order_by("next_step_at", "id"))
+    enrollments = list(Enrollment.objects.filter(pk__any=claimed).order_by("next_step_at", "id"))
     patients = Patient.objects.in_bulk({e.patient_id for e in enrollments})
     appointments = Appointment.objects.in_bulk(
         {e.appointment_id for e in enrollments if e.appointment_id}

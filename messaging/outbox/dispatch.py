@@ -58,7 +58,7 @@ def messages_dispatch(
     """
     outbox = OutboundMessage.objects.all()
     if practice_ids is not None:
-        outbox = outbox.filter(practice_id__in=practice_ids)
+        outbox = outbox.filter(practice_id__any=practice_ids)
     _expire(outbox, now)
     _recover(outbox, now)
     practices = sorted(
@@ -120,7 +120,7 @@ def _allowances_lock(practice_ids: list[int], now: dt.datetime) -> dict[int, Sen
     allowances = {
         allowance.pk: allowance
         for allowance in SendAllowance.objects.select_for_update()
-        .filter(pk__in=practice_ids)
+        .filter(pk__any=practice_ids)
         .order_by("pk")
     }
     for allowance in allowances.values():
@@ -184,7 +184,7 @@ def _claim(practice_ids: list[int], now: dt.datetime) -> dict[int, list[int]]:
     windows = {
         pk: (start, end, zone)
         for pk, start, end, zone in Practice.objects.filter(
-            pk__in={practice for _id, practice, _channel in rows}
+            pk__any={practice for _id, practice, _channel in rows}
         ).values_list("pk", "sending_window_start", "sending_window_end", "time_zone")
     }
     claimed: dict[int, list[int]] = defaultdict(list)
@@ -206,10 +206,10 @@ def _claim(practice_ids: list[int], now: dt.datetime) -> dict[int, list[int]]:
     # the waiting texts of a practice all wait for the same window, and every claimed
     # message gets the same status and claim.
     for at, ids in waits.items():
-        OutboundMessage.objects.filter(pk__in=ids).update(scheduled_for=at)
+        OutboundMessage.objects.filter(pk__any=ids).update(scheduled_for=at)
     every = [pk for ids in claimed.values() for pk in ids]
     if every:
-        OutboundMessage.objects.filter(pk__in=every).update(
+        OutboundMessage.objects.filter(pk__any=every).update(
             status=MessageStatus.SENDING,
             claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS),
             attempts=F("attempts") + 1,
