@@ -2,9 +2,11 @@
 
 ``reports.rollup`` counts a batch message by message in Python, which works on every database
 (SQLite is the embedded default). On PostgreSQL the same batch is one statement: it takes the
-oldest rows of the queue (``DELETE … RETURNING``, skipping rows another transaction holds and
-messages still in flight), works out each message's facts from every status it reached (its
-events), records them in its narrow facts row (the wide outbox row is never rewritten), adds
+oldest rows of the queue with their messages, skipping messages still in flight, and deletes
+them (``DELETE … RETURNING``; no row locks: one roll-up runs at a time and nothing else
+deletes queue rows), works out each message's facts from every status it reached (its
+events), records them in its narrow facts row (a plain insert the first time, else an update
+in place: no ``ON CONFLICT``; the wide outbox row is never rewritten), adds
 the new facts to the day counters and the skip counts (``INSERT … SELECT … GROUP BY …
 ON CONFLICT DO UPDATE``), and records the new recipient days with every ``prev_day`` kept
 right (index probes for the known days just before and after each new one) and their counts
@@ -67,30 +69,37 @@ def messages_count(
     counter_names = ", ".join(counters.values())
     counter_adds = ", ".join(f"{name} = t.{name} + excluded.{name}" for name in counters.values())
     sql = f"""
-    WITH claimed AS MATERIALIZED (
-        -- The rows this statement locked, deleted by their address (no index probe each).
-        DELETE FROM {queue} WHERE ctid = ANY(ARRAY(
-            SELECT q.ctid FROM {queue} q
-            WHERE NOT EXISTS (
-                SELECT 1 FROM {messages} o
-                WHERE o.id = q.message_id AND o.status = ANY(%(in_flight)s)
-            )
-            ORDER BY q.id LIMIT %(limit)s
-            FOR UPDATE OF q SKIP LOCKED
-        ))
+    WITH picked AS MATERIALIZED (
+        -- The oldest queue rows but those of messages still in flight, with their message
+        -- (read here once: the batch's columns come from this row). No row locks: one
+        -- roll-up runs at a time (``RollupState``), and nothing else deletes queue rows.
+        SELECT q.ctid AS tid, q.message_id, m.id, m.practice_id, m.campaign_id,
+            m.step_position, m.patient_id, m.channel, m.status, m.status_reason, m.sent_at,
+            m.scheduled_for, m.unsubscribed_at, m.enrollment_id, m.is_test
+        FROM {queue} q LEFT JOIN {messages} m ON m.id = q.message_id
+        WHERE (m.status = ANY(%(in_flight)s)) IS NOT TRUE
+        ORDER BY q.id LIMIT %(limit)s
+    ),
+    claimed AS MATERIALIZED (
+        -- Deleted by their address (no index probe each).
+        DELETE FROM {queue} WHERE ctid = ANY(ARRAY(SELECT tid FROM picked))
         RETURNING message_id
     ),
-    batch AS MATERIALIZED (SELECT DISTINCT message_id AS id FROM claimed),
+    batch AS MATERIALIZED (
+        SELECT DISTINCT ON (id) * FROM picked
+        WHERE id IS NOT NULL AND NOT is_test AND campaign_id IS NOT NULL
+        ORDER BY id
+    ),
     raw AS (
         SELECT m.id, m.practice_id, m.campaign_id, COALESCE(m.step_position, {NO_STEP}) AS step,
             m.patient_id, m.channel, m.status, m.status_reason, COALESCE(f.flags, 0) AS old,
-            f.day AS report_day, m.enrollment_id, en.id IS NOT NULL AS experiment,
+            f.day AS report_day, f.ctid AS facts_tid, m.enrollment_id,
+            en.id IS NOT NULL AS experiment,
             COALESCE(f.flags, 0) | COALESCE(r.bits, 0) | {_status_bits("m.status", status_facts)}
                 | CASE WHEN m.unsubscribed_at IS NOT NULL THEN {fact.UNSUBSCRIBED} ELSE 0 END
                 AS reached_facts,
             (COALESCE(m.sent_at, m.scheduled_for) AT TIME ZONE p.time_zone)::date AS local_day
-        FROM batch b
-        JOIN {messages} m ON m.id = b.id AND NOT m.is_test AND m.campaign_id IS NOT NULL
+        FROM batch m
         LEFT JOIN {facts} f ON f.message_id = m.id
         JOIN {practices} p ON p.id = m.practice_id
         -- Each message's events by an index probe (LATERAL), whatever the planner's idea of
@@ -110,15 +119,20 @@ def messages_count(
     ),
     counted AS MATERIALIZED (
         SELECT id, practice_id, campaign_id, step, patient_id, status, status_reason, facts,
-            enrollment_id, experiment, facts & ~old AS new,
+            facts_tid, enrollment_id, experiment, facts & ~old AS new,
             CASE WHEN facts & ~old <> 0 AND report_day IS NULL THEN local_day
                 ELSE report_day END AS day
         FROM with_facts
     ),
+    -- A message's facts row: inserted the first time, else rewritten in place by its
+    -- address (no other writer: one roll-up at a time), so no speculative insertion.
     marked AS (
-        INSERT INTO {facts} AS t (message_id, flags, day)
-        SELECT id, facts, day FROM counted WHERE new <> 0
-        ON CONFLICT (message_id) DO UPDATE SET flags = excluded.flags, day = excluded.day
+        INSERT INTO {facts} (message_id, flags, day)
+        SELECT id, facts, day FROM counted WHERE new <> 0 AND facts_tid IS NULL
+    ),
+    remarked AS (
+        UPDATE {facts} t SET flags = c.facts, day = c.day
+        FROM counted c WHERE c.new <> 0 AND c.facts_tid IS NOT NULL AND t.ctid = c.facts_tid
     ),
     days_added AS (
         INSERT INTO {day_stats} AS t

@@ -278,7 +278,7 @@ def test_a_set_wise_batch_sets_its_planner_settings_for_its_own_transaction_only
     seen = []
 
     def spy(execute, sql, params, many, context):
-        if sql.lstrip().startswith("WITH claimed"):
+        if sql.lstrip().startswith("WITH picked"):
             seen.append(settings())
         return execute(sql, params, many, context)
 
