@@ -155,6 +155,8 @@ def messages_count(
         SELECT DISTINCT c.practice_id, c.campaign_id, l.level, c.patient_id, c.day
         FROM counted c CROSS JOIN LATERAL (VALUES ({NO_STEP}), (c.step)) AS l(level)
         WHERE c.new & {fact.SENT} <> 0 AND c.patient_id IS NOT NULL
+        -- In the order of the index the probes below read.
+        ORDER BY c.campaign_id, c.patient_id, l.level, c.day
     ),
     -- Each of the batch's days with the patient's known days around it: the first known day
     -- after it (an index probe), and the latest known on or before it (the day itself when it
@@ -185,7 +187,7 @@ def messages_count(
     ),
     added AS MATERIALIZED (
         SELECT f.practice_id, f.campaign_id, f.level, f.patient_id, f.day, GREATEST(
-            lag(f.day) OVER (PARTITION BY f.campaign_id, f.level, f.patient_id ORDER BY f.day),
+            lag(f.day) OVER (PARTITION BY f.campaign_id, f.patient_id, f.level ORDER BY f.day),
             f.known_before
         ) AS prev
         FROM fresh f
@@ -205,11 +207,13 @@ def messages_count(
             AND f.patient_id = o.patient_id AND f.day < o.day
         GROUP BY o.id, o.tid, o.practice_id, o.campaign_id, o.level, o.day, o.prev_day
         HAVING GREATEST(o.prev_day, max(f.day)) IS DISTINCT FROM o.prev_day
+        ORDER BY o.tid  -- rewritten in the order of the table's pages
     ),
     recipients_added AS (
         INSERT INTO {recipient_days}
             (practice_id, campaign_id, step_position, patient_id, day, prev_day)
         SELECT practice_id, campaign_id, level, patient_id, day, prev FROM added
+        ORDER BY campaign_id, patient_id, level, day
     ),
     recipients_moved AS (
         -- By the row's address from the probe: a second index probe per row otherwise.
