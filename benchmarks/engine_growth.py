@@ -6,8 +6,8 @@ process, on one database): it makes its own database (BENCH_DATABASE_URL's name 
 ``benchmarks.generate`` (the same generator, seed and shape as the main run: only the number
 of practices differs), and times the full tick exactly as the main run's "one group of every
 practice" measure does: a fresh spawned process on freshly generated data
-(``benchmarks.engine.fanned_out_tick``), with that process's peak RSS, twice, each on a fresh
-copy of the data (the faster counts). The database is dropped afterwards.
+(``benchmarks.engine.fanned_out_tick``), with that process's peak RSS, ``GROWTH_RUNS`` times,
+each on a fresh copy of the data (the fastest counts). The database is dropped afterwards.
 
     uv run python -m benchmarks.engine_growth --practices 50 --per-practice 5000 --out F
 """
@@ -36,7 +36,7 @@ def main() -> None:
     from dj_database_url import parse
     from django.db import connection
 
-    from benchmarks.engine import _drop_database, growth_tick_twice
+    from benchmarks.engine import _drop_database, growth_tick_runs
     from benchmarks.generate import generate
 
     generated = generate(practices=args.practices, patients_per_practice=args.per_practice)
@@ -44,7 +44,7 @@ def main() -> None:
         cursor.execute("VACUUM ANALYZE")
     connection.close()  # the tick runs in its own process, on its own connection
     try:
-        tick = growth_tick_twice(url, parse(url)["NAME"])
+        tick = growth_tick_runs(url, parse(url)["NAME"])
     finally:
         _drop_database(url)
     point = {"patients": generated.patients, "practices": generated.practices, **tick}
