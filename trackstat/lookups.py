@@ -11,6 +11,8 @@ is ``IN (…)``. Registered on every field by ``TrackstatConfig.ready``.
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Field, ForeignObject
 from django.db.models.fields.related_lookups import RelatedIn
@@ -32,7 +34,10 @@ class _ArrayParameter:
         if not values:
             raise EmptyResultSet
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s::{field.cast_db_type(connection)}[])", (*lhs_params, values)
+        # The column's type without its modifiers: a cast to varchar(64) or numeric(10, 2)
+        # would cut or round a value, which then matches a row that ``__in`` would not.
+        base = re.sub(r"\(.*\)", "", field.cast_db_type(connection)).strip()
+        return f"{lhs} = ANY(%s::{base}[])", (*lhs_params, values)
 
 
 class AnyOf(_ArrayParameter, In):

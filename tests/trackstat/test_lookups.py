@@ -46,6 +46,15 @@ def test_any_is_the_same_rows_as_in(field, values):
     assert set(Appointment.objects.filter(**{f"{field}__any": chosen})) == expected
 
 
+def test_a_value_longer_than_the_column_is_not_cut_to_match():
+    rows = _appointments()
+    too_long = rows[0].external_id + "x" * 64  # over max_length (64), with a real id before
+    cut = too_long[:64]
+    AppointmentFactory(patient=rows[0].patient, external_id=cut)
+    assert not Appointment.objects.filter(external_id__in=[too_long]).exists()
+    assert not Appointment.objects.filter(external_id__any=[too_long]).exists()
+
+
 def test_any_of_nothing_is_no_row_and_no_query():
     _appointments()
     with CaptureQueriesContext(connection) as queries:
