@@ -114,14 +114,20 @@ class SideBySide:
         return Accepted(provider_id=f"stub-{outgoing.outbox_id}")
 
 
+def side_by_side(monkeypatch, settings, *, concurrency: int, width: int) -> SideBySide:
+    """Send through a ``SideBySide`` provider with ``SEND_CONCURRENCY = concurrency``."""
+    settings.SEND_CONCURRENCY = concurrency
+    provider = SideBySide(width=width)
+    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
+    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    return provider
+
+
 @pytest.mark.django_db
 def test_calls_that_may_run_at_once_go_out_side_by_side_marked_once_per_group(
     monkeypatch, settings
 ):
-    settings.SEND_CONCURRENCY = 4
-    provider = SideBySide(width=4)
-    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
-    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    provider = side_by_side(monkeypatch, settings, concurrency=4, width=4)
     claimed = claimed_messages(8)
 
     with CaptureQueriesContext(connection) as queries:
@@ -143,10 +149,7 @@ def test_calls_that_may_run_at_once_go_out_side_by_side_marked_once_per_group(
 
 @pytest.mark.django_db
 def test_a_group_calls_only_the_messages_its_mark_won(monkeypatch, settings):
-    settings.SEND_CONCURRENCY = 3
-    provider = SideBySide(width=1)
-    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
-    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    provider = side_by_side(monkeypatch, settings, concurrency=3, width=1)
     taken, *rest = claimed_messages(4)
     real_judge = send._judge
 
@@ -353,10 +356,7 @@ def test_a_failure_written_first_never_loses_an_acceptance_of_its_group(monkeypa
 @pytest.mark.django_db
 def test_no_send_thread_outlives_its_batch(monkeypatch, settings):
     # A process that forks later (the benchmarks' data generator does) must hold no threads.
-    settings.SEND_CONCURRENCY = 2
-    provider = SideBySide(width=2)
-    monkeypatch.setattr("messaging.outbox.deliver.provider_for", lambda channel, practice: provider)
-    monkeypatch.setattr("messaging.outbox.deliver.refuse_inside_a_transaction", lambda: None)
+    side_by_side(monkeypatch, settings, concurrency=2, width=2)
     claimed = claimed_messages(4)
 
     statuses = messages_send(message_ids=claimed, now=RUN_AT)
